@@ -1,0 +1,293 @@
+"""Audio input: the one place where recordings are decoded.
+
+Every recording, whatever its container, codec, channel count or sample rate,
+becomes a mono ``float32`` wave in [-1, 1] at :data:`WORKING_RATE`. Anything
+that is not usable audio raises :class:`AudioError`, never a decoder's own
+exception, so callers can skip bad files with one ``except``.
+
+Decoding tries libsndfile (via soundfile) first: it is fast and sniffs the
+format from the content, so a FLAC named ``.wav`` still loads. What it cannot
+read (AAC/M4A, WebM, MP4, ...) goes to FFmpeg through PyAV.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Sample rate (Hz) of every wave handed to the feature pipeline.
+WORKING_RATE = 16_000
+
+#: File extensions treated as audio when scanning folders (lower case).
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".aiff", ".aif",
+)
+
+__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load", "trim_silence"]
+
+
+class AudioError(ValueError):
+    """An input that is not usable audio.
+
+    Parameters
+    ----------
+    source : str
+        The file name as given, or ``'<bytes>'``, ``'<stream>'``, ``'<array>'``.
+    reason : str
+        Why it cannot be used, e.g. ``'file not found'``.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot read audio {source!r}: {reason}")
+
+    def __reduce__(self):
+        # keeps the error picklable (DataLoader workers send it between processes)
+        return type(self), (self.source, self.reason)
+
+
+def load(source, sample_rate: int = WORKING_RATE) -> np.ndarray:
+    """Decode a recording to a mono wave.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes, bytearray or binary file object
+        A path, the encoded file's bytes, or an open binary file (read to its end).
+    sample_rate : int, optional
+        Rate of the returned wave in Hz, :data:`WORKING_RATE` by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D, C-contiguous ``float32`` samples, nominally in [-1, 1].
+
+    Raises
+    ------
+    AudioError
+        If the source is missing, empty, not decodable, has no samples or
+        contains NaN or infinite samples.
+    TypeError
+        If ``source`` is none of the accepted types.
+    """
+    name, data = _open(source)
+    samples, rate = _decode(data, name)
+    return from_array(samples, rate, sample_rate, source=name)
+
+
+def from_array(samples, sample_rate: int, target_rate: int = WORKING_RATE, source: str = "<array>") -> np.ndarray:
+    """Validate, downmix and resample samples already in memory.
+
+    Parameters
+    ----------
+    samples : array_like
+        1-D, or 2-D as ``(frames, channels)`` (soundfile's layout). A 2-D array
+        with ``shape[0] < shape[1]`` and ``shape[0] <= 8`` is taken as
+        ``(channels, frames)``. Integer dtypes are scaled to [-1, 1] by their
+        range; float values are kept as they are (not clipped).
+    sample_rate : int
+        Rate of ``samples`` in Hz.
+    target_rate : int, optional
+        Rate of the returned wave, :data:`WORKING_RATE` by default.
+    source : str, optional
+        Name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D, C-contiguous ``float32`` wave at ``target_rate`` (always a new array).
+
+    Raises
+    ------
+    AudioError
+        If the array is not numeric, has the wrong shape, no samples, non-finite
+        samples, or ``sample_rate`` is not a positive number.
+    """
+    _check_rate(target_rate, "target_rate")
+    try:
+        _check_rate(sample_rate, "sample_rate")
+    except ValueError as err:
+        raise AudioError(source, str(err)) from None
+    try:
+        x = np.asarray(samples)
+    except (ValueError, TypeError) as err:  # e.g. ragged nested lists
+        raise AudioError(source, f"not an array of samples ({_short(err)})") from None
+    x = _to_float(x, source)
+    if x.ndim == 2:
+        if x.shape[0] < x.shape[1] and x.shape[0] <= 8:
+            x = x.T  # (channels, frames): few rows, many columns
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 0 else x.reshape(0)
+    if x.size == 0:
+        raise AudioError(source, "no audio samples")
+    if not np.isfinite(x).all():
+        raise AudioError(source, "contains NaN or infinite samples")
+    if sample_rate != target_rate:
+        # downmixed first, so soxr resamples one channel instead of all of them
+        x = soxr.resample(x, sample_rate, target_rate, quality="HQ")
+    return np.array(x, dtype=np.float32, order="C")
+
+
+def trim_silence(wave: np.ndarray, top_db: float = 30.0, sample_rate: int = WORKING_RATE,
+                 margin_s: float = 0.05) -> np.ndarray:
+    """Cut leading and trailing silence, keeping a margin either side.
+
+    Parameters
+    ----------
+    wave : numpy.ndarray
+        1-D wave.
+    top_db : float, optional
+        Frames more than ``top_db`` decibels below the clip's peak are silence.
+    sample_rate : int, optional
+        Rate of ``wave``, used to turn ``margin_s`` into samples.
+    margin_s : float, optional
+        Seconds of the silence kept before the first and after the last
+        non-silent frame (bounded by the clip itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        A slice of ``wave``; ``wave`` itself if it is empty or entirely silent.
+    """
+    import librosa  # slow to import, and only training/plots trim
+
+    wave = np.asarray(wave)
+    if wave.size == 0 or not np.any(wave):
+        return wave
+    _, (start, end) = librosa.effects.trim(wave, top_db=top_db, frame_length=512, hop_length=128)
+    if end <= start:
+        return wave
+    margin = int(round(margin_s * sample_rate))
+    return wave[max(0, start - margin): min(len(wave), end + margin)]
+
+
+def is_audio_file(path) -> bool:
+    """True if ``path`` has an audio extension (case-insensitive); the file is not opened."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _open(source) -> tuple[str, str | io.BytesIO]:
+    """Name ``source`` and check it cheaply: ``(name, path or in-memory file)``."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        name = os.fsdecode(path)
+        if not os.path.exists(path):
+            raise AudioError(name, "file not found")
+        if os.path.isdir(path):
+            raise AudioError(name, "is a directory, not a file")
+        try:
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise AudioError(name, err.strerror or str(err)) from None
+        if size == 0:
+            raise AudioError(name, "empty file")
+        return name, path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, data = "<bytes>", bytes(source)
+    elif hasattr(source, "read"):
+        # read whole: both decoders can then rewind, even on pipes and sockets
+        name = source.name if isinstance(getattr(source, "name", None), str) else "<stream>"
+        try:
+            data = source.read()
+        except (OSError, ValueError) as err:
+            raise AudioError(name, f"cannot read the file object ({err})") from None
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"file object {name!r} must be opened in binary mode")
+    else:
+        raise TypeError(f"cannot load audio from a {type(source).__name__}; pass a path, bytes or a binary file")
+    if not data:
+        raise AudioError(name, "empty file")
+    return name, io.BytesIO(data)
+
+
+def _decode(data: str | io.BytesIO, name: str) -> tuple[np.ndarray, float]:
+    """Decode a whole file: ``(float32 array (frames, channels), rate)``.
+
+    The one entry point for decoders; a block reader for long files belongs beside it.
+    """
+    try:
+        return _decode_soundfile(data)
+    except MemoryError:
+        raise
+    except Exception as err:  # any libsndfile failure means: let FFmpeg try
+        sf_reason = _short(getattr(err, "error_string", None) or err)
+    try:
+        return _decode_av(data)
+    except _NoAudio as err:
+        raise AudioError(name, str(err)) from None
+    except MemoryError:
+        raise
+    except Exception as err:
+        av_reason = _short(getattr(err, "strerror", None) or err)
+        raise AudioError(name, f"not a decodable audio file (soundfile: {sf_reason}; ffmpeg: {av_reason})") from None
+
+
+def _decode_soundfile(data) -> tuple[np.ndarray, float]:
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    samples, rate = sf.read(data, dtype="float32", always_2d=True)
+    return samples, rate
+
+
+class _NoAudio(Exception):
+    """FFmpeg opened the container but it holds no audio."""
+
+
+def _decode_av(data) -> tuple[np.ndarray, float]:
+    import av  # slow to import, and only needed for what libsndfile cannot read
+
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    with av.open(data, mode="r") as container:
+        if not container.streams.audio:
+            raise _NoAudio("no audio stream in the file")
+        stream = container.streams.audio[0]
+        # planar float, native layout and rate: to_ndarray() is then (channels, samples)
+        resampler = av.AudioResampler(format="fltp")
+        blocks, rate = [], None
+        for frame in container.decode(stream):
+            rate = rate or frame.sample_rate
+            blocks += [f.to_ndarray() for f in resampler.resample(frame)]
+        blocks += [f.to_ndarray() for f in resampler.resample(None)]
+    if not blocks:
+        raise _NoAudio("no audio samples")
+    return np.concatenate(blocks, axis=1).T, rate
+
+
+def _short(message) -> str:
+    """First line of a library message, without trailing punctuation."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else type(message).__name__
+    return text.rstrip(".")[:200]
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_rate(rate, what: str) -> None:
+    """A sample rate must be a positive, finite real number."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(rate) or rate <= 0:
+        raise ValueError(f"{what} must be a positive number of Hz, got {rate!r}")
+
+
+def _to_float(x: np.ndarray, source: str) -> np.ndarray:
+    """``x`` as floats: integers scaled to [-1, 1] by their dtype's range."""
+    if x.ndim not in (1, 2):
+        raise AudioError(source, f"expected a 1-D or 2-D array of samples, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.signedinteger):
+        return (x / float(-np.iinfo(x.dtype).min)).astype(np.float32)
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        half = (int(np.iinfo(x.dtype).max) + 1) // 2  # unsigned PCM is centred on half its range
+        return ((x - float(half)) / half).astype(np.float32)
+    if np.issubdtype(x.dtype, np.floating):
+        # values beyond float32's range become inf here and are then rejected
+        with np.errstate(over="ignore"):
+            return x.astype(np.float32, copy=False)
+    raise AudioError(source, f"samples must be real numbers, got dtype {x.dtype}")

@@ -1,0 +1,270 @@
+"""Command line: parses arguments, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+
+
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
+def expand_paths(items: list[str]) -> tuple[list[str], list[str]]:
+    """Files, folders (searched recursively for audio) and globs → (files, missing)."""
+    from .audio import is_audio_file
+
+    files, missing = [], []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(str(f) for f in p.rglob("*") if f.is_file() and is_audio_file(f))
+        elif p.is_file():
+            files.append(item)
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            if matches:
+                files += [m for m in matches if Path(m).is_file()]
+            else:
+                missing.append(item)
+    return files, missing
+
+
+def cmd_predict(args) -> int:
+    from .audio import AudioError
+    from .inference import Recognizer
+
+    files, missing = expand_paths(args.paths)
+    rec = Recognizer.load(args.model, threads=args.threads)
+    failures = [(m, "no such file, folder or glob match") for m in missing]
+    writer = _writer(args.format, rec.labels)
+    for src, result in rec.predict_many(files, batch_size=args.batch_size):
+        if isinstance(result, AudioError):
+            failures.append((src, result.reason))
+            print(f"emovox: skipped {src}: {result.reason}", file=sys.stderr)
+        else:
+            writer.row(result)
+    writer.close()
+    if failures:
+        print(f"emovox: {len(failures)} of {len(files) + len(missing)} inputs could not be read:", file=sys.stderr)
+        for src, why in failures:
+            print(f"  {src}: {why}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+class _writer:
+    """Prints predictions as a table, JSON (an array of rows) or CSV, one row at a time."""
+
+    def __init__(self, fmt: str, labels) -> None:
+        self.fmt, self.labels, self.first = fmt, labels, True
+        if fmt == "csv":
+            self.csv = csv.writer(sys.stdout)
+            self.csv.writerow(["path", "label", *labels])
+        elif fmt == "json":
+            sys.stdout.write("[")
+
+    def row(self, pred) -> None:
+        if self.fmt == "json":
+            sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(pred.to_dict()))
+        elif self.fmt == "csv":
+            self.csv.writerow([pred.path, pred.label, *(f"{pred.probabilities[l]:.4f}" for l in self.labels)])
+        else:
+            top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
+            others = "  ".join(f"{k} {v:.2f}" for k, v in top[1:])
+            print(f"{pred.path}\t{pred.label:<9} {pred.confidence:.2f}   ({others})")
+        self.first = False
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            sys.stdout.write("\n]\n" if not self.first else "]\n")
+
+
+def cmd_demo(args) -> int:
+    from .corpora.ravdess import parse_name
+    from .inference import Recognizer
+
+    rec = Recognizer.load(args.model, threads=args.threads)
+    clips = sorted(EXAMPLES.glob("*.flac"))
+    print(f"emovox {__import__('emovox').__version__}: bundled model on {len(clips)} bundled RAVDESS clips\n")
+    print(f"{'clip':<28} {'actor said':<10} {'emovox hears':<13} probability")
+    for clip in clips:
+        pred = rec.predict(clip)
+        print(f"{clip.name:<28} {parse_name(clip.name)['emotion']:<10} {pred.label:<13} {pred.confidence:.2f}")
+    print("\n(the examples come from RAVDESS, CC BY-NC-SA 4.0; the bundled model was trained on all its actors,"
+          "\n so these are seen speakers — see `emovox evaluate` for honest, actor-disjoint figures)")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from . import audio
+    from .plots import plot_clip
+
+    wave = audio.load(args.clip)
+    out = plot_clip(wave, audio.WORKING_RATE, args.output, title=Path(args.clip).name)
+    print(f"wrote {out}")
+    return 0
+
+
+def _config(args) -> dict:
+    from .config import load_config
+
+    overrides = list(args.set or [])
+    cfg = load_config(args.config, overrides)
+    if getattr(args, "data", None):
+        cfg["data"]["root"] = args.data
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from .splits import validation_speakers, make_folds
+    from .training.evaluate import load_dataset
+    from .training.trainer import train
+
+    cfg = _config(args)
+    if args.lr_from:
+        bounds = json.loads(Path(args.lr_from).read_text())
+        cfg["training"]["max_lr"] = bounds["upper"]
+        cfg["training"]["div_factor"] = bounds["upper"] / bounds["lower"]
+    _threads_from(cfg)
+    data = load_dataset(cfg)
+    if args.fold:
+        protocol, _, name = args.fold.partition(":")
+        folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
+                           seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+        fold = next((f for f in folds if f.name == f"{protocol}-{name}" or f.name == name), None)
+        if fold is None:
+            raise ValueError(f"no fold {args.fold!r}; e.g. emobox:1, loso:07, random:random")
+        train_idx, val_idx = fold.train, fold.val
+        print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
+    else:
+        speakers = sorted({u.speaker for u in data.utterances})
+        genders = {u.speaker: u.gender for u in data.utterances}
+        n_val = cfg["training"]["val_speakers"]
+        val_spk = set(validation_speakers(speakers, n_val, cfg["seed"], genders)) if n_val else set()
+        train_idx = [i for i, u in enumerate(data.utterances) if u.speaker not in val_spk]
+        val_idx = [i for i, u in enumerate(data.utterances) if u.speaker in val_spk]
+    print(f"training on {len(train_idx)} clips, validating on {len(val_idx)}")
+    result = train(cfg, args.out, data.subset(train_idx), data.subset(val_idx) if val_idx else None,
+                   resume=args.resume, provenance={"fold": args.fold or "all"})
+    print((Path(args.out) / "report.md").read_text())
+    print(f"model folder: {result.run_dir / 'best'}")
+    return 0
+
+
+def _threads_from(cfg: dict) -> None:
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+
+
+def cmd_lr_find(args) -> int:
+    from .plots import plot_lr_find
+    from .splits import validation_speakers
+    from .training.evaluate import load_dataset
+    from .training.trainer import find_lr
+
+    cfg = _config(args)
+    _threads_from(cfg)
+    data = load_dataset(cfg)
+    speakers = sorted({u.speaker for u in data.utterances})
+    genders = {u.speaker: u.gender for u in data.utterances}
+    n_val = cfg["training"]["val_speakers"]
+    val_spk = set(validation_speakers(speakers, n_val, cfg["seed"], genders)) if n_val else set()
+    rt = find_lr(cfg, data.subset([i for i, u in enumerate(data.utterances) if u.speaker not in val_spk]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_lr_find(rt.lrs, rt.losses, out / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
+    (out / "lr_find.json").write_text(json.dumps(rt.to_dict(), indent=2) + "\n")
+    print(f"suggested one-cycle bounds: lower {rt.lower:.2e}, upper (max_lr) {rt.upper:.2e}")
+    print(f"wrote {out / 'lr_find.png'}; use them with: emovox train --lr-from {out / 'lr_find.json'} ...")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .training.evaluate import evaluate, results_table
+
+    cfg = _config(args)
+    _threads_from(cfg)
+    res = evaluate(cfg, args.protocol, args.out, folds=args.folds.split(",") if args.folds else None)
+    print(results_table(res))
+    print(f"wrote {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emovox", description="Speech emotion recognition.")
+    p.add_argument("--version", action="version", version=f"emovox {__import__('emovox').__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_opts(sp):
+        sp.add_argument("--model", help="model folder (default: the bundled model)")
+        sp.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="CPU threads")
+
+    sp = sub.add_parser("predict", help="emotion of each file (files, folders, globs)")
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    sp.add_argument("--batch-size", type=int, default=16)
+    model_opts(sp)
+    sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("demo", help="predict the bundled example clips with the bundled model")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("show", help="waveform, spectrogram, mel-spectrogram and MFCC of a clip")
+    sp.add_argument("clip")
+    sp.add_argument("-o", "--output", required=True, help="PNG to write")
+    sp.set_defaults(func=cmd_show)
+
+    def config_opts(sp):
+        sp.add_argument("--config", help="YAML recipe (configs/*.yaml); defaults otherwise")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.epochs=5 (repeatable)")
+        sp.add_argument("--data", help="RAVDESS folder or zip (default: $EMOVOX_RAVDESS or ../shared/data/ravdess)")
+        sp.add_argument("--out", required=True, help="output folder")
+
+    sp = sub.add_parser("train", help="train a model; the run folder holds metrics, plots and checkpoints")
+    config_opts(sp)
+    sp.add_argument("--fold", help="train on one protocol fold, e.g. emobox:1 (default: all actors but validation)")
+    sp.add_argument("--lr-from", help="lr_find.json from `emovox lr-find`: use its bounds for the one-cycle run")
+    sp.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("lr-find", help="LR range test (Smith): plot and suggested one-cycle bounds")
+    config_opts(sp)
+    sp.set_defaults(func=cmd_lr_find)
+
+    sp = sub.add_parser("evaluate", help="run an evaluation protocol and print/save its table")
+    config_opts(sp)
+    sp.add_argument("--protocol", choices=["emobox", "random", "loso"], default="emobox")
+    sp.add_argument("--folds", help="comma-separated subset of folds, e.g. 1,2")
+    sp.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .audio import AudioError
+
+    try:
+        return args.func(args)
+    except (AudioError, FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"emovox: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emovox: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

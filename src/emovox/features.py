@@ -1,0 +1,199 @@
+"""Spectrogram, mel-spectrogram and MFCC images: the one place preprocessing lives.
+
+Training, evaluation, the CLI, the server and the ONNX export all call this module, so a
+model always sees the features it was trained on. Each transform has a functional form
+(:func:`extract`) and a module form (:class:`FeatureExtractor`); both take a batch of
+waveforms ``[batch, samples]`` at ``config.sample_rate`` and return images
+``[batch, channels, bins, frames]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+KINDS = ("spectrogram", "mel", "mfcc")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every setting that changes a feature image (and so its cache key).
+
+    Parameters
+    ----------
+    kind : ``"spectrogram"`` (linear power), ``"mel"`` or ``"mfcc"``.
+    sample_rate : working rate of the input waveform.
+    n_fft, win_length, hop_length : STFT settings in samples (Hann window, centred frames).
+    n_mels : mel bands (for ``mel`` and as the basis of ``mfcc``).
+    n_mfcc : cepstral coefficients kept.
+    f_min, f_max : mel band edges in Hz (``f_max=None``: Nyquist).
+    top_db : floor of each image, this many dB below its maximum (librosa's ``top_db``).
+    deltas : stack first and second time derivatives as extra channels.
+    normalize : standardise each image to zero mean and unit variance (gain invariance).
+    """
+
+    kind: str = "mel"
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 256
+    n_mels: int = 64
+    n_mfcc: int = 40
+    f_min: float = 0.0
+    f_max: float | None = None
+    top_db: float = 80.0
+    deltas: bool = False
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown feature kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
+
+    @property
+    def channels(self) -> int:
+        """Image channels: 1, or 3 with deltas."""
+        return 3 if self.deltas else 1
+
+    @property
+    def bins(self) -> int:
+        """Height of the image."""
+        return {"spectrogram": self.n_fft // 2 + 1, "mel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
+
+    def frames(self, n_samples: int) -> int:
+        """Width of the image for ``n_samples`` of audio (centred frames)."""
+        return 1 + n_samples // self.hop_length
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown feature settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """Short stable hash of the settings, for cache file names."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def mel_filterbank(config: FeatureConfig) -> np.ndarray:
+    """Slaney mel filters ``[n_mels, n_fft // 2 + 1]``, exactly librosa's."""
+    import librosa  # only needed when a pipeline is built
+
+    return librosa.filters.mel(
+        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+        fmin=config.f_min, fmax=config.f_max, htk=False, norm="slaney",
+    ).astype(np.float32)
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """Orthonormal DCT-II rows ``[n_mfcc, n_mels]`` (librosa's MFCC transform)."""
+    from scipy.fft import dct
+
+    return dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+
+
+def deltas(x: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Regression deltas along time (last axis), edges replicated (HTK formula)."""
+    n = torch.arange(-width, width + 1, dtype=x.dtype, device=x.device)
+    kernel = (n / (n * n).sum()).flip(0).view(1, 1, -1)
+    shape = x.shape
+    flat = torch.nn.functional.pad(x.reshape(-1, 1, shape[-1]), (width, width), mode="replicate")
+    return torch.nn.functional.conv1d(flat, kernel).reshape(shape)
+
+
+class FeatureExtractor(nn.Module):
+    """Waveforms ``[batch, samples]`` (or ``[samples]``) → images ``[batch, channels, bins, frames]``."""
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", torch.hann_window(config.win_length, periodic=True), persistent=False)
+        if config.kind in ("mel", "mfcc"):
+            self.register_buffer("mel", torch.from_numpy(mel_filterbank(config)), persistent=False)
+        if config.kind == "mfcc":
+            self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mfcc, config.n_mels)), persistent=False)
+
+    def power_db(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-power image in dB before normalisation and deltas: ``[batch, bins, frames]``."""
+        c = self.config
+        spec = torch.stft(
+            wave, c.n_fft, c.hop_length, c.win_length, self.window,
+            center=True, pad_mode="constant", return_complex=True,
+        )
+        power = spec.real.square() + spec.imag.square()
+        if c.kind != "spectrogram":
+            power = torch.matmul(self.mel, power)
+        db = 10.0 * torch.log10(power.clamp_min(1e-10))
+        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - c.top_db)
+        if c.kind == "mfcc":
+            db = torch.matmul(self.dct, db)
+        return db
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)
+        x = self.power_db(wave.float()).unsqueeze(1)
+        if self.config.normalize:
+            mean = x.mean(dim=(-2, -1), keepdim=True)
+            std = x.std(dim=(-2, -1), keepdim=True)
+            x = (x - mean) / (std + 1e-5)
+        if self.config.deltas:
+            d1 = deltas(x)
+            x = torch.cat([x, d1, deltas(d1)], dim=1)
+        return x
+
+
+def extract(wave, config: FeatureConfig) -> torch.Tensor:
+    """Functional form: a numpy or torch waveform (or batch) → feature image(s)."""
+    wave = torch.as_tensor(np.asarray(wave, dtype=np.float32)) if not torch.is_tensor(wave) else wave
+    with torch.no_grad():
+        return FeatureExtractor(config)(wave)
+
+
+def crop_or_pad(image: torch.Tensor, n_frames: int, offset: int | None = None) -> torch.Tensor:
+    """Fix the width of one image ``[channels, bins, frames]`` to ``n_frames``.
+
+    Longer images are cropped at ``offset`` (centre if ``None``); shorter ones are padded
+    with their minimum (the silence floor) on both sides, placed at ``offset`` if given.
+    """
+    width = image.shape[-1]
+    if width == n_frames:
+        return image
+    if width > n_frames:
+        start = (width - n_frames) // 2 if offset is None else offset
+        return image[..., start:start + n_frames]
+    left = (n_frames - width) // 2 if offset is None else offset
+    out = image.new_full((*image.shape[:-1], n_frames), float(image.min()))
+    out[..., left:left + width] = image
+    return out
+
+
+def windows(image: torch.Tensor, n_frames: int, hop_frames: int | None = None) -> torch.Tensor:
+    """Cut one image into fixed-width windows ``[n_windows, channels, bins, n_frames]``.
+
+    A clip no longer than ``n_frames`` gives one padded window; a longer one gives windows
+    every ``hop_frames`` (default half a window), the last aligned to the end, so every
+    frame is seen. Predictions average over the windows.
+    """
+    width = image.shape[-1]
+    if width <= n_frames:
+        return crop_or_pad(image, n_frames).unsqueeze(0)
+    hop = hop_frames or max(1, n_frames // 2)
+    starts = list(range(0, width - n_frames + 1, hop))
+    if starts[-1] != width - n_frames:
+        starts.append(width - n_frames)
+    return torch.stack([image[..., s:s + n_frames] for s in starts])

@@ -1,0 +1,3 @@
+from .recognizer import BUNDLED_MODEL, Prediction, Recognizer
+
+__all__ = ["BUNDLED_MODEL", "Prediction", "Recognizer"]

@@ -1,0 +1,30 @@
+"""The emotion vocabulary shared by every corpus, model and output."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The eight RAVDESS emotions, in the order of the model's outputs.
+EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "calm",
+    "happy",
+    "sad",
+    "angry",
+    "fearful",
+    "disgust",
+    "surprised",
+)
+
+
+def index_of(emotion: str, labels: tuple[str, ...] = EMOTIONS) -> int:
+    """Position of ``emotion`` in ``labels``; a clear error for unknown names."""
+    try:
+        return labels.index(emotion)
+    except ValueError:
+        raise ValueError(f"unknown emotion {emotion!r}; expected one of {', '.join(labels)}") from None
+
+
+def probabilities(probs: np.ndarray, labels: tuple[str, ...] = EMOTIONS) -> dict[str, float]:
+    """Map a probability vector to ``{emotion: probability}`` in label order."""
+    return {name: float(p) for name, p in zip(labels, probs)}

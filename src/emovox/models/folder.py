@@ -1,0 +1,77 @@
+"""A model is a folder: ``config.json`` + ``model.safetensors``. Loading never unpickles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..labels import EMOTIONS
+from ..pipeline import Pipeline
+from .registry import build_model
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class ModelBundle:
+    """A network with everything needed to reproduce its predictions."""
+
+    model: nn.Module
+    pipeline: Pipeline
+    labels: tuple[str, ...] = EMOTIONS
+    model_name: str = "resnet18"
+    model_options: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # provenance, calibration, metrics
+
+    def config(self) -> dict:
+        return {
+            "format": "emovox-model/1",
+            "labels": list(self.labels),
+            "model": {"name": self.model_name, **self.model_options},
+            "preprocessing": self.pipeline.to_dict(),
+            **self.extra,
+        }
+
+
+def new_bundle(pipeline: Pipeline, model_name: str = "resnet18", labels=EMOTIONS, **options) -> ModelBundle:
+    """A freshly initialised network for ``pipeline``'s feature images."""
+    model = build_model(model_name, len(labels), pipeline.features.channels, **options)
+    return ModelBundle(model, pipeline, tuple(labels), model_name, dict(options))
+
+
+def save_bundle(bundle: ModelBundle, folder: str | Path, *, half: bool = False) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (float16 weights when ``half``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in bundle.model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(folder / WEIGHTS_NAME))
+    (folder / CONFIG_NAME).write_text(json.dumps(bundle.config(), indent=2) + "\n")
+    return folder
+
+
+def load_bundle(folder: str | Path) -> ModelBundle:
+    """Read a model folder written by :func:`save_bundle` (weights returned as float32)."""
+    folder = Path(folder)
+    cfg_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for p in (cfg_path, weights):
+        if not p.is_file():
+            raise FileNotFoundError(f"{folder} is not an emovox model folder: {p.name} is missing")
+    cfg = json.loads(cfg_path.read_text())
+    model_cfg = dict(cfg["model"])
+    name = model_cfg.pop("name")
+    pipeline = Pipeline.from_dict(cfg["preprocessing"])
+    labels = tuple(cfg["labels"])
+    model = build_model(name, len(labels), pipeline.features.channels, **model_cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    model.load_state_dict(state)
+    model.eval()
+    extra = {k: v for k, v in cfg.items() if k not in ("format", "labels", "model", "preprocessing")}
+    return ModelBundle(model, pipeline, labels, name, model_cfg, extra)

@@ -1,0 +1,238 @@
+"""Train/validation/test splits over a list of utterances.
+
+Three protocols:
+
+* ``"emobox"``: the six speaker-independent RAVDESS folds of EmoBox (Ma et al. 2024),
+  four actors tested per fold (:data:`EMOBOX_RAVDESS_FOLDS`);
+* ``"loso"``: leave one speaker out, one fold per speaker;
+* ``"random"``: one file-level split stratified by emotion (speakers shared between
+  train and test: optimistic, for comparison with papers that report it).
+
+For the speaker protocols, validation speakers are drawn (seeded, gender-balanced) from
+the training speakers, so no speaker is in two of train/val/test. ``test_corpora``
+restricts val and test to some corpora (e.g. ``{"ravdess-speech"}``): utterances of other
+corpora go to train if their speaker trains, and are dropped otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from emovox.corpora.base import Utterance
+
+#: EmoBox's RAVDESS folds: fold number -> the four test actors.
+EMOBOX_RAVDESS_FOLDS: dict[int, tuple[str, ...]] = {
+    1: ("01", "11", "20", "21"),
+    2: ("04", "10", "12", "14"),
+    3: ("08", "09", "19", "23"),
+    4: ("03", "05", "07", "24"),
+    5: ("02", "15", "16", "18"),
+    6: ("06", "13", "17", "22"),
+}
+
+PROTOCOLS: tuple[str, ...] = ("emobox", "loso", "random")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One split: sorted indices into the utterance list it was made from.
+
+    Attributes
+    ----------
+    name : str
+        ``"emobox-1"``, ``"loso-07"``, ``"random"``.
+    train, val, test : tuple of int
+        Disjoint, sorted indices.
+    test_speakers : tuple of str
+        The held-out speakers (random protocol: the speakers present in ``test``).
+    val_speakers : tuple of str
+        The validation speakers; empty for the random protocol.
+    """
+
+    name: str
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    test_speakers: tuple[str, ...]
+    val_speakers: tuple[str, ...]
+
+
+def validation_speakers(train_speakers: Collection[str], n: int, seed: int,
+                        genders: dict[str, str] | None = None) -> tuple[str, ...]:
+    """Choose ``n`` validation speakers among the training speakers.
+
+    Parameters
+    ----------
+    train_speakers : collection of str
+        The candidates; the result depends only on their set, ``n``, ``seed`` and ``genders``.
+    n : int
+        How many; ``0 <= n < len(set(train_speakers))`` (at least one speaker must stay in train).
+    seed : int
+        Seed of the choice.
+    genders : dict, optional
+        ``{speaker: "male" | "female"}``; if given, take ``n // 2`` of each gender (the odd one,
+        or any shortfall, from the larger remaining group; ties go to female/male by seed).
+
+    Returns
+    -------
+    tuple of str
+        Sorted speaker ids.
+    """
+    pool = sorted(set(train_speakers))
+    if not 0 <= n < len(pool):
+        raise ValueError(f"n_val_speakers must be in 0..{len(pool) - 1} (training speakers: {len(pool)}), got {n}")
+    rng = np.random.default_rng(seed)
+    if genders is None:
+        return tuple(sorted(rng.permutation(pool)[:n].tolist()))
+    missing = [s for s in pool if s not in genders]
+    if missing:
+        raise ValueError(f"no gender for speakers {missing}")
+    groups = [rng.permutation([s for s in pool if genders[s] == g]).tolist() for g in ("male", "female")]
+    chosen: list[str] = []
+    turn = int(rng.integers(2))
+    while len(chosen) < n:
+        # take from the group with more speakers left to give; alternate on ties
+        left = [len(groups[0]), len(groups[1])]
+        taken = [sum(genders[s] == g for s in chosen) for g in ("male", "female")]
+        options = [i for i in (0, 1) if left[i]]
+        best = min(options, key=lambda i: (taken[i], -left[i], i != turn))
+        chosen.append(groups[best].pop(0))
+        turn = 1 - turn
+    return tuple(sorted(chosen))
+
+
+def _test_corpora(utts: Sequence[Utterance], test_corpora: Collection[str] | str | None) -> set[str]:
+    present = {u.corpus for u in utts}
+    if not utts:
+        raise ValueError("no utterances to split")
+    if test_corpora is None:
+        return present
+    wanted = {test_corpora} if isinstance(test_corpora, str) else set(test_corpora)
+    if not wanted or wanted - present:
+        raise ValueError(f"test_corpora {sorted(wanted)} must be a non-empty subset of the corpora present {sorted(present)}")
+    return wanted
+
+
+def _genders(utts: Sequence[Utterance]) -> dict[str, str]:
+    genders: dict[str, str] = {}
+    for u in utts:
+        if genders.setdefault(u.speaker, u.gender) != u.gender:
+            raise ValueError(f"speaker {u.speaker} has utterances of both genders (e.g. {u.path})")
+    return genders
+
+
+def _speaker_fold(name: str, utts: Sequence[Utterance], test_set: set[str], test_speakers: Collection[str],
+                  n_val: int, seed: int, genders: dict[str, str]) -> Fold:
+    """A fold holding out ``test_speakers``; val speakers among the others with test-corpus data."""
+    test_spk = set(test_speakers)
+    candidates = {u.speaker for u in utts if u.corpus in test_set} - test_spk
+    val_spk = set(validation_speakers(candidates, n_val, seed, genders))
+    train, val, test = [], [], []
+    for i, u in enumerate(utts):
+        if u.speaker in test_spk:
+            if u.corpus in test_set:
+                test.append(i)
+        elif u.speaker in val_spk:
+            if u.corpus in test_set:
+                val.append(i)
+        else:
+            train.append(i)
+    return Fold(name, tuple(train), tuple(val), tuple(test), tuple(sorted(test_spk)), tuple(sorted(val_spk)))
+
+
+def emobox_folds(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0,
+                 test_corpora: Collection[str] | None = None) -> list[Fold]:
+    """The six EmoBox RAVDESS folds (``"emobox-1"``..``"emobox-6"``).
+
+    Parameters
+    ----------
+    utts : sequence of Utterance
+        RAVDESS utterances (speaker = actor ``"01"``..``"24"``).
+    n_val_speakers : int
+        Validation speakers per fold, drawn from that fold's training speakers.
+    seed : int
+        Seed of the validation-speaker choice.
+    test_corpora : collection of str, optional
+        Corpora whose utterances may be validated and tested on (default: all present).
+
+    Raises
+    ------
+    ValueError
+        If a speaker of the test corpora is not in :data:`EMOBOX_RAVDESS_FOLDS`.
+    """
+    test_set = _test_corpora(utts, test_corpora)
+    known = {s for spk in EMOBOX_RAVDESS_FOLDS.values() for s in spk}
+    unknown = sorted({u.speaker for u in utts if u.corpus in test_set} - known)
+    if unknown:
+        raise ValueError(f"speakers {unknown} are in no EmoBox RAVDESS fold (expected actors 01..24)")
+    genders = _genders(utts)
+    return [_speaker_fold(f"emobox-{k}", utts, test_set, spk, n_val_speakers, seed, genders)
+            for k, spk in sorted(EMOBOX_RAVDESS_FOLDS.items())]
+
+
+def loso_folds(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0,
+               test_corpora: Collection[str] | None = None) -> list[Fold]:
+    """Leave-one-speaker-out: one fold ``"loso-<speaker>"`` per speaker of the test corpora.
+
+    Parameters are as in :func:`emobox_folds`.
+    """
+    test_set = _test_corpora(utts, test_corpora)
+    genders = _genders(utts)
+    speakers = sorted({u.speaker for u in utts if u.corpus in test_set})
+    return [_speaker_fold(f"loso-{s}", utts, test_set, (s,), n_val_speakers, seed, genders) for s in speakers]
+
+
+def random_split(utts: Sequence[Utterance], test_fraction: float = 0.2, val_fraction: float = 0.1,
+                 seed: int = 0, test_corpora: Collection[str] | None = None) -> list[Fold]:
+    """One file-level split (``"random"``), stratified by emotion.
+
+    Parameters
+    ----------
+    utts : sequence of Utterance
+    test_fraction, val_fraction : float
+        Shares of the test-corpus utterances for test and for validation; validation is drawn
+        from the training part, also stratified by emotion.
+    seed : int
+        ``random_state`` of :func:`sklearn.model_selection.train_test_split`.
+    test_corpora : collection of str, optional
+        Corpora split three ways (default: all); utterances of other corpora all go to train.
+
+    Returns
+    -------
+    list of Fold
+        A single fold, with empty ``val_speakers``.
+    """
+    if not (0 < test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
+        raise ValueError(f"need 0 < test_fraction, 0 <= val_fraction, sum < 1; got {test_fraction}, {val_fraction}")
+    test_set = _test_corpora(utts, test_corpora)
+    pool = [i for i, u in enumerate(utts) if u.corpus in test_set]
+    labels = [utts[i].emotion for i in pool]
+    rest, test = train_test_split(pool, test_size=test_fraction, stratify=labels, random_state=seed)
+    val: list[int] = []
+    if val_fraction > 0:
+        rest_labels = [utts[i].emotion for i in rest]
+        n_val = round(val_fraction * len(pool))
+        rest, val = train_test_split(rest, test_size=n_val, stratify=rest_labels, random_state=seed)
+    train = sorted(rest + [i for i, u in enumerate(utts) if u.corpus not in test_set])
+    test_spk = tuple(sorted({utts[i].speaker for i in test}))
+    return [Fold("random", tuple(train), tuple(sorted(val)), tuple(sorted(test)), test_spk, ())]
+
+
+def make_folds(protocol: str, utts: Sequence[Utterance], *, n_val_speakers: int = 4, seed: int = 0,
+               test_corpora: Collection[str] | None = None) -> list[Fold]:
+    """Folds of ``protocol`` (``"emobox"``, ``"loso"`` or ``"random"``; see the module docstring).
+
+    ``n_val_speakers`` is ignored by ``"random"``, which uses the default fractions of
+    :func:`random_split`.
+    """
+    if protocol == "emobox":
+        return emobox_folds(utts, n_val_speakers, seed, test_corpora)
+    if protocol == "loso":
+        return loso_folds(utts, n_val_speakers, seed, test_corpora)
+    if protocol == "random":
+        return random_split(utts, seed=seed, test_corpora=test_corpora)
+    raise ValueError(f"unknown split protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")

@@ -1,0 +1,1 @@
+"""Training, LR range test, metrics and evaluation protocols."""

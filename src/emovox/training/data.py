@@ -1,0 +1,124 @@
+"""Feature images of a corpus, computed once through the shared pipeline and cached on disk.
+
+The cache file name hashes every input that changes an image: the pipeline settings and,
+for each utterance, its key, size and modification time. Unreadable files are reported and
+left out; everything else is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .. import audio
+from ..corpora import Utterance
+from ..labels import EMOTIONS, index_of
+from ..pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("EMOVOX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emovox")
+    return Path(base) / "features"
+
+
+@dataclass
+class FeatureSet:
+    """Images ``[channels, bins, frames]`` (variable width) with their labels."""
+
+    images: list[torch.Tensor]
+    labels: np.ndarray
+    utterances: list[Utterance]
+    failed: list[tuple[Utterance, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices) -> "FeatureSet":
+        idx = list(indices)
+        return FeatureSet([self.images[i] for i in idx], self.labels[idx], [self.utterances[i] for i in idx])
+
+
+def _stamp(utt: Utterance) -> str:
+    where = utt.archive or utt.path
+    try:
+        st = os.stat(where)
+        return f"{utt.key}:{st.st_size}:{int(st.st_mtime)}"
+    except OSError:
+        return f"{utt.key}:missing"
+
+
+def cache_key(utts: list[Utterance], pipeline: Pipeline) -> str:
+    h = hashlib.sha1(pipeline.key().encode())
+    for u in utts:
+        h.update(_stamp(u).encode())
+    return h.hexdigest()[:16]
+
+
+def build_features(
+    utts: list[Utterance],
+    pipeline: Pipeline,
+    *,
+    labels: tuple[str, ...] = EMOTIONS,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """Decode, trim and featurise ``utts`` (or read them from the cache).
+
+    Files that fail to decode are logged, listed in ``FeatureSet.failed`` and skipped.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / f"{cache_key(utts, pipeline)}.safetensors"
+    if path.is_file():
+        return _read_cache(path, utts, labels)
+    extractor = pipeline.extractor()
+    images, kept, failed = [], [], []
+    for utt in tqdm(utts, desc="features", unit="clip", disable=not progress):
+        try:
+            wave = audio.load(utt.source(), pipeline.sample_rate)
+        except audio.AudioError as err:
+            log.warning("skipping %s: %s", utt.path, err)
+            failed.append((utt, str(err)))
+            continue
+        images.append(pipeline.image(wave, extractor))
+        kept.append(utt)
+    fs = FeatureSet(images, np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64), kept, failed)
+    _write_cache(path, fs)
+    return fs
+
+
+def _write_cache(path: Path, fs: FeatureSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    widths = torch.tensor([img.shape[-1] for img in fs.images], dtype=torch.int64)
+    data = torch.cat(fs.images, dim=-1) if fs.images else torch.zeros(0)
+    meta = {"keys": json.dumps([u.key for u in fs.utterances]),
+            "failed": json.dumps([[u.key, why] for u, why in fs.failed])}
+    tmp = path.with_suffix(".tmp")
+    save_file({"data": data.contiguous(), "widths": widths}, str(tmp), metadata=meta)
+    tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache
+
+
+def _read_cache(path: Path, utts: list[Utterance], labels) -> FeatureSet:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    by_key = {u.key: u for u in utts}
+    kept = [by_key[k] for k in json.loads(meta["keys"])]
+    failed = [(by_key[k], why) for k, why in json.loads(meta["failed"])]
+    widths = tensors["widths"].tolist()
+    images = list(torch.split(tensors["data"], widths, dim=-1)) if widths else []
+    labels_arr = np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64)
+    return FeatureSet(images, labels_arr, kept, failed)

@@ -1,0 +1,131 @@
+"""Protocols: train on each fold's training actors, select on its validation actors, test once.
+
+``emobox`` (the 6 actor-disjoint RAVDESS folds), ``loso`` (leave one actor out) and
+``random`` (the seed's random 80/20 file split — labelled as such, never mixed with the others).
+An interrupted evaluation continues where it stopped: finished folds are kept, a half-trained
+fold resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..config import save_config
+from ..corpora import open_corpus
+from ..labels import EMOTIONS
+from ..splits import make_folds
+from .data import build_features
+from .metrics import confusion, mean_std, scores
+from .trainer import CHECKPOINT, train
+
+PROTOCOL_NOTES = {
+    "emobox": "actor-disjoint: EmoBox 6 folds of RAVDESS test actors; validation actors from the training actors",
+    "loso": "actor-disjoint: leave one actor out; validation actors from the training actors",
+    "random": "NOT speaker-independent: random stratified 80/20 file split (the seed recipe's protocol)",
+}
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def load_dataset(cfg: dict, *, progress: bool = True):
+    """The corpus of ``cfg`` and its feature images (cached)."""
+    from .trainer import pipeline_from
+
+    utts = open_corpus(cfg["data"]["corpus"], cfg["data"]["root"]).utterances()
+    return build_features(utts, pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
+
+
+def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
+             progress: bool = True) -> dict:
+    """Run ``protocol`` and write ``results.json``, ``results.md`` and ``confusion.png`` to ``out_dir``."""
+    from ..plots import plot_confusion
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "config.yaml"
+    if saved.exists() and yaml.safe_load(saved.read_text()) != cfg:
+        raise ValueError(f"{out} holds an evaluation with another config; use a new --out folder")
+    save_config(cfg, saved)
+    data = load_dataset(cfg, progress=progress)
+    for utt, why in data.failed:
+        print(f"warning: skipped {utt.path}: {why}")
+    all_folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
+                           seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    if folds:
+        wanted = {str(f) for f in folds}
+        all_folds = [f for f in all_folds if f.name in wanted or f.name.split("-")[-1] in wanted]
+        if not all_folds:
+            raise ValueError(f"no fold named {', '.join(sorted(wanted))} in protocol {protocol!r}")
+    rows = []
+    n_classes = len(EMOTIONS)
+    total = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for fold in all_folds:
+        run_dir = out / fold.name
+        done = run_dir / "test.json"
+        if not done.exists():
+            t0 = time.perf_counter()
+            result = train(cfg, run_dir, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
+                           resume=(run_dir / CHECKPOINT).exists(), progress=progress,
+                           provenance={"protocol": protocol, "fold": fold.name})
+            train_seconds = sum(r["seconds"] for r in result.history)
+            test = data.subset(fold.test)
+            from ..inference.engine import predict_images
+
+            pred = predict_images(result.best.model, test.images, result.best.pipeline).argmax(1)
+            cm = confusion(test.labels, pred, n_classes)
+            plot_confusion(cm, EMOTIONS, run_dir / "confusion_test.png", title=f"{fold.name} test")
+            row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
+                   "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
+                   "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
+                   "best_epoch": result.best_epoch, "train_seconds": train_seconds,
+                   "wall_seconds": time.perf_counter() - t0, "confusion": cm.tolist()}
+            done.write_text(json.dumps(row, indent=2) + "\n")
+        row = json.loads(done.read_text())
+        total += np.array(row["confusion"])
+        rows.append(row)
+        if progress:
+            print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}")
+    results = summarize(cfg, protocol, rows, total)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(results_table(results))
+    plot_confusion(total, EMOTIONS, out / "confusion.png", title=f"{protocol}: all folds")
+    return results
+
+
+def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray) -> dict:
+    res = {"protocol": protocol, "protocol_note": PROTOCOL_NOTES[protocol],
+           "features": cfg["preprocessing"]["features"]["kind"], "model": cfg["model"], "config": cfg,
+           "machine": machine(), "folds": [{k: v for k, v in r.items() if k != "confusion"} for r in rows],
+           "confusion": total.tolist(), "labels": list(EMOTIONS)}
+    for key in ("wa", "ua", "f1", "train_seconds"):
+        m, s = mean_std([r[key] for r in rows])
+        res[key], res[f"{key}_std"] = m, s
+    return res
+
+
+def results_table(res: dict) -> str:
+    """Markdown: one row per fold, then mean ± std."""
+    lines = [f"# {res['config']['name']} — protocol `{res['protocol']}`", "", res["protocol_note"], "",
+             "| fold | test speakers | WA | UA | macro-F1 | best epoch | train min |",
+             "|---|---|---|---|---|---|---|"]
+    for r in res["folds"]:
+        lines.append(f"| {r['fold']} | {' '.join(r['test_speakers']) if len(r['test_speakers']) <= 6 else str(len(r['test_speakers'])) + ' speakers'} "
+                     f"| {100 * r['wa']:.1f} | {100 * r['ua']:.1f} | {100 * r['f1']:.1f} | {r['best_epoch']} "
+                     f"| {r['train_seconds'] / 60:.1f} |")
+    lines.append(f"| **mean ± std** | | **{100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}** "
+                 f"| **{100 * res['ua']:.1f} ± {100 * res['ua_std']:.1f}** | {100 * res['f1']:.1f} ± {100 * res['f1_std']:.1f} "
+                 f"| | {res['train_seconds'] / 60:.1f} |")
+    lines += ["", f"Machine: {res['machine']}", ""]
+    return "\n".join(lines)

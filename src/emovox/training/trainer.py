@@ -1,0 +1,312 @@
+"""The training loop: one-cycle schedule, model selection on validation actors, resumable.
+
+A run is a folder::
+
+    config.yaml      resolved configuration
+    metrics.csv      one row per epoch
+    training.png     loss / accuracy / learning rate over training
+    confusion_val.png  validation confusion matrix of the selected epoch
+    best/  last/     model folders (config.json + model.safetensors)
+    checkpoint.pt    full state after the last finished epoch (for --resume)
+    report.md        a short summary
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import save_config
+from ..features import crop_or_pad
+from ..inference.engine import predict_images
+from ..labels import EMOTIONS
+from ..models.folder import ModelBundle, new_bundle, save_bundle
+from ..models.resnet import load_torchvision_weights
+from ..pipeline import Pipeline
+from .data import FeatureSet
+from .metrics import confusion, scores
+from .schedule import RangeTest, lr_range_test, one_cycle
+
+CHECKPOINT = "checkpoint.pt"
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_ua", "val_f1", "lr", "seconds"]
+
+
+def bf16_available() -> bool:
+    """True on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere bf16 would be emulated and slow."""
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(cpu, probe, None)
+        if fn is not None and fn():
+            return True
+    return False
+
+
+def pipeline_from(cfg: dict) -> Pipeline:
+    return Pipeline.from_dict(cfg["preprocessing"])
+
+
+def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
+    """A fresh model for ``cfg`` (torchvision weights loaded if ``model.pretrained`` is set)."""
+    options = {k: v for k, v in cfg["model"].items() if k not in ("name", "pretrained")}
+    bundle = new_bundle(pipeline_from(cfg), cfg["model"]["name"], labels, **options)
+    if cfg["model"].get("pretrained"):
+        load_torchvision_weights(bundle.model, cfg["model"]["pretrained"])
+    return bundle
+
+
+def batch_iterator(fs: FeatureSet, n_frames: int, batch_size: int, seed: int, epoch: int):
+    """The batches of one epoch: shuffled, random crops. Derived from (seed, epoch) alone so a
+    resumed run sees exactly the batches an uninterrupted one would."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(fs))
+    n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
+    for b in range(n_batches):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        crops = []
+        for i in idx:
+            img = fs.images[i]
+            slack = abs(img.shape[-1] - n_frames)
+            crops.append(crop_or_pad(img, n_frames, int(rng.integers(0, slack + 1))))
+        yield torch.stack(crops), torch.from_numpy(fs.labels[idx])
+
+
+def endless_batches(fs: FeatureSet, n_frames: int, batch_size: int, seed: int):
+    epoch = 10_000  # distinct from the training epochs' streams
+    while True:
+        yield from batch_iterator(fs, n_frames, batch_size, seed, epoch)
+        epoch += 1
+
+
+def make_step(bf16: bool, label_smoothing: float, channels_last: bool) -> Callable:
+    """One optimisation step ``(model, optimizer, (x, y)) -> (loss, n_correct)``."""
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def step(model, optimizer, batch):
+        x, y = batch
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x.contiguous(memory_format=fmt))
+            loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss), int((logits.argmax(1) == y).sum())
+
+    return step
+
+
+def make_optimizer(tcfg: dict) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    # weight decay on conv/linear weights only, not on BatchNorm or biases
+    def build(model: nn.Module) -> torch.optim.Optimizer:
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": tcfg["weight_decay"]},
+                                  {"params": rest, "weight_decay": 0.0}], lr=1e-3)
+    return build
+
+
+def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True) -> RangeTest:
+    """Smith's LR range test on the training data of ``cfg``."""
+    torch.manual_seed(cfg["seed"])
+    bundle = bundle_from(cfg)
+    tcfg, pipe = cfg["training"], pipeline_from(cfg)
+    bf16 = tcfg["bf16"] and bf16_available()
+    model = bundle.model.to(memory_format=torch.channels_last) if tcfg["channels_last"] else bundle.model
+    model.train()
+    lcfg = cfg["lr_find"]
+    step = make_step(bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    return lr_range_test(
+        model, lambda m, o, b: step(m, o, b)[0],
+        endless_batches(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"]),
+        make_optimizer(tcfg), start_lr=lcfg["start_lr"], end_lr=lcfg["end_lr"], steps=lcfg["steps"],
+        progress=progress,
+    )
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: ModelBundle
+    best_epoch: int
+    history: list[dict]
+
+
+def _evaluate(model, fs: FeatureSet, pipe: Pipeline, n_classes: int) -> tuple[dict, np.ndarray]:
+    probs = predict_images(model, fs.images, pipe)
+    pred = probs.argmax(1)
+    loss = float(-np.log(np.clip(probs[np.arange(len(fs)), fs.labels], 1e-12, None)).mean())
+    s = scores(fs.labels, pred, n_classes)
+    return {"val_loss": loss, "val_acc": s["wa"], "val_ua": s["ua"], "val_f1": s["f1"]}, pred
+
+
+def _better(row: dict, best: dict | None, metric: str) -> bool:
+    if best is None:
+        return True
+    if row[metric] != best[metric]:
+        return row[metric] > best[metric]
+    return row["val_loss"] < best["val_loss"]
+
+
+def train(
+    cfg: dict,
+    run_dir: str | Path,
+    train_set: FeatureSet,
+    val_set: FeatureSet | None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    provenance: dict | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``cfg``'s model on ``train_set``, selecting the epoch on ``val_set`` (if given).
+
+    ``resume=True`` continues an interrupted run from ``run_dir/checkpoint.pt``; without it an
+    existing checkpoint is an error, so a finished run is never overwritten by accident.
+    """
+    from ..plots import plot_confusion, plot_lr_find, plot_training
+
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
+    if len(train_set) == 0:
+        raise ValueError("no training clips")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    torch.set_num_threads(cfg["threads"])
+    tcfg, pipe = cfg["training"], pipeline_from(cfg)
+    torch.manual_seed(cfg["seed"])
+    bundle = bundle_from(cfg)
+    model = bundle.model
+    if tcfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    bf16 = bool(tcfg["bf16"]) and bf16_available()
+    optimizer = make_optimizer(tcfg)(model)
+    steps_per_epoch = max(1, len(train_set) // tcfg["batch_size"])
+    epochs = int(tcfg["epochs"])
+
+    state = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
+    if state is not None:
+        max_lr = state["max_lr"]
+    elif tcfg["max_lr"] == "auto":
+        rt = find_lr(cfg, train_set, progress=progress)
+        plot_lr_find(rt.lrs, rt.losses, run_dir / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
+        _write_json(run_dir / "lr_find.json", rt.to_dict())
+        max_lr = rt.upper
+        tcfg = {**tcfg, "div_factor": rt.upper / rt.lower}
+    else:
+        max_lr = float(tcfg["max_lr"])
+    div_factor = state["div_factor"] if state is not None else tcfg["div_factor"]
+    scheduler = one_cycle(optimizer, max_lr, epochs * steps_per_epoch, pct_start=tcfg["pct_start"],
+                          div_factor=div_factor, final_div_factor=tcfg["final_div_factor"])
+    history: list[dict] = []
+    lr_trace: list[float] = []
+    best_row, start_epoch = None, 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history, lr_trace = state["history"], state["lr_trace"]
+        best_row = state["best_row"] or None
+        start_epoch = state["epoch"] + 1
+
+    step = make_step(bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    n_classes = len(bundle.labels)
+    select_on = tcfg["select_on"]
+    bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
+               initial=start_epoch - 1, total=epochs, disable=not progress)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        losses, correct, seen = [], 0, 0
+        for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch):
+            loss, n_ok = step(model, optimizer, batch)
+            scheduler.step()
+            lr_trace.append(scheduler.get_last_lr()[0])
+            losses.append(loss)
+            correct, seen = correct + n_ok, seen + len(batch[1])
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_acc": correct / seen,
+               "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
+               "lr": lr_trace[-1]}
+        if val_set is not None and len(val_set):
+            metrics, pred = _evaluate(model, val_set, pipe, n_classes)
+            row.update(metrics)
+            if _better(row, best_row, select_on):
+                best_row = dict(row)
+                save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "best")
+                plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
+                               run_dir / "confusion_val.png", title=f"validation, epoch {epoch}")
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_ua=f"{row['val_ua']:.3f}")
+        save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
+        _write_metrics(run_dir / "metrics.csv", history)
+        plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
+        _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    if best_row is None:  # no validation actors: the last epoch is the model
+        best_row = history[-1]
+        save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
+    from ..models.folder import load_bundle
+    best = load_bundle(run_dir / "best")
+    _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
+    return TrainResult(run_dir, best, int(best_row["epoch"]), history)
+
+
+def _with_model(bundle: ModelBundle, model: nn.Module, cfg: dict, provenance: dict | None, row: dict) -> ModelBundle:
+    extra = {"provenance": {"name": cfg["name"], "seed": cfg["seed"], "epoch": row["epoch"],
+                            "training": cfg["training"], "data": cfg["data"], **(provenance or {})},
+             "validation": {k: row[k] for k in ("val_acc", "val_ua", "val_f1") if not math.isnan(row[k])}}
+    return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
+
+
+def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor):
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "epoch": epoch, "history": history, "lr_trace": lr_trace, "best_row": best_row or {},
+             "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        for row in history:
+            w.writerow({k: row.get(k) for k in METRIC_FIELDS})
+
+
+def _write_json(path: Path, data) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _write_report(run_dir: Path, cfg: dict, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
+    seconds = sum(r["seconds"] for r in history)
+    lines = [
+        f"# Run {run_dir.name}", "",
+        f"- config: `{cfg['name']}` — {cfg['model']['name']} (width {cfg['model'].get('width')}), "
+        f"features `{cfg['preprocessing']['features']['kind']}`, seed {cfg['seed']}",
+        f"- clips: {n_train} training, {n_val} validation",
+        f"- epochs: {len(history)}, training time {seconds / 60:.1f} min on {cfg['threads']} threads "
+        f"({'bf16 autocast' if bf16 else 'fp32'})",
+        f"- selected epoch: {best_row['epoch']} (on {cfg['training']['select_on'] if n_val else 'last epoch: no validation'})",
+    ]
+    if n_val:
+        lines.append(f"- validation at that epoch: WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}, "
+                     f"macro-F1 {best_row['val_f1']:.3f}")
+    (run_dir / "report.md").write_text("\n".join(lines) + "\n")

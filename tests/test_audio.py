@@ -1,0 +1,405 @@
+"""Tests for emovox.audio: every format to 16 kHz mono float32, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from emovox import audio
+from emovox.audio import AudioError
+
+RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess" / "Audio_Speech_Actors_01-24"
+
+FREQ = 440.0
+LEFT, RIGHT = 0.5, 0.25  # stereo fixtures: the same tone at two levels, so the mono mix peaks at 0.375
+
+
+def tone(rate: int, seconds: float = 1.0, channels: int = 2, freq: float = FREQ) -> np.ndarray:
+    """A sine as (frames, channels) float32; channel c has amplitude LEFT, RIGHT, ..."""
+    t = np.arange(int(round(rate * seconds))) / rate
+    wave = np.sin(2 * np.pi * freq * t)
+    levels = [LEFT, RIGHT][:channels] if channels <= 2 else [LEFT] * channels
+    return np.stack([a * wave for a in levels], axis=1).astype(np.float32)
+
+
+def dominant_hz(wave: np.ndarray, rate: int = audio.WORKING_RATE) -> float:
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.argmax(spectrum) * rate / len(wave))
+
+
+def encode_av(path: Path, codec: str, rate: int, fmt: str | None = None) -> Path:
+    """Write the stereo tone with an FFmpeg encoder through PyAV."""
+    assert codec in av.codecs_available, f"PyAV build lacks the {codec} encoder"
+    samples = tone(rate)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "stereo"
+        for i in range(0, len(samples), 1024):
+            chunk = np.ascontiguousarray(samples[i:i + 1024].T)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, i
+            for packet in stream.encode(frame):  # PyAV re-frames to the codec's frame size
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def write_sf(path: Path, rate: int = 44_100, **kw) -> Path:
+    sf.write(str(path), tone(rate), rate, **kw)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """The 1 s stereo tone in every supported format (44.1 kHz, or 48 kHz for Opus)."""
+    d = tmp_path_factory.mktemp("formats")
+    return {
+        "wav": write_sf(d / "tone.wav", subtype="PCM_16"),
+        "flac": write_sf(d / "tone.flac"),
+        "ogg-vorbis": write_sf(d / "tone.ogg", format="OGG", subtype="VORBIS"),
+        "aiff": write_sf(d / "tone.aiff", subtype="PCM_24"),
+        "mp3": encode_av(d / "tone.mp3", "libmp3lame", 44_100),
+        "opus": encode_av(d / "tone.opus", "libopus", 48_000),
+        "m4a": encode_av(d / "tone.m4a", "aac", 44_100),
+        "aac-adts": encode_av(d / "tone.aac", "aac", 44_100, fmt="adts"),
+        "mp4": encode_av(d / "tone.mp4", "aac", 44_100),
+        "webm": encode_av(d / "tone.webm", "libopus", 48_000),
+    }
+
+
+# ---------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac", "ogg-vorbis", "aiff", "mp3", "opus", "m4a", "aac-adts", "mp4", "webm"])
+def test_every_format_decodes_to_16k_mono(files, kind):
+    wave = audio.load(files[kind])
+    assert wave.dtype == np.float32 and wave.ndim == 1 and wave.flags.c_contiguous
+    # lossy encoders pad: AAC adds up to ~45 ms (ADTS has no gapless info), MP3/Opus are trimmed exactly
+    assert 16_000 - 160 <= len(wave) <= 16_000 + 800, len(wave)
+    assert abs(dominant_hz(wave) - FREQ) <= 3
+    # the mono mix of a 0.5 and a 0.25 sine peaks at 0.375 (RMS 0.265); lossy codecs drift a few %
+    middle = wave[4000:12000]
+    assert np.sqrt(np.mean(middle ** 2)) == pytest.approx((LEFT + RIGHT) / 2 / np.sqrt(2), rel=0.1)
+    assert np.abs(wave).max() <= 1.0
+
+
+@pytest.mark.parametrize("kind", ["m4a", "aac-adts", "mp4", "webm"])
+def test_formats_libsndfile_cannot_read_go_through_ffmpeg(files, kind):
+    with pytest.raises(sf.LibsndfileError):
+        sf.read(str(files[kind]))
+    assert abs(dominant_hz(audio.load(files[kind])) - FREQ) <= 3
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
+def test_any_rate_resampled_to_16k(tmp_path, rate):
+    path = tmp_path / f"r{rate}.wav"
+    sf.write(str(path), tone(rate, seconds=1.5, channels=1), rate, subtype="FLOAT")
+    wave = audio.load(path)
+    assert abs(len(wave) - 24_000) <= 1
+    assert abs(dominant_hz(wave) - FREQ) <= 3
+    # HQ resampling keeps the level of an in-band tone
+    assert np.abs(wave[2000:-2000]).max() == pytest.approx(LEFT, rel=0.01)
+
+
+def test_other_target_rate_and_same_rate_is_untouched(files, tmp_path):
+    assert abs(len(audio.load(files["flac"], sample_rate=22_050)) - 22_050) <= 1
+    path = tmp_path / "16k.wav"
+    x = tone(16_000, channels=1)[:, 0]
+    sf.write(str(path), x, 16_000, subtype="FLOAT")
+    np.testing.assert_array_equal(audio.load(path), x)
+
+
+def test_stereo_downmix_is_channel_mean(tmp_path):
+    rng = np.random.default_rng(0)
+    stereo = rng.uniform(-0.9, 0.9, size=(4000, 2)).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    sf.write(str(path), stereo, 16_000, subtype="FLOAT")
+    np.testing.assert_allclose(audio.load(path), stereo.mean(axis=1), atol=1e-7)
+
+
+def test_flac_named_wav_is_decoded_by_content(tmp_path):
+    buf = io.BytesIO()
+    sf.write(buf, tone(44_100), 44_100, format="FLAC")
+    path = tmp_path / "actually_flac.wav"
+    path.write_bytes(buf.getvalue())
+    wave = audio.load(path)
+    assert abs(len(wave) - 16_000) <= 1 and abs(dominant_hz(wave) - FREQ) <= 3
+
+
+def test_m4a_named_wav_falls_back_to_ffmpeg(files, tmp_path):
+    path = tmp_path / "actually_aac.wav"
+    path.write_bytes(files["m4a"].read_bytes())
+    assert abs(dominant_hz(audio.load(path)) - FREQ) <= 3
+
+
+# ---------------------------------------------------------------- sources
+
+
+@pytest.mark.parametrize("kind", ["wav", "m4a"])
+def test_bytes_and_file_objects(files, kind):
+    expected = audio.load(files[kind])
+    data = files[kind].read_bytes()
+    np.testing.assert_array_equal(audio.load(data), expected)
+    np.testing.assert_array_equal(audio.load(bytearray(data)), expected)
+    np.testing.assert_array_equal(audio.load(io.BytesIO(data)), expected)
+    with open(files[kind], "rb") as fh:
+        np.testing.assert_array_equal(audio.load(fh), expected)
+    assert audio.load(str(files[kind])).shape == expected.shape  # str as well as Path
+
+
+def test_unseekable_stream(files):
+    class Pipe:  # only read(), like sys.stdin.buffer or a socket file
+        def __init__(self, data):
+            self._buf = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self._buf.read(n)
+
+    wave = audio.load(Pipe(files["flac"].read_bytes()))
+    assert abs(len(wave) - 16_000) <= 1
+
+
+def test_wrong_source_type_is_a_type_error():
+    with pytest.raises(TypeError, match="int"):
+        audio.load(123)
+    with pytest.raises(TypeError, match="binary"):
+        audio.load(io.StringIO("RIFF"))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def assert_audio_error(source, name: str, reason: str) -> AudioError:
+    with pytest.raises(AudioError) as info:
+        audio.load(source)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.source == name and reason in err.reason
+    assert str(err) == f"cannot read audio {name!r}: {err.reason}"
+    return err
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.wav"
+    assert_audio_error(path, str(path), "file not found")
+
+
+def test_directory(tmp_path):
+    assert_audio_error(tmp_path, str(tmp_path), "directory")
+
+
+def test_empty_file_and_empty_bytes(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    assert_audio_error(path, str(path), "empty file")
+    assert_audio_error(b"", "<bytes>", "empty file")
+
+
+@pytest.mark.parametrize("cut, reason", [
+    (12, "not a decodable audio file"),  # inside the RIFF header
+    (30, "not a decodable audio file"),  # inside the fmt chunk: no 'data' chunk
+    (44, "no audio samples"),            # complete header, no sample data
+])
+def test_truncated_wav(files, tmp_path, cut, reason):
+    path = tmp_path / f"cut{cut}.wav"
+    path.write_bytes(files["wav"].read_bytes()[:cut])
+    assert_audio_error(path, str(path), reason)
+
+
+def test_wav_truncated_in_its_data_keeps_what_is_there(files, tmp_path):
+    # libsndfile (and FFmpeg) read a wav cut after its header up to the cut, without error:
+    # 100 bytes = 44 header + 56 data = 14 stereo 16-bit frames at 44.1 kHz -> 5 at 16 kHz
+    path = tmp_path / "cut100.wav"
+    path.write_bytes(files["wav"].read_bytes()[:100])
+    assert 4 <= len(audio.load(path)) <= 6
+
+
+def test_random_bytes_named_wav(tmp_path):
+    path = tmp_path / "noise.wav"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    err = assert_audio_error(path, str(path), "not a decodable audio file (")
+    assert "soundfile:" in err.reason and "ffmpeg:" in err.reason
+
+
+def test_text_named_mp3(tmp_path):
+    path = tmp_path / "notes.mp3"
+    path.write_text("these are my meeting notes, not a recording\n" * 20)
+    assert_audio_error(path, str(path), "not a decodable audio file")
+
+
+def test_video_without_audio(tmp_path):
+    path = tmp_path / "silent_film.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    assert_audio_error(path, str(path), "no audio stream")
+
+
+def test_wav_with_zero_samples(tmp_path):
+    path = tmp_path / "zero.wav"
+    sf.write(str(path), np.zeros((0, 2), np.float32), 16_000)
+    assert path.stat().st_size > 0
+    assert_audio_error(path, str(path), "no audio samples")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_float_wav(tmp_path, bad):
+    path = tmp_path / "nonfinite.wav"
+    x = tone(16_000, channels=1)[:, 0]
+    x[100] = bad
+    sf.write(str(path), x, 16_000, subtype="FLOAT")
+    assert_audio_error(path, str(path), "contains NaN or infinite samples")
+
+
+def test_audio_error_survives_pickling():
+    err = pickle.loads(pickle.dumps(AudioError("a.wav", "empty file")))
+    assert (err.source, err.reason, str(err)) == ("a.wav", "empty file", "cannot read audio 'a.wav': empty file")
+
+
+# ---------------------------------------------------------------- from_array
+
+
+def test_from_array_scales_integers():
+    out = audio.from_array(np.array([0, 16384, -32768, 32767], np.int16), 16_000)
+    np.testing.assert_allclose(out, [0, 0.5, -1, 32767 / 32768])
+    out = audio.from_array(np.array([128, 0, 255], np.uint8), 16_000)
+    np.testing.assert_allclose(out, [0, -1, 127 / 128])
+    out = audio.from_array(np.array([-(2 ** 31), 2 ** 30], np.int32), 16_000)
+    np.testing.assert_allclose(out, [-1, 0.5])
+    assert out.dtype == np.float32
+
+
+def test_from_array_layouts():
+    frames = np.linspace(-1, 1, 1000, dtype=np.float32)
+    stereo = np.stack([frames, np.zeros_like(frames)], axis=1)  # (frames, channels)
+    np.testing.assert_allclose(audio.from_array(stereo, 16_000), frames / 2)
+    np.testing.assert_allclose(audio.from_array(stereo.T, 16_000), frames / 2)  # (channels, frames)
+    six = np.tile(frames[:, None], (1, 6))  # 5.1 as (frames, channels)
+    np.testing.assert_allclose(audio.from_array(six.T, 16_000), frames, atol=1e-6)
+    np.testing.assert_allclose(audio.from_array(frames[:, None], 16_000), frames)  # (frames, 1)
+
+
+def test_from_array_resamples_keeps_values_and_copies():
+    x = tone(48_000, channels=1)[:, 0]
+    out = audio.from_array(x, 48_000)
+    assert len(out) == 16_000 and abs(dominant_hz(out) - FREQ) <= 3
+    loud = np.array([1.5, -2.0, 0.25], np.float64)
+    out = audio.from_array(loud, 16_000)
+    np.testing.assert_allclose(out, loud)  # not clipped
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    same = np.zeros(10, np.float32)
+    assert not np.shares_memory(audio.from_array(same, 16_000), same)
+
+
+@pytest.mark.parametrize("samples, reason", [
+    (np.array([0.1, np.nan, 0.2]), "NaN"),
+    (np.array([[0.1, np.inf], [0.0, 0.0]]), "infinite"),
+    (np.array([1e39, 0.0]), "infinite"),  # finite in float64, inf in float32
+    (np.zeros(0, np.float32), "no audio samples"),
+    (np.zeros((0, 2), np.float32), "no audio samples"),
+    (np.zeros((2, 3, 4)), "1-D or 2-D"),
+    (np.array(["a", "b"]), "real numbers"),
+    ([[0.1, 0.2], [0.3]], "not an array"),
+])
+def test_from_array_rejects(samples, reason):
+    with pytest.raises(AudioError, match=reason) as info:
+        audio.from_array(samples, 16_000, source="clip")
+    assert info.value.source == "clip"
+
+
+@pytest.mark.parametrize("rate", [0, -16_000, float("nan"), "16k", None])
+def test_from_array_rejects_bad_sample_rate(rate):
+    with pytest.raises(AudioError, match="sample_rate") as info:
+        audio.from_array(np.zeros(10), rate)
+    assert info.value.source == "<array>"
+
+
+# ---------------------------------------------------------------- trim_silence
+
+
+def test_trim_silence_keeps_tone_and_margin():
+    sr = 16_000
+    burst = tone(sr, seconds=0.5, channels=1)[:, 0]
+    wave = np.concatenate([np.zeros(sr, np.float32), burst, np.zeros(sr, np.float32)])
+    out = audio.trim_silence(wave, sample_rate=sr, margin_s=0.05)
+    assert np.shares_memory(out, wave) and out.dtype == np.float32  # a slice, no copy
+    # the whole burst is kept, with the 800-sample margin of zeros either side, plus at most
+    # half a 512-sample frame and one 128-sample hop of extra silence (librosa's frame grid)
+    voiced = np.flatnonzero(out)
+    lead, trail = voiced[0], len(out) - 1 - voiced[-1]
+    assert 800 <= lead <= 800 + 384 and 800 <= trail <= 800 + 384, (lead, trail)
+    np.testing.assert_array_equal(out[lead:len(out) - trail], burst[1:])  # burst[0] is sin(0) = 0
+    tight = audio.trim_silence(wave, sample_rate=sr, margin_s=0.0)
+    assert len(burst) <= len(tight) <= len(burst) + 2 * 384
+
+
+def test_trim_silence_leaves_silent_and_empty_input_alone():
+    zeros = np.zeros(16_000, np.float32)
+    assert audio.trim_silence(zeros) is zeros
+    empty = np.zeros(0, np.float32)
+    assert audio.trim_silence(empty) is empty
+
+
+def test_trim_silence_margin_bounded_by_clip():
+    x = tone(16_000, seconds=0.5, channels=1)[:, 0]
+    out = audio.trim_silence(x, margin_s=1.0)
+    np.testing.assert_array_equal(out, x)
+
+
+# ---------------------------------------------------------------- misc
+
+
+def test_is_audio_file():
+    for name in ["a.wav", "b.FLAC", "dir/c.Mp3", "d.opus", "e.m4a", "f.aif", "g.AIFF", "h.webm"]:
+        assert audio.is_audio_file(name), name
+        assert audio.is_audio_file(Path(name)), name
+    for name in ["notes.txt", "wav", "a.wav.bak", "model.safetensors", "README"]:
+        assert not audio.is_audio_file(name), name
+    assert all(e.startswith(".") and e == e.lower() for e in audio.AUDIO_EXTENSIONS)
+
+
+def test_import_is_light():
+    # av, librosa and torch load only when needed: `import emovox.audio` stays fast
+    code = "import sys, emovox.audio; print(sorted({'av', 'librosa', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- real recordings
+
+
+def test_ravdess_mono_flac():
+    path = RAVDESS / "Actor_01" / "03-01-01-01-01-01-01.flac"
+    assert path.is_file(), f"RAVDESS not found at {RAVDESS}"
+    assert sf.info(str(path)).samplerate == 48_000
+    wave = audio.load(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert 2.9 <= len(wave) / audio.WORKING_RATE <= 5.3
+    assert 0.01 < np.abs(wave).max() <= 1.0  # speech, not silence
+
+
+def test_ravdess_stereo_flac_is_downmixed():
+    path = RAVDESS / "Actor_01" / "03-01-02-01-01-02-01.flac"
+    assert path.is_file(), f"RAVDESS not found at {RAVDESS}"
+    raw, rate = sf.read(str(path), dtype="float32")
+    assert raw.ndim == 2 and raw.shape[1] == 2 and rate == 48_000
+    wave = audio.load(path)
+    assert 2.9 <= len(wave) / audio.WORKING_RATE <= 5.3
+    expected = soxr.resample(raw.mean(axis=1), rate, audio.WORKING_RATE, quality="HQ")
+    np.testing.assert_allclose(wave, expected, atol=1e-6)

@@ -1,0 +1,132 @@
+"""Split protocols on the real RAVDESS listing (no audio decoding)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from emovox.corpora import Ravdess
+from emovox.splits import (EMOBOX_RAVDESS_FOLDS, Fold, emobox_folds, loso_folds, make_folds, random_split,
+                           validation_speakers)
+
+ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason=f"RAVDESS not found at {ROOT}")
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return Ravdess(ROOT).utterances()
+
+
+@pytest.fixture(scope="module")
+def both():
+    return Ravdess(ROOT, channels=("speech", "song")).utterances()
+
+
+def check_speaker_folds(folds: list[Fold], utts, test_corpora=None):
+    corpora = test_corpora or {u.corpus for u in utts}
+    tested = Counter()
+    for f in folds:
+        tr, va, te = set(f.train), set(f.val), set(f.test)
+        assert len(tr) == len(f.train) and not (tr & va or tr & te or va & te)
+        spk = [{utts[i].speaker for i in part} for part in (tr, va, te)]
+        assert not (spk[0] & spk[1] or spk[0] & spk[2] or spk[1] & spk[2])
+        assert spk[2] <= set(f.test_speakers) and spk[1] == set(f.val_speakers)
+        assert set(f.val_speakers) <= {utts[i].speaker for i in tr | va} - set(f.test_speakers)
+        assert all(utts[i].corpus in corpora for i in va | te)
+        # everything not used belongs to another corpus and a held-out speaker
+        for i in set(range(len(utts))) - tr - va - te:
+            assert utts[i].corpus not in corpora and utts[i].speaker in set(f.test_speakers) | set(f.val_speakers)
+        tested.update(f.test)
+    expected = {i for i, u in enumerate(utts) if u.corpus in corpora}
+    assert set(tested) == expected and set(tested.values()) == {1}
+
+
+def test_emobox_speakers_and_invariants(speech):
+    folds = emobox_folds(speech)
+    assert [f.name for f in folds] == [f"emobox-{k}" for k in range(1, 7)]
+    assert [f.test_speakers for f in folds] == [tuple(sorted(v)) for v in EMOBOX_RAVDESS_FOLDS.values()]
+    assert all(len(f.test) == 240 and len(f.val) == 240 and len(f.train) == 960 for f in folds)
+    check_speaker_folds(folds, speech)
+    for f in folds:
+        genders = Counter("male" if int(s) % 2 else "female" for s in f.val_speakers)
+        assert genders == {"male": 2, "female": 2}
+
+
+def test_loso(speech):
+    folds = loso_folds(speech, n_val_speakers=3, seed=1)
+    assert [f.name for f in folds] == [f"loso-{a:02d}" for a in range(1, 25)]
+    assert all(len(f.val_speakers) == 3 and len(f.test) == 60 for f in folds)
+    check_speaker_folds(folds, speech)
+
+
+def test_deterministic(speech):
+    assert emobox_folds(speech, seed=3) == emobox_folds(speech, seed=3)
+    assert [f.val_speakers for f in emobox_folds(speech, seed=3)] != [f.val_speakers for f in emobox_folds(speech, seed=4)]
+    assert random_split(speech, seed=5) == random_split(speech, seed=5)
+    assert make_folds("loso", speech, seed=2) == loso_folds(speech, seed=2)
+
+
+def test_validation_speakers():
+    speakers = [f"{a:02d}" for a in range(1, 21)]
+    genders = {s: "male" if int(s) % 2 else "female" for s in speakers}
+    for seed in range(5):
+        for n in range(0, 8):
+            chosen = validation_speakers(speakers, n, seed, genders)
+            assert len(chosen) == n == len(set(chosen)) and set(chosen) <= set(speakers)
+            males = sum(genders[s] == "male" for s in chosen)
+            assert abs(males - (n - males)) <= 1
+            assert chosen == validation_speakers(list(reversed(speakers)), n, seed, genders)
+    # a lopsided pool: take what exists of the rare gender
+    lopsided = {"01": "male", "03": "male", "05": "male", "02": "female"}
+    picked = validation_speakers(lopsided, 3, 0, lopsided)
+    assert sorted(lopsided[s] for s in picked) == ["female", "male", "male"]
+    assert len(validation_speakers(speakers, 4, 0)) == 4
+    with pytest.raises(ValueError):
+        validation_speakers(["01", "02"], 2, 0)
+
+
+def test_random_stratified(speech):
+    (fold,) = random_split(speech, test_fraction=0.2, val_fraction=0.1, seed=0)
+    assert fold.name == "random" and fold.val_speakers == ()
+    parts = [set(fold.train), set(fold.val), set(fold.test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(map(len, parts)) == len(speech)
+    assert len(fold.test) == 288 and len(fold.val) == 144
+    total = Counter(u.emotion for u in speech)
+    for part, frac in ((fold.test, 0.2), (fold.val, 0.1), (fold.train, 0.7)):
+        counts = Counter(speech[i].emotion for i in part)
+        for emotion, n in total.items():
+            assert abs(counts[emotion] - frac * n) <= 1, (emotion, counts[emotion], frac * n)
+
+
+def test_test_corpora_speech_and_song(both):
+    speech_only = {"ravdess-speech"}
+    for folds in (emobox_folds(both, test_corpora=speech_only), loso_folds(both, test_corpora=speech_only)):
+        check_speaker_folds(folds, both, speech_only)
+        for f in folds:
+            held_out = set(f.test_speakers) | set(f.val_speakers)
+            song_train = {both[i].speaker for i in f.train if both[i].corpus == "ravdess-song"}
+            # song of every training speaker (all but actor 18, who has no song) is trained on
+            assert song_train == {f"{a:02d}" for a in range(1, 25)} - held_out - {"18"}
+    assert len(loso_folds(both, test_corpora=speech_only)) == 24
+    # testing on song: 23 LOSO folds, speech of the training actors still trains
+    song_folds = loso_folds(both, test_corpora={"ravdess-song"})
+    assert len(song_folds) == 23 and "loso-18" not in {f.name for f in song_folds}
+    check_speaker_folds(song_folds, both, {"ravdess-song"})
+    (rf,) = random_split(both, test_corpora=speech_only)
+    assert all(both[i].corpus == "ravdess-speech" for i in rf.test + rf.val)
+    assert {i for i, u in enumerate(both) if u.corpus == "ravdess-song"} <= set(rf.train)
+    # default: every corpus is tested
+    check_speaker_folds(emobox_folds(both), both)
+
+
+def test_errors(speech):
+    with pytest.raises(ValueError, match="protocol"):
+        make_folds("kfold", speech)
+    with pytest.raises(ValueError, match="test_corpora"):
+        emobox_folds(speech, test_corpora={"ravdess-song"})
+    with pytest.raises(ValueError, match="n_val_speakers"):
+        loso_folds(speech, n_val_speakers=23)
