@@ -130,3 +130,14 @@ def test_errors(speech):
         emobox_folds(speech, test_corpora={"ravdess-song"})
     with pytest.raises(ValueError, match="n_val_speakers"):
         loso_folds(speech, n_val_speakers=23)
+
+
+def test_no_test_fold_trains_on_all_but_validation_speakers(speech):
+    from emovox.splits import no_test_fold
+
+    fold = no_test_fold(speech, n_val_speakers=4, seed=0)
+    assert fold.test == () and len(fold.val_speakers) == 4
+    assert len(fold.train) + len(fold.val) == len(speech)
+    assert {speech[i].speaker for i in fold.val} == set(fold.val_speakers)
+    assert not {speech[i].speaker for i in fold.train} & set(fold.val_speakers)
+    assert no_test_fold(speech, n_val_speakers=0).val == ()

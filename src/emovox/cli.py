@@ -13,12 +13,6 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 
 
-def _threads(args) -> None:
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-
 def expand_paths(items: list[str]) -> tuple[list[str], list[str]]:
     """Files, folders (searched recursively for audio) and globs → (files, missing)."""
     from .audio import is_audio_file
@@ -126,7 +120,7 @@ def _config(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .splits import validation_speakers, make_folds
+    from .splits import make_folds, no_test_fold
     from .training.evaluate import load_dataset
     from .training.trainer import train
 
@@ -144,15 +138,10 @@ def cmd_train(args) -> int:
         fold = next((f for f in folds if f.name == f"{protocol}-{name}" or f.name == name), None)
         if fold is None:
             raise ValueError(f"no fold {args.fold!r}; e.g. emobox:1, loso:07, random:random")
-        train_idx, val_idx = fold.train, fold.val
         print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
     else:
-        speakers = sorted({u.speaker for u in data.utterances})
-        genders = {u.speaker: u.gender for u in data.utterances}
-        n_val = cfg["training"]["val_speakers"]
-        val_spk = set(validation_speakers(speakers, n_val, cfg["seed"], genders)) if n_val else set()
-        train_idx = [i for i, u in enumerate(data.utterances) if u.speaker not in val_spk]
-        val_idx = [i for i, u in enumerate(data.utterances) if u.speaker in val_spk]
+        fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
+    train_idx, val_idx = fold.train, fold.val
     print(f"training on {len(train_idx)} clips, validating on {len(val_idx)}")
     result = train(cfg, args.out, data.subset(train_idx), data.subset(val_idx) if val_idx else None,
                    resume=args.resume, provenance={"fold": args.fold or "all"})
@@ -169,18 +158,15 @@ def _threads_from(cfg: dict) -> None:
 
 def cmd_lr_find(args) -> int:
     from .plots import plot_lr_find
-    from .splits import validation_speakers
+    from .splits import no_test_fold
     from .training.evaluate import load_dataset
     from .training.trainer import find_lr
 
     cfg = _config(args)
     _threads_from(cfg)
     data = load_dataset(cfg)
-    speakers = sorted({u.speaker for u in data.utterances})
-    genders = {u.speaker: u.gender for u in data.utterances}
-    n_val = cfg["training"]["val_speakers"]
-    val_spk = set(validation_speakers(speakers, n_val, cfg["seed"], genders)) if n_val else set()
-    rt = find_lr(cfg, data.subset([i for i, u in enumerate(data.utterances) if u.speaker not in val_spk]))
+    fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
+    rt = find_lr(cfg, data.subset(fold.train))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_lr_find(rt.lrs, rt.losses, out / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)

@@ -144,6 +144,15 @@ def _speaker_fold(name: str, utts: Sequence[Utterance], test_set: set[str], test
     return Fold(name, tuple(train), tuple(val), tuple(test), tuple(sorted(test_spk)), tuple(sorted(val_spk)))
 
 
+def no_test_fold(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0,
+                 test_corpora: Collection[str] | None = None) -> Fold:
+    """Everyone trains except ``n_val_speakers`` validation speakers; no test set (``"all"``).
+
+    For a final model (e.g. the bundled one) after the protocol runs have measured it.
+    """
+    return _speaker_fold("all", utts, _test_corpora(utts, test_corpora), (), n_val_speakers, seed, _genders(utts))
+
+
 def emobox_folds(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0,
                  test_corpora: Collection[str] | None = None) -> list[Fold]:
     """The six EmoBox RAVDESS folds (``"emobox-1"``..``"emobox-6"``).

@@ -76,25 +76,28 @@ class Recognizer:
         return self._prediction(probs, name)
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
-        """Predict many files in batches; unreadable ones yield their :class:`AudioError`
-        instead of stopping the run."""
-        pending: list[tuple[object, torch.Tensor]] = []
+        """Predict many files in batches, yielding ``(source, result)`` in input order; an
+        unreadable file yields its :class:`AudioError` instead of stopping the run."""
+        pending: list[tuple[object, torch.Tensor | audio.AudioError]] = []
 
         def flush():
-            probs = predict_images(self.bundle.model, [img for _, img in pending], self.pipeline)
-            for (src, _), p in zip(pending, probs):
-                yield src, self._prediction(p, str(src))
+            images = [item for _, item in pending if not isinstance(item, audio.AudioError)]
+            probs = iter(predict_images(self.bundle.model, images, self.pipeline))
+            for src, item in pending:
+                yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
             pending.clear()
 
+        n_images = 0
         for src in sources:
             try:
                 pending.append((src, self.pipeline.image(self._wave(src, None), self._extractor)))
+                n_images += 1
             except audio.AudioError as err:
-                yield src, err
-            if len(pending) >= batch_size:
+                pending.append((src, err))
+            if n_images >= batch_size:
                 yield from flush()
-        if pending:
-            yield from flush()
+                n_images = 0
+        yield from flush()
 
     def _prediction(self, probs: np.ndarray, path: str | None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path)

@@ -99,7 +99,7 @@ def make_step(bf16: bool, label_smoothing: float, channels_last: bool) -> Callab
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return float(loss), int((logits.argmax(1) == y).sum())
+        return loss.item(), int((logits.detach().argmax(1) == y).sum())
 
     return step
 

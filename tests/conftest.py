@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny RAVDESS copy (real files), a tiny config and a tiny trained model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+SPEECH = RAVDESS / "Audio_Speech_Actors_01-24"
+
+torch.set_num_threads(2)
+
+
+def tiny_files() -> list[Path]:
+    """Eight clips (one per emotion) from each of three actors: 24 real RAVDESS files."""
+    files = []
+    for actor in ("01", "02", "03"):
+        for emotion in range(1, 9):
+            files.append(SPEECH / f"Actor_{actor}" / f"03-01-{emotion:02d}-01-01-01-{actor}.flac")
+    return files
+
+
+@pytest.fixture(scope="session")
+def tiny_ravdess(tmp_path_factory) -> Path:
+    assert SPEECH.is_dir(), f"RAVDESS not found at {RAVDESS} (expected ../shared beside the repo)"
+    root = tmp_path_factory.mktemp("ravdess")
+    for f in tiny_files():
+        dest = root / "Audio_Speech_Actors_01-24" / f.parent.name / f.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dest)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_ravdess, tmp_path_factory) -> dict:
+    from emovox.config import load_config
+
+    cache = tmp_path_factory.mktemp("cache")
+    return load_config(None, [
+        f"data.root={tiny_ravdess}", f"data.cache_dir={cache}", "model.width=8", "training.epochs=3",
+        "training.batch_size=8", "training.val_speakers=1", "training.max_lr=0.003", "lr_find.steps=12",
+    ])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config, tmp_path_factory) -> Path:
+    """A model folder from a 3-epoch run on two actors (validation on the third)."""
+    from emovox.training.evaluate import load_dataset
+    from emovox.training.trainer import train
+
+    data = load_dataset(tiny_config, progress=False)
+    train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
+    val_idx = [i for i, u in enumerate(data.utterances) if u.speaker == "03"]
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    train(tiny_config, run, data.subset(train_idx), data.subset(val_idx), progress=False)
+    return run / "best"

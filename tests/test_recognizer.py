@@ -1,0 +1,67 @@
+"""Recognizer: every kind of input, the 8 names, batch = single, bad input, the bundled model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox import EMOTIONS, AudioError, Recognizer
+from emovox.inference.recognizer import BUNDLED_MODEL
+
+from .conftest import SPEECH
+
+CLIP = SPEECH / "Actor_04" / "03-01-05-02-01-01-04.flac"
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_model):
+    return Recognizer.load(tiny_model, threads=2)
+
+
+def test_predict_file_gives_label_and_all_probabilities(rec):
+    pred = rec.predict(CLIP)
+    assert list(pred.probabilities) == list(EMOTIONS) == [
+        "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert pred.to_dict()["path"] == str(CLIP)
+
+
+def test_array_bytes_and_file_object_agree_with_path(rec):
+    ref = rec.predict(CLIP).probabilities
+    samples, rate = sf.read(CLIP, dtype="float32")
+    for other in (rec.predict(samples, sample_rate=rate), rec.predict(CLIP.read_bytes()), rec.predict(open(CLIP, "rb"))):
+        np.testing.assert_allclose(list(other.probabilities.values()), list(ref.values()), atol=1e-5)
+    with pytest.raises(ValueError, match="sample_rate"):
+        rec.predict(samples)
+
+
+def test_batches_equal_single_predictions_and_bad_files_are_reported(rec, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wave file")
+    files = [CLIP, bad, SPEECH / "Actor_05" / "03-01-04-01-01-01-05.flac"]
+    out = list(rec.predict_many(files, batch_size=2))
+    assert [src for src, _ in out] == files
+    assert isinstance(out[1][1], AudioError) and "broken.wav" in str(out[1][1])
+    single = rec.predict(files[2]).probabilities
+    np.testing.assert_allclose(list(out[2][1].probabilities.values()), list(single.values()), atol=1e-5)
+
+
+def test_bad_input_raises_audio_error(rec, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav"):
+        rec.predict(empty)
+    with pytest.raises(AudioError, match="NaN"):
+        rec.predict(np.full(16000, np.nan, np.float32), sample_rate=16000)
+
+
+def test_bundled_model_is_offline_and_recognises_its_examples():
+    assert (BUNDLED_MODEL / "model.safetensors").is_file()
+    rec = Recognizer.load(threads=2)
+    examples = sorted((BUNDLED_MODEL.parent / "examples").glob("*.flac"))
+    assert len(examples) == 5
+    right = sum(rec.predict(p).label == EMOTIONS[int(p.name.split("-")[2]) - 1] for p in examples)
+    # these actors were in its training data: this checks the shipped file works, not accuracy
+    assert right >= 4

@@ -1,0 +1,104 @@
+"""A tiny real training run end to end: run folder, resume, LR range test, a protocol."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.config import load_config, parse_override
+from emovox.training.evaluate import evaluate, load_dataset
+from emovox.training.metrics import scores
+from emovox.training.trainer import find_lr, train
+
+
+def split(data, val="03"):
+    tr = [i for i, u in enumerate(data.utterances) if u.speaker != val]
+    va = [i for i, u in enumerate(data.utterances) if u.speaker == val]
+    return data.subset(tr), data.subset(va)
+
+
+def test_run_folder_holds_everything(tiny_model):
+    run = tiny_model.parent
+    for name in ("config.yaml", "metrics.csv", "training.png", "confusion_val.png", "report.md", "checkpoint.pt",
+                 "best/config.json", "best/model.safetensors", "last/model.safetensors"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(0 <= float(r["val_ua"]) <= 1 for r in rows)
+    assert "selected epoch" in (run / "report.md").read_text()
+
+
+def test_resume_gives_the_same_run(tiny_config, tmp_path):
+    data = load_dataset(tiny_config, progress=False)
+    tr, va = split(data)
+    straight = train(tiny_config, tmp_path / "straight", tr, va, progress=False)
+
+    def stop_after_first(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config, tmp_path / "cut", tr, va, progress=False, on_epoch_end=stop_after_first)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config, tmp_path / "cut", tr, va, progress=False)
+    resumed = train(tiny_config, tmp_path / "cut", tr, va, resume=True, progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for a, b in zip(straight.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    last_a = load_last(tmp_path / "straight")
+    last_b = load_last(tmp_path / "cut")
+    for k in last_a:
+        torch.testing.assert_close(last_a[k], last_b[k])
+
+
+def load_last(run):
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "last" / "model.safetensors"))
+
+
+def test_lr_range_test_suggests_ordered_bounds(tiny_config):
+    data = load_dataset(tiny_config, progress=False)
+    rt = find_lr(tiny_config, split(data)[0], progress=False)
+    assert 0 < rt.lower < rt.upper
+    assert len(rt.lrs) == len(rt.losses) <= tiny_config["lr_find"]["steps"]
+    assert rt.lrs == sorted(rt.lrs)
+
+
+def test_loso_protocol_writes_results(tiny_config, tmp_path):
+    cfg = load_config(None, [])
+    cfg.update({k: tiny_config[k] for k in ("data", "model", "training", "lr_find")})
+    cfg["training"] = {**cfg["training"], "epochs": 1}
+    res = evaluate(cfg, "loso", tmp_path / "eval", folds=["01"], progress=False)
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["protocol"] == "loso" and saved["features"] == "mel"
+    (fold,) = saved["folds"]
+    assert fold["fold"] == "loso-01" and fold["test_speakers"] == ["01"]
+    assert fold["n_test"] == 8 and "01" not in fold["val_speakers"]
+    for key in ("wa", "ua", "f1"):
+        assert 0 <= fold[key] <= 1 and saved[key] == fold[key]
+    assert np.array(saved["confusion"]).sum() == 8
+    assert (tmp_path / "eval" / "results.md").read_text().count("loso-01") == 1
+    # a second call reuses the finished fold instead of training again
+    again = evaluate(cfg, "loso", tmp_path / "eval", folds=["01"], progress=False)
+    assert again["folds"] == res["folds"]
+
+
+def test_scores_known_values():
+    s = scores([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], 8)
+    assert s["wa"] == pytest.approx(4 / 6)
+    assert s["ua"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+
+
+def test_config_overrides_and_unknown_keys():
+    assert parse_override("training.epochs=5") == {"training": {"epochs": 5}}
+    cfg = load_config(None, ["training.epochs=5", "preprocessing.features.kind=mfcc"])
+    assert cfg["training"]["epochs"] == 5 and cfg["preprocessing"]["features"]["kind"] == "mfcc"
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(None, ["training.epoch=5"])
+    with pytest.raises(ValueError, match="kind"):
+        load_config(None, ["preprocessing.features.kind=chroma"])
