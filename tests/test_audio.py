@@ -330,38 +330,6 @@ def test_from_array_rejects_bad_sample_rate(rate):
     assert info.value.source == "<array>"
 
 
-# ---------------------------------------------------------------- trim_silence
-
-
-def test_trim_silence_keeps_tone_and_margin():
-    sr = 16_000
-    burst = tone(sr, seconds=0.5, channels=1)[:, 0]
-    wave = np.concatenate([np.zeros(sr, np.float32), burst, np.zeros(sr, np.float32)])
-    out = audio.trim_silence(wave, sample_rate=sr, margin_s=0.05)
-    assert np.shares_memory(out, wave) and out.dtype == np.float32  # a slice, no copy
-    # the whole burst is kept, with the 800-sample margin of zeros either side, plus at most
-    # half a 512-sample frame and one 128-sample hop of extra silence (librosa's frame grid)
-    voiced = np.flatnonzero(out)
-    lead, trail = voiced[0], len(out) - 1 - voiced[-1]
-    assert 800 <= lead <= 800 + 384 and 800 <= trail <= 800 + 384, (lead, trail)
-    np.testing.assert_array_equal(out[lead:len(out) - trail], burst[1:])  # burst[0] is sin(0) = 0
-    tight = audio.trim_silence(wave, sample_rate=sr, margin_s=0.0)
-    assert len(burst) <= len(tight) <= len(burst) + 2 * 384
-
-
-def test_trim_silence_leaves_silent_and_empty_input_alone():
-    zeros = np.zeros(16_000, np.float32)
-    assert audio.trim_silence(zeros) is zeros
-    empty = np.zeros(0, np.float32)
-    assert audio.trim_silence(empty) is empty
-
-
-def test_trim_silence_margin_bounded_by_clip():
-    x = tone(16_000, seconds=0.5, channels=1)[:, 0]
-    out = audio.trim_silence(x, margin_s=1.0)
-    np.testing.assert_array_equal(out, x)
-
-
 # ---------------------------------------------------------------- misc
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from emovox.features import FeatureConfig, FeatureExtractor, crop_or_pad, extract, windows
+from emovox.features import FeatureConfig, FeatureExtractor, extract
 
 SR = 16_000
 
@@ -88,14 +88,3 @@ def test_config_validation_and_key():
     a = FeatureConfig()
     assert a.key() == FeatureConfig.from_dict(a.to_dict()).key()
     assert a.key() != dataclasses.replace(a, hop_length=160).key()
-
-
-def test_crop_pad_and_windows():
-    img = torch.arange(10.0).view(1, 1, 10)
-    assert crop_or_pad(img, 4, 3).flatten().tolist() == [3, 4, 5, 6]
-    padded = crop_or_pad(img, 14)
-    assert padded.shape[-1] == 14 and padded[..., :2].eq(0).all() and padded[..., 2:12].equal(img)
-    w = windows(img, 4)
-    assert w.shape == (4, 1, 1, 4)  # starts 0, 2, 4, 6: the end-aligned start 6 is not repeated
-    assert w[-1].flatten().tolist() == [6, 7, 8, 9]
-    assert windows(img[..., :3], 4).shape == (1, 1, 1, 4)

@@ -28,7 +28,7 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".aiff", ".aif",
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load", "trim_silence"]
+__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load"]
 
 
 class AudioError(ValueError):
@@ -130,39 +130,6 @@ def from_array(samples, sample_rate: int, target_rate: int = WORKING_RATE, sourc
         # downmixed first, so soxr resamples one channel instead of all of them
         x = soxr.resample(x, sample_rate, target_rate, quality="HQ")
     return np.array(x, dtype=np.float32, order="C")
-
-
-def trim_silence(wave: np.ndarray, top_db: float = 30.0, sample_rate: int = WORKING_RATE,
-                 margin_s: float = 0.05) -> np.ndarray:
-    """Cut leading and trailing silence, keeping a margin either side.
-
-    Parameters
-    ----------
-    wave : numpy.ndarray
-        1-D wave.
-    top_db : float, optional
-        Frames more than ``top_db`` decibels below the clip's peak are silence.
-    sample_rate : int, optional
-        Rate of ``wave``, used to turn ``margin_s`` into samples.
-    margin_s : float, optional
-        Seconds of the silence kept before the first and after the last
-        non-silent frame (bounded by the clip itself).
-
-    Returns
-    -------
-    numpy.ndarray
-        A slice of ``wave``; ``wave`` itself if it is empty or entirely silent.
-    """
-    import librosa  # slow to import, and only training/plots trim
-
-    wave = np.asarray(wave)
-    if wave.size == 0 or not np.any(wave):
-        return wave
-    _, (start, end) = librosa.effects.trim(wave, top_db=top_db, frame_length=512, hop_length=128)
-    if end <= start:
-        return wave
-    margin = int(round(margin_s * sample_rate))
-    return wave[max(0, start - margin): min(len(wave), end + margin)]
 
 
 def is_audio_file(path) -> bool:

@@ -127,26 +127,32 @@ class FeatureExtractor(nn.Module):
         if config.kind == "mfcc":
             self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mfcc, config.n_mels)), persistent=False)
 
-    def power_db(self, wave: torch.Tensor) -> torch.Tensor:
-        """Log-power image in dB before normalisation and deltas: ``[batch, bins, frames]``."""
+    def analyse(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dB image before normalisation ``[batch, bins, frames]`` and each frame's
+        energy in dB ``[batch, frames]`` (what silence trimming looks at)."""
         c = self.config
         spec = torch.stft(
             wave, c.n_fft, c.hop_length, c.win_length, self.window,
             center=True, pad_mode="constant", return_complex=True,
         )
         power = spec.real.square() + spec.imag.square()
+        energy = 10.0 * torch.log10(power.sum(dim=-2).clamp_min(1e-10))
         if c.kind != "spectrogram":
             power = torch.matmul(self.mel, power)
         db = 10.0 * torch.log10(power.clamp_min(1e-10))
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - c.top_db)
         if c.kind == "mfcc":
             db = torch.matmul(self.dct, db)
-        return db
+        return db, energy
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.dim() == 1:
-            wave = wave.unsqueeze(0)
-        x = self.power_db(wave.float()).unsqueeze(1)
+    def power_db(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-power image in dB before normalisation and deltas: ``[batch, bins, frames]``."""
+        return self.analyse(wave)[0]
+
+    def finish(self, db: torch.Tensor) -> torch.Tensor:
+        """dB images ``[batch, bins, frames]`` → model inputs ``[batch, channels, bins, frames]``:
+        per-image standardisation, then deltas. Applied to each model window."""
+        x = db.unsqueeze(1)
         if self.config.normalize:
             mean = x.mean(dim=(-2, -1), keepdim=True)
             std = x.std(dim=(-2, -1), keepdim=True)
@@ -156,44 +162,14 @@ class FeatureExtractor(nn.Module):
             x = torch.cat([x, d1, deltas(d1)], dim=1)
         return x
 
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)
+        return self.finish(self.power_db(wave.float()))
+
 
 def extract(wave, config: FeatureConfig) -> torch.Tensor:
     """Functional form: a numpy or torch waveform (or batch) → feature image(s)."""
     wave = torch.as_tensor(np.asarray(wave, dtype=np.float32)) if not torch.is_tensor(wave) else wave
     with torch.no_grad():
         return FeatureExtractor(config)(wave)
-
-
-def crop_or_pad(image: torch.Tensor, n_frames: int, offset: int | None = None) -> torch.Tensor:
-    """Fix the width of one image ``[channels, bins, frames]`` to ``n_frames``.
-
-    Longer images are cropped at ``offset`` (centre if ``None``); shorter ones are padded
-    with their minimum (the silence floor) on both sides, placed at ``offset`` if given.
-    """
-    width = image.shape[-1]
-    if width == n_frames:
-        return image
-    if width > n_frames:
-        start = (width - n_frames) // 2 if offset is None else offset
-        return image[..., start:start + n_frames]
-    left = (n_frames - width) // 2 if offset is None else offset
-    out = image.new_full((*image.shape[:-1], n_frames), float(image.min()))
-    out[..., left:left + width] = image
-    return out
-
-
-def windows(image: torch.Tensor, n_frames: int, hop_frames: int | None = None) -> torch.Tensor:
-    """Cut one image into fixed-width windows ``[n_windows, channels, bins, n_frames]``.
-
-    A clip no longer than ``n_frames`` gives one padded window; a longer one gives windows
-    every ``hop_frames`` (default half a window), the last aligned to the end, so every
-    frame is seen. Predictions average over the windows.
-    """
-    width = image.shape[-1]
-    if width <= n_frames:
-        return crop_or_pad(image, n_frames).unsqueeze(0)
-    hop = hop_frames or max(1, n_frames // 2)
-    starts = list(range(0, width - n_frames + 1, hop))
-    if starts[-1] != width - n_frames:
-        starts.append(width - n_frames)
-    return torch.stack([image[..., s:s + n_frames] for s in starts])

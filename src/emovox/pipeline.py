@@ -1,7 +1,11 @@
-"""Audio → feature images, the sequence every path shares.
+"""Audio → model windows → probabilities: the sequence every path shares.
 
-``load → trim silence → features → fixed-width windows``. Training crops one window at a
-random position; evaluation and prediction average the model over all windows of a clip.
+``features (dB image of the whole clip) → voiced frames (silence trimming) → fixed-width
+windows → per-window normalisation → model``. Training takes one window at a random position
+inside the voiced part; prediction averages the model over windows covering it. Everything
+after decoding is written in tensor operations with no data-dependent shapes, so
+:class:`ClipClassifier` — the whole path from waveform to probabilities — exports to one
+ONNX graph, and the torch backend runs the very same module.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
-from . import audio
-from .features import FeatureConfig, FeatureExtractor, windows
+from .features import FeatureConfig, FeatureExtractor
 
 
 @dataclass(frozen=True)
@@ -23,14 +27,16 @@ class Pipeline:
     Parameters
     ----------
     features : the feature image settings.
-    trim_db : cut leading/trailing audio quieter than this many dB below the peak
-        (``None``: keep everything). RAVDESS clips carry about 1.5 s of silence.
-    clip_seconds : width of the model's input window.
+    trim_db : frames whose energy is more than this many dB below the loudest frame are
+        silence at the clip's ends (``None``: keep everything). RAVDESS clips carry ~1.5 s of it.
+    clip_seconds : width of the model's input window; prediction windows overlap by half.
+    margin_seconds : audio kept either side of the voiced part.
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     trim_db: float | None = 30.0
     clip_seconds: float = 2.5
+    margin_seconds: float = 0.05
 
     @property
     def sample_rate(self) -> int:
@@ -40,8 +46,18 @@ class Pipeline:
     def clip_frames(self) -> int:
         return self.features.frames(int(round(self.clip_seconds * self.sample_rate)))
 
+    @property
+    def hop_frames(self) -> int:
+        return max(1, self.clip_frames // 2)
+
+    @property
+    def margin_frames(self) -> int:
+        return int(round(self.margin_seconds * self.sample_rate / self.features.hop_length))
+
     def to_dict(self) -> dict:
-        return {"features": self.features.to_dict(), "trim_db": self.trim_db, "clip_seconds": self.clip_seconds}
+        d = dataclasses.asdict(self)
+        d["features"] = self.features.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Pipeline":
@@ -54,24 +70,107 @@ class Pipeline:
         return cls(features=feats, **d)
 
     def key(self) -> str:
-        """Cache key covering every setting that changes an image."""
-        return f"{self.features.key()}-t{self.trim_db}"
+        """Cache key covering every setting that changes a cached image or its bounds."""
+        return f"{self.features.key()}-t{self.trim_db}-m{self.margin_seconds}"
 
     def extractor(self) -> FeatureExtractor:
         return FeatureExtractor(self.features)
 
-    def prepare(self, wave: np.ndarray) -> np.ndarray:
-        """Trim silence from a waveform already at the working rate."""
-        if self.trim_db is None:
-            return wave
-        return audio.trim_silence(wave, top_db=self.trim_db, sample_rate=self.sample_rate)
-
-    def image(self, wave: np.ndarray, extractor: FeatureExtractor | None = None) -> torch.Tensor:
-        """One clip's feature image ``[channels, bins, frames]`` (trimmed first)."""
+    def analyse(self, wave: np.ndarray | torch.Tensor, extractor: FeatureExtractor | None = None):
+        """One clip → its dB image ``[bins, frames]`` and voiced frame range ``(first, end)``."""
         extractor = extractor or self.extractor()
+        wave = torch.as_tensor(np.ascontiguousarray(wave, dtype=np.float32)) if not torch.is_tensor(wave) else wave
         with torch.no_grad():
-            return extractor(torch.from_numpy(np.ascontiguousarray(self.prepare(wave))))[0]
+            db, energy = extractor.analyse(wave.float()[None])
+        first, end = voiced_bounds(energy[0], self.trim_db, self.margin_frames)
+        return db[0], (int(first), int(end))
 
-    def windows(self, image: torch.Tensor) -> torch.Tensor:
-        """Model inputs for one clip: ``[n_windows, channels, bins, clip_frames]``."""
-        return windows(image, self.clip_frames)
+
+def voiced_bounds(energy_db: torch.Tensor, trim_db: float | None, margin: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and one-past-last frame within ``trim_db`` of the loudest, widened by ``margin``.
+
+    Like ``librosa.effects.trim`` but on the feature frames, in tensor ops (exportable).
+    A clip that is silent throughout is all "voiced" (every frame equals the maximum).
+    """
+    n = energy_db.shape[-1]
+    idx = torch.arange(n, device=energy_db.device)
+    if trim_db is None:
+        return idx[0], idx[-1] + 1
+    voiced = energy_db > energy_db.max() - trim_db
+    first = torch.where(voiced, idx, n).min()
+    last = torch.where(voiced, idx, -1).max()
+    return (first - margin).clamp(min=0), (last + 1 + margin).clamp(max=n)
+
+
+def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int, hop: int):
+    """Start frames and weights (1 or 0) of the prediction windows of one clip.
+
+    A voiced part no longer than ``clip`` gets one window centred on it; a longer one gets
+    windows every ``hop`` frames and a last one aligned to its end. The number of candidate
+    windows depends only on the clip length (``n_frames // hop + 1``, enough for any voiced
+    part); the ones not needed get weight 0. Starts may run into the padding after the clip.
+    """
+    k = torch.arange(n_frames // hop + 1, device=first.device)
+    span = end - first
+    short = span <= clip
+    centred = (first - torch.div(clip - span, 2, rounding_mode="floor")).clamp(min=0)
+    sliding = torch.minimum(first + k * hop, end - clip)
+    starts = torch.where(short, centred, sliding)
+    previous_reached_end = first + (k - 1) * hop + clip >= end
+    weights = ((k == 0) | (~short & ~previous_reached_end)).float()
+    return starts, weights
+
+
+def pad_for_windows(db: torch.Tensor, clip: int) -> torch.Tensor:
+    """Append ``clip`` frames of the image's floor (its silence level) so any window fits."""
+    floor = db.amin(dim=(-2, -1), keepdim=True).expand(*db.shape[:-1], clip)
+    return torch.cat([db, floor], dim=-1)
+
+
+def gather_windows(padded: torch.Tensor, starts: torch.Tensor, clip: int) -> torch.Tensor:
+    """``[bins, frames]`` and ``K`` start frames → windows ``[K, bins, clip]``."""
+    idx = starts.unsqueeze(1) + torch.arange(clip, device=starts.device)
+    return padded[:, idx].permute(1, 0, 2)
+
+
+def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prediction windows of one clip's dB image (un-normalised) and their weights."""
+    first, end = torch.as_tensor(first), torch.as_tensor(end)
+    starts, weights = window_plan(first, end, db.shape[-1], pipeline.clip_frames, pipeline.hop_frames)
+    return gather_windows(pad_for_windows(db, pipeline.clip_frames), starts, pipeline.clip_frames), weights
+
+
+def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator) -> torch.Tensor:
+    """A training window ``[bins, clip]``: anywhere inside a voiced part longer than ``clip``,
+    or anywhere that contains a shorter one."""
+    lo, hi = (first, end - clip) if end - first > clip else (max(0, end - clip), first)
+    start = int(rng.integers(lo, hi + 1))
+    padded = pad_for_windows(db, clip) if start + clip > db.shape[-1] else db
+    return padded[:, start:start + clip]
+
+
+class ClipClassifier(nn.Module):
+    """Waveform ``[samples]`` at the working rate → probabilities ``[n_classes]``.
+
+    The complete inference path in one module: features, trimming, windows, the network,
+    softmax (with a calibration ``temperature``) and the weighted mean over windows.
+    """
+
+    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.extractor = pipeline.extractor()
+        self.model = model
+        self.pipeline = pipeline
+        self.temperature = temperature
+
+    def window_probabilities(self, windows: torch.Tensor) -> torch.Tensor:
+        """Un-normalised dB windows ``[K, bins, clip]`` → probabilities ``[K, n_classes]``."""
+        x = self.extractor.finish(windows).contiguous(memory_format=torch.channels_last)
+        return torch.softmax(self.model(x).float() / self.temperature, dim=-1)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        db, energy = self.extractor.analyse(wave.unsqueeze(0))
+        first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
+        windows, weights = clip_windows(db[0], first, end, self.pipeline)
+        probs = self.window_probabilities(windows)
+        return (probs * weights.unsqueeze(1)).sum(0) / weights.sum()

@@ -1,38 +1,41 @@
-"""Clip images → class probabilities: the one forward pass shared by validation, evaluation
-and the Recognizer."""
+"""Clips → class probabilities, batched: the forward pass shared by validation, evaluation and
+the Recognizer. It runs the same pieces as :class:`emovox.pipeline.ClipClassifier` (one clip
+at a time, the exported graph) but packs the windows of many clips into each batch."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..pipeline import Pipeline
+from ..pipeline import ClipClassifier, clip_windows
 
 
-def predict_images(
-    model: nn.Module,
+def predict_clips(
+    classifier: ClipClassifier,
     images: list[torch.Tensor],
-    pipeline: Pipeline,
+    bounds: list[tuple[int, int]],
     *,
     batch_size: int = 64,
-    temperature: float = 1.0,
 ) -> np.ndarray:
-    """Probabilities ``[n_clips, n_classes]``: softmax averaged over each clip's windows."""
+    """Probabilities ``[n_clips, n_classes]`` of dB images with their voiced ``(first, end)``:
+    the weighted mean of each clip's window probabilities."""
+    n_classes = classifier.model.fc.out_features
     if not images:
-        return np.zeros((0, getattr(model, "fc").out_features), dtype=np.float32)
-    windows = [pipeline.windows(img) for img in images]
-    owner = torch.cat([torch.full((len(w),), i) for i, w in enumerate(windows)])
-    stacked = torch.cat(windows)
-    was_training = model.training
-    model.eval()
-    probs = []
+        return np.zeros((0, n_classes), dtype=np.float32)
+    windows, weights, owner = [], [], []
+    for i, (db, (first, end)) in enumerate(zip(images, bounds)):
+        w, wt = clip_windows(db, first, end, classifier.pipeline)
+        keep = wt > 0  # skip the zero-weight candidates: same result, less work
+        windows.append(w[keep])
+        weights.append(wt[keep])
+        owner.append(torch.full((int(keep.sum()),), i))
+    windows, weights, owner = torch.cat(windows), torch.cat(weights), torch.cat(owner)
+    was_training = classifier.training
+    classifier.eval()
     with torch.inference_mode():
-        for start in range(0, len(stacked), batch_size):
-            logits = model(stacked[start:start + batch_size].contiguous(memory_format=torch.channels_last))
-            probs.append(torch.softmax(logits.float() / temperature, dim=-1))
-    model.train(was_training)
-    probs = torch.cat(probs)
-    out = torch.zeros(len(images), probs.shape[1]).index_add_(0, owner, probs)
-    counts = torch.bincount(owner, minlength=len(images)).unsqueeze(1)
-    return (out / counts).numpy()
+        probs = torch.cat([classifier.window_probabilities(windows[s:s + batch_size])
+                           for s in range(0, len(windows), batch_size)])
+    classifier.train(was_training)
+    total = torch.zeros(len(images), n_classes).index_add_(0, owner, probs * weights.unsqueeze(1))
+    norm = torch.zeros(len(images)).index_add_(0, owner, weights).unsqueeze(1)
+    return (total / norm).numpy()

@@ -13,7 +13,8 @@ import torch
 from .. import audio
 from ..labels import probabilities as to_mapping
 from ..models.folder import ModelBundle, load_bundle
-from .engine import predict_images
+from ..pipeline import ClipClassifier
+from .engine import predict_clips
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
 
@@ -48,7 +49,7 @@ class Recognizer:
         self.bundle = bundle
         self.pipeline = bundle.pipeline
         self.labels = bundle.labels
-        self._extractor = bundle.pipeline.extractor()
+        self.classifier = ClipClassifier(bundle.model, bundle.pipeline).eval()
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
         bundle.model.eval()
 
@@ -71,18 +72,19 @@ class Recognizer:
         """Emotion of one recording: a path, bytes, a binary file object, or an array with
         its ``sample_rate``. Raises :class:`emovox.AudioError` for unusable audio."""
         wave = self._wave(source, sample_rate)
-        probs = predict_images(self.bundle.model, [self.pipeline.image(wave, self._extractor)], self.pipeline)[0]
+        db, voiced = self.pipeline.analyse(wave, self.classifier.extractor)
+        probs = predict_clips(self.classifier, [db], [voiced])[0]
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
         return self._prediction(probs, name)
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Predict many files in batches, yielding ``(source, result)`` in input order; an
         unreadable file yields its :class:`AudioError` instead of stopping the run."""
-        pending: list[tuple[object, torch.Tensor | audio.AudioError]] = []
+        pending: list[tuple[object, tuple | audio.AudioError]] = []
 
         def flush():
-            images = [item for _, item in pending if not isinstance(item, audio.AudioError)]
-            probs = iter(predict_images(self.bundle.model, images, self.pipeline))
+            ok = [item for _, item in pending if not isinstance(item, audio.AudioError)]
+            probs = iter(predict_clips(self.classifier, [db for db, _ in ok], [v for _, v in ok]))
             for src, item in pending:
                 yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
             pending.clear()
@@ -90,7 +92,7 @@ class Recognizer:
         n_images = 0
         for src in sources:
             try:
-                pending.append((src, self.pipeline.image(self._wave(src, None), self._extractor)))
+                pending.append((src, self.pipeline.analyse(self._wave(src, None), self.classifier.extractor)))
                 n_images += 1
             except audio.AudioError as err:
                 pending.append((src, err))

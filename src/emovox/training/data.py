@@ -35,9 +35,11 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class FeatureSet:
-    """Images ``[channels, bins, frames]`` (variable width) with their labels."""
+    """Un-normalised dB images ``[bins, frames]`` (variable width), each clip's voiced frame
+    range ``(first, end)``, and the labels."""
 
     images: list[torch.Tensor]
+    bounds: list[tuple[int, int]]
     labels: np.ndarray
     utterances: list[Utterance]
     failed: list[tuple[Utterance, str]] = field(default_factory=list)
@@ -47,7 +49,8 @@ class FeatureSet:
 
     def subset(self, indices) -> "FeatureSet":
         idx = list(indices)
-        return FeatureSet([self.images[i] for i in idx], self.labels[idx], [self.utterances[i] for i in idx])
+        return FeatureSet([self.images[i] for i in idx], [self.bounds[i] for i in idx], self.labels[idx],
+                          [self.utterances[i] for i in idx])
 
 
 def _stamp(utt: Utterance) -> str:
@@ -74,7 +77,7 @@ def build_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> FeatureSet:
-    """Decode, trim and featurise ``utts`` (or read them from the cache).
+    """Decode and featurise ``utts``, finding their voiced frames (or read them from the cache).
 
     Files that fail to decode are logged, listed in ``FeatureSet.failed`` and skipped.
     """
@@ -83,7 +86,7 @@ def build_features(
     if path.is_file():
         return _read_cache(path, utts, labels)
     extractor = pipeline.extractor()
-    images, kept, failed = [], [], []
+    images, bounds, kept, failed = [], [], [], []
     for utt in tqdm(utts, desc="features", unit="clip", disable=not progress):
         try:
             wave = audio.load(utt.source(), pipeline.sample_rate)
@@ -91,9 +94,11 @@ def build_features(
             log.warning("skipping %s: %s", utt.path, err)
             failed.append((utt, str(err)))
             continue
-        images.append(pipeline.image(wave, extractor))
+        db, voiced = pipeline.analyse(wave, extractor)
+        images.append(db)
+        bounds.append(voiced)
         kept.append(utt)
-    fs = FeatureSet(images, np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64), kept, failed)
+    fs = FeatureSet(images, bounds, np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64), kept, failed)
     _write_cache(path, fs)
     return fs
 
@@ -105,7 +110,8 @@ def _write_cache(path: Path, fs: FeatureSet) -> None:
     meta = {"keys": json.dumps([u.key for u in fs.utterances]),
             "failed": json.dumps([[u.key, why] for u, why in fs.failed])}
     tmp = path.with_suffix(".tmp")
-    save_file({"data": data.contiguous(), "widths": widths}, str(tmp), metadata=meta)
+    bounds = torch.tensor(fs.bounds, dtype=torch.int64).reshape(-1, 2)
+    save_file({"data": data.contiguous(), "widths": widths, "bounds": bounds}, str(tmp), metadata=meta)
     tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache
 
 
@@ -121,4 +127,5 @@ def _read_cache(path: Path, utts: list[Utterance], labels) -> FeatureSet:
     widths = tensors["widths"].tolist()
     images = list(torch.split(tensors["data"], widths, dim=-1)) if widths else []
     labels_arr = np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64)
-    return FeatureSet(images, labels_arr, kept, failed)
+    bounds = [tuple(b) for b in tensors["bounds"].tolist()]
+    return FeatureSet(images, bounds, labels_arr, kept, failed)

@@ -81,9 +81,11 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
                            provenance={"protocol": protocol, "fold": fold.name})
             train_seconds = sum(r["seconds"] for r in result.history)
             test = data.subset(fold.test)
-            from ..inference.engine import predict_images
+            from ..inference.engine import predict_clips
+            from ..pipeline import ClipClassifier
 
-            pred = predict_images(result.best.model, test.images, result.best.pipeline).argmax(1)
+            classifier = ClipClassifier(result.best.model, result.best.pipeline)
+            pred = predict_clips(classifier, test.images, test.bounds).argmax(1)
             cm = confusion(test.labels, pred, n_classes)
             plot_confusion(cm, EMOTIONS, run_dir / "confusion_test.png", title=f"{fold.name} test")
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),

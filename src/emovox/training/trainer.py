@@ -26,12 +26,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import save_config
-from ..features import crop_or_pad
-from ..inference.engine import predict_images
+from ..features import FeatureExtractor
+from ..inference.engine import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
-from ..pipeline import Pipeline
+from ..pipeline import ClipClassifier, Pipeline, random_window
 from .data import FeatureSet
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
@@ -63,38 +63,36 @@ def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
     return bundle
 
 
-def batch_iterator(fs: FeatureSet, n_frames: int, batch_size: int, seed: int, epoch: int):
-    """The batches of one epoch: shuffled, random crops. Derived from (seed, epoch) alone so a
-    resumed run sees exactly the batches an uninterrupted one would."""
+def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int):
+    """The batches of one epoch: shuffled clips, one random window of each (un-normalised dB
+    ``[batch, bins, clip]``). Derived from (seed, epoch) alone, so a resumed run sees exactly
+    the batches an uninterrupted one would."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(fs))
     n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        crops = []
-        for i in idx:
-            img = fs.images[i]
-            slack = abs(img.shape[-1] - n_frames)
-            crops.append(crop_or_pad(img, n_frames, int(rng.integers(0, slack + 1))))
-        yield torch.stack(crops), torch.from_numpy(fs.labels[idx])
+        windows = [random_window(fs.images[i], *fs.bounds[i], clip, rng) for i in idx]
+        yield torch.stack(windows), torch.from_numpy(fs.labels[idx])
 
 
-def endless_batches(fs: FeatureSet, n_frames: int, batch_size: int, seed: int):
+def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int):
     epoch = 10_000  # distinct from the training epochs' streams
     while True:
-        yield from batch_iterator(fs, n_frames, batch_size, seed, epoch)
+        yield from batch_iterator(fs, clip, batch_size, seed, epoch)
         epoch += 1
 
 
-def make_step(bf16: bool, label_smoothing: float, channels_last: bool) -> Callable:
-    """One optimisation step ``(model, optimizer, (x, y)) -> (loss, n_correct)``."""
+def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool) -> Callable:
+    """One optimisation step ``(model, optimizer, (windows, y)) -> (loss, n_correct)``."""
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def step(model, optimizer, batch):
-        x, y = batch
+        windows, y = batch
+        x = extractor.finish(windows).contiguous(memory_format=fmt)  # the same per-window normalisation as inference
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x.contiguous(memory_format=fmt))
+            logits = model(x)
             loss = loss_fn(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -123,7 +121,7 @@ def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True) -> Range
     model = bundle.model.to(memory_format=torch.channels_last) if tcfg["channels_last"] else bundle.model
     model.train()
     lcfg = cfg["lr_find"]
-    step = make_step(bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    step = make_step(pipe.extractor(), bf16, tcfg["label_smoothing"], tcfg["channels_last"])
     return lr_range_test(
         model, lambda m, o, b: step(m, o, b)[0],
         endless_batches(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"]),
@@ -140,8 +138,8 @@ class TrainResult:
     history: list[dict]
 
 
-def _evaluate(model, fs: FeatureSet, pipe: Pipeline, n_classes: int) -> tuple[dict, np.ndarray]:
-    probs = predict_images(model, fs.images, pipe)
+def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int) -> tuple[dict, np.ndarray]:
+    probs = predict_clips(classifier, fs.images, fs.bounds)
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(fs)), fs.labels], 1e-12, None)).mean())
     s = scores(fs.labels, pred, n_classes)
@@ -220,7 +218,8 @@ def train(
         best_row = state["best_row"] or None
         start_epoch = state["epoch"] + 1
 
-    step = make_step(bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    classifier = ClipClassifier(model, pipe)
+    step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"])
     n_classes = len(bundle.labels)
     select_on = tcfg["select_on"]
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
@@ -239,7 +238,7 @@ def train(
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
                "lr": lr_trace[-1]}
         if val_set is not None and len(val_set):
-            metrics, pred = _evaluate(model, val_set, pipe, n_classes)
+            metrics, pred = _evaluate(classifier, val_set, n_classes)
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)

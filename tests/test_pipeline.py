@@ -1,0 +1,82 @@
+"""Trimming, windows and the one-module inference path (ClipClassifier = batched engine)."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from emovox import audio
+from emovox.inference.engine import predict_clips
+from emovox.models import resnet18
+from emovox.pipeline import ClipClassifier, Pipeline, clip_windows, random_window, voiced_bounds, window_plan
+
+from .conftest import SPEECH
+
+
+def test_voiced_bounds_trims_quiet_ends_with_margin():
+    energy = torch.tensor([-90.0] * 5 + [-10.0, 0.0, -20.0] + [-95.0] * 4)
+    first, end = voiced_bounds(energy, trim_db=30, margin=1)
+    assert (int(first), int(end)) == (4, 9)
+    assert [int(v) for v in voiced_bounds(energy, None, 1)] == [0, 12]
+    flat = torch.full((7,), -100.0)  # silence throughout: nothing to cut
+    assert [int(v) for v in voiced_bounds(flat, 30, 0)] == [0, 7]
+
+
+def test_voiced_bounds_agree_with_librosa_trim_on_real_speech():
+    wave = audio.load(SPEECH / "Actor_01" / "03-01-05-02-01-01-01.flac")
+    pipe = Pipeline(margin_seconds=0.0)
+    _, (first, end) = pipe.analyse(wave)
+    _, (a, b) = librosa.effects.trim(wave, top_db=30, frame_length=512, hop_length=256)
+    hop = pipe.features.hop_length
+    assert abs(first * hop - a) <= 3 * hop and abs(end * hop - b) <= 3 * hop
+    assert first * hop > 0.3 * 16_000  # RAVDESS clips start with silence
+
+
+@pytest.mark.parametrize("first, end, n", [(10, 40, 60), (0, 157, 157), (5, 400, 420), (30, 190, 200), (0, 3, 3)])
+def test_window_plan_covers_the_voiced_part_once(first, end, n):
+    clip, hop = 157, 78
+    starts, weights = window_plan(torch.tensor(first), torch.tensor(end), n, clip, hop)
+    used = starts[weights > 0].tolist()
+    assert len(used) == len(set(used)) >= 1
+    covered = set()
+    for s in used:
+        assert s >= 0
+        covered |= set(range(s, s + clip))
+    assert set(range(first, end)) <= covered
+    if end - first > clip:
+        assert min(used) == first and max(used) == end - clip  # inside the voiced part, last one end-aligned
+        assert all(b - a <= hop for a, b in zip(sorted(used), sorted(used)[1:]))
+    else:
+        assert len(used) == 1
+
+
+def test_random_window_stays_on_the_voice():
+    rng = np.random.default_rng(0)
+    db = torch.arange(300.0).repeat(4, 1)
+    for _ in range(50):
+        w = random_window(db, 40, 260, 100, rng)  # long voiced part: window inside it
+        assert w.shape == (4, 100) and 40 <= w[0, 0] and w[0, -1] < 260
+        w = random_window(db, 120, 180, 100, rng)  # short one: window contains it
+        assert w[0, 0] <= 120 and w[0, -1] >= 179
+    short = random_window(db[:, :30], 0, 30, 100, rng)  # clip shorter than a window: padded
+    assert short.shape == (4, 100) and short[0, 30:].eq(0).all()
+
+
+def test_clip_classifier_equals_batched_engine():
+    torch.manual_seed(0)
+    pipe = Pipeline()
+    clf = ClipClassifier(resnet18(width=8), pipe).eval()
+    rng = np.random.default_rng(0)
+    waves = [audio.load(SPEECH / "Actor_02" / "03-01-06-02-01-01-02.flac"),
+             (0.1 * rng.standard_normal(9000)).astype(np.float32),   # shorter than one window
+             np.tile(audio.load(SPEECH / "Actor_03" / "03-01-07-01-01-01-03.flac"), 3)]  # several windows
+    analysed = [pipe.analyse(w, clf.extractor) for w in waves]
+    batched = predict_clips(clf, [a[0] for a in analysed], [a[1] for a in analysed], batch_size=3)
+    with torch.no_grad():
+        single = np.stack([clf(torch.from_numpy(w)).numpy() for w in waves])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(batched.sum(1), 1, atol=1e-5)
+    windows, weights = clip_windows(*[analysed[2][0], *analysed[2][1]], pipe)
+    assert int(weights.sum()) >= 3 and windows.shape[1:] == (64, pipe.clip_frames)
