@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from emovox.cli import main as cli
+from emovox.inference.export import export_onnx
 from emovox.models.folder import load_bundle, save_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,5 +91,6 @@ if __name__ == "__main__":
         bundle.extra["provenance"].update({"data": "RAVDESS speech, all 24 actors (1440 clips)",
                                            "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)"})
         save_bundle(bundle, ASSETS, half=True)
+        export_onnx(ASSETS, ASSETS / "model.onnx")  # the same weights for the onnxruntime backend
         print(f"wrote {ASSETS}")
     write_card()

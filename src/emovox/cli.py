@@ -38,7 +38,7 @@ def cmd_predict(args) -> int:
     from .inference import Recognizer
 
     files, missing = expand_paths(args.paths)
-    rec = Recognizer.load(args.model, threads=args.threads)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     failures = [(m, "no such file, folder or glob match") for m in missing]
     writer = _writer(args.format, rec.labels)
     for src, result in rec.predict_many(files, batch_size=args.batch_size):
@@ -87,7 +87,7 @@ def cmd_demo(args) -> int:
     from .corpora.ravdess import parse_name
     from .inference import Recognizer
 
-    rec = Recognizer.load(args.model, threads=args.threads)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     clips = sorted(EXAMPLES.glob("*.flac"))
     print(f"emovox {__import__('emovox').__version__}: bundled model on {len(clips)} bundled RAVDESS clips\n")
     print(f"{'clip':<28} {'actor said':<10} {'emovox hears':<13} probability")
@@ -96,6 +96,15 @@ def cmd_demo(args) -> int:
         print(f"{clip.name:<28} {parse_name(clip.name)['emotion']:<10} {pred.label:<13} {pred.confidence:.2f}")
     print("\n(the examples come from RAVDESS, CC BY-NC-SA 4.0; the bundled model was trained on all its actors,"
           "\n so these are seen speakers — see `emovox evaluate` for honest, actor-disjoint figures)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .inference.export import export_onnx
+    from .inference.recognizer import BUNDLED_MODEL
+
+    out = export_onnx(args.model or BUNDLED_MODEL, args.output, quantize=args.quantize)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): waveform [samples] float32 at 16 kHz -> probabilities [8]")
     return 0
 
 
@@ -192,9 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"emovox {__import__('emovox').__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def model_opts(sp):
-        sp.add_argument("--model", help="model folder (default: the bundled model)")
+    def model_opts(sp, backend=True):
+        sp.add_argument("--model", help="model folder or .onnx file (default: the bundled model)")
         sp.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="CPU threads")
+        if backend:
+            sp.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                            help="onnx: run the folder's model.onnx with onnxruntime (faster start, no torch)")
 
     sp = sub.add_parser("predict", help="emotion of each file (files, folders, globs)")
     sp.add_argument("paths", nargs="+")
@@ -206,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="predict the bundled example clips with the bundled model")
     model_opts(sp)
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("export", help="write one ONNX graph: waveform in, probabilities out")
+    sp.add_argument("-o", "--output", required=True, help=".onnx file to write")
+    sp.add_argument("--quantize", action="store_true", help="int8 weights for the convolutions (dynamic quantisation)")
+    sp.add_argument("--model", help="model folder (default: the bundled model)")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("show", help="waveform, spectrogram, mel-spectrogram and MFCC of a clip")
     sp.add_argument("clip")

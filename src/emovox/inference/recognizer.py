@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 
 from .. import audio
 from ..labels import probabilities as to_mapping
-from ..models.folder import ModelBundle, load_bundle
-from ..pipeline import ClipClassifier
-from .engine import predict_clips
+from .backends import ONNX_NAME, OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
 
@@ -39,52 +36,56 @@ class Prediction:
 class Recognizer:
     """Emotion recognition with one model: audio in, :class:`Prediction` out.
 
-    Parameters
-    ----------
-    bundle : a loaded model folder (see :meth:`load`).
-    threads : CPU threads for torch (default: all cores, at most 4).
+    Use :meth:`load`; ``backend`` is a :class:`~emovox.inference.backends.TorchBackend` or
+    :class:`~emovox.inference.backends.OnnxBackend`.
     """
 
-    def __init__(self, bundle: ModelBundle, threads: int | None = None) -> None:
-        self.bundle = bundle
-        self.pipeline = bundle.pipeline
-        self.labels = bundle.labels
-        self.classifier = ClipClassifier(bundle.model, bundle.pipeline).eval()
-        torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
-        bundle.model.eval()
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.labels = backend.labels
+        self.sample_rate = backend.sample_rate
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, *, threads: int | None = None) -> "Recognizer":
-        """Load a model folder; ``None`` loads the model bundled with emovox (offline)."""
+    def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
+             threads: int | None = None) -> "Recognizer":
+        """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
+
+        ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
+        """
         folder = Path(path) if path is not None else BUNDLED_MODEL
         if path is None and not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
-        return cls(load_bundle(folder), threads=threads)
+        if backend == "onnx" or folder.suffix == ".onnx":
+            return cls(OnnxBackend(folder, threads))
+        if backend != "torch":
+            raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no model folder at {folder}")
+        return cls(TorchBackend(folder, threads))
 
     def _wave(self, source, sample_rate: int | None) -> np.ndarray:
         if isinstance(source, np.ndarray):
             if sample_rate is None:
                 raise ValueError("predicting from an array needs its sample_rate")
-            return audio.from_array(source, sample_rate, self.pipeline.sample_rate)
-        return audio.load(source, self.pipeline.sample_rate)
+            return audio.from_array(source, sample_rate, self.sample_rate)
+        return audio.load(source, self.sample_rate)
 
     def predict(self, source, sample_rate: int | None = None) -> Prediction:
         """Emotion of one recording: a path, bytes, a binary file object, or an array with
         its ``sample_rate``. Raises :class:`emovox.AudioError` for unusable audio."""
         wave = self._wave(source, sample_rate)
-        db, voiced = self.pipeline.analyse(wave, self.classifier.extractor)
-        probs = predict_clips(self.classifier, [db], [voiced])[0]
+        probs = self.backend.probabilities([self.backend.analyse(wave)])[0]
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
         return self._prediction(probs, name)
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Predict many files in batches, yielding ``(source, result)`` in input order; an
         unreadable file yields its :class:`AudioError` instead of stopping the run."""
-        pending: list[tuple[object, tuple | audio.AudioError]] = []
+        pending: list[tuple[object, object]] = []
 
         def flush():
             ok = [item for _, item in pending if not isinstance(item, audio.AudioError)]
-            probs = iter(predict_clips(self.classifier, [db for db, _ in ok], [v for _, v in ok]))
+            probs = iter(self.backend.probabilities(ok))
             for src, item in pending:
                 yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
             pending.clear()
@@ -92,7 +93,7 @@ class Recognizer:
         n_images = 0
         for src in sources:
             try:
-                pending.append((src, self.pipeline.analyse(self._wave(src, None), self.classifier.extractor)))
+                pending.append((src, self.backend.analyse(self._wave(src, None))))
                 n_images += 1
             except audio.AudioError as err:
                 pending.append((src, err))

@@ -1,0 +1,67 @@
+"""Export a model folder to ONE ONNX graph: mono float32 waveform at the working rate →
+probabilities of each emotion. Features, silence trimming, windows and the network are all
+inside, so the file runs from any language with onnxruntime and no preprocessing of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def model_id(folder: Path) -> str:
+    """Name of the recipe plus a short hash of the weights file."""
+    cfg = json.loads((folder / "config.json").read_text())
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+    return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{digest}"
+
+
+def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: bool = False,
+                opset: int = 18) -> Path:
+    """Write ``out`` (.onnx) from a model folder; ``quantize`` stores int8 convolution weights
+    (dynamic quantisation; the feature computation stays float)."""
+    import onnx
+    import torch
+
+    from .. import __version__
+    from ..models.folder import load_bundle
+    from ..pipeline import ClipClassifier
+
+    folder, out = Path(folder), Path(out)
+    bundle = load_bundle(folder)
+    clf = ClipClassifier(bundle.model, bundle.pipeline).eval()
+    sr = bundle.pipeline.sample_rate
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.1)
+    samples = torch.export.Dim("samples", min=bundle.pipeline.features.n_fft, max=sr * 3600 * 4)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        logging.getLogger("torch").setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates every step
+            torch.onnx.export(clf, (example,), str(raw), dynamo=True, opset_version=opset,
+                              input_names=["waveform"], output_names=["probabilities"],
+                              dynamic_shapes={"wave": {0: samples}}, external_data=False)
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            q = Path(tmp) / "q.onnx"
+            quantize_dynamic(str(raw), str(q), weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+            raw = q
+        model = onnx.load(str(raw))
+    meta = {"labels": json.dumps(list(bundle.labels)), "sample_rate": str(sr), "model_id": model_id(folder),
+            "emovox_version": __version__, "quantized": str(quantize).lower(),
+            "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
+            "output": "probabilities [len(labels)], summing to 1",
+            "config": (folder / "config.json").read_text()}
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(out))
+    return out

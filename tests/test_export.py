@@ -1,0 +1,68 @@
+"""ONNX: one graph from waveform to probabilities, equal to the torch path; no torch at run time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from emovox import Recognizer, audio
+from emovox.cli import main
+from emovox.inference.export import export_onnx
+
+from .conftest import SPEECH
+
+CLIPS = [SPEECH / "Actor_09" / "03-01-02-02-02-01-09.flac", SPEECH / "Actor_10" / "03-01-07-02-01-02-10.flac"]
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_model, tmp_path_factory):
+    return export_onnx(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+def test_metadata_names_labels_rate_and_model(onnx_file, tiny_model):
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    assert json.loads(meta["labels"])[4] == "angry" and meta["sample_rate"] == "16000"
+    assert meta["model_id"].startswith("resnet18-mel@") and json.loads(meta["config"])["model"]["width"] == 8
+    graph_ops = {n.op_type for n in onnx.load(str(onnx_file)).graph.node}
+    assert "STFT" in graph_ops  # the features are inside the graph
+
+
+def test_onnx_matches_torch_on_real_clips_of_any_length(onnx_file, tiny_model):
+    torch_rec = Recognizer.load(tiny_model, threads=2)
+    onnx_rec = Recognizer.load(onnx_file, threads=2)
+    long = np.tile(audio.load(CLIPS[0]), 4)  # ~15 s: several windows
+    noise = (0.05 * np.random.default_rng(0).standard_normal(6000)).astype(np.float32)  # shorter than a window
+    for src in [*CLIPS, long, noise]:
+        kw = {"sample_rate": 16000} if isinstance(src, np.ndarray) else {}
+        a, b = torch_rec.predict(src, **kw), onnx_rec.predict(src, **kw)
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+        assert a.label == b.label
+
+
+def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, onnx_file, tmp_path):
+    q = export_onnx(tiny_model, tmp_path / "q.onnx", quantize=True)
+    assert {n.op_type for n in onnx.load(str(q)).graph.node} & {"ConvInteger", "DynamicQuantizeLinear"}
+    probs = np.array(list(Recognizer.load(q).predict(CLIPS[0]).probabilities.values()))
+    assert probs.sum() == pytest.approx(1, abs=1e-5) and (probs >= 0).all()
+
+
+def test_onnx_path_never_imports_torch(onnx_file):
+    code = ("import sys; from emovox import Recognizer; "
+            f"p = Recognizer.load({str(onnx_file)!r}, backend='onnx').predict({str(CLIPS[0])!r}); "
+            "assert 'torch' not in sys.modules and 'librosa' not in sys.modules, 'heavy import'; print(p.label)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in Recognizer.load(onnx_file).labels
+
+
+def test_cli_export_and_predict_with_onnx_backend(tiny_model, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "--model", str(tiny_model), "-o", str(out)]) == 0
+    assert main(["predict", str(CLIPS[1]), "--model", str(out), "--backend", "onnx", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert row["path"] == str(CLIPS[1]) and len(row["probabilities"]) == 8
