@@ -1,0 +1,178 @@
+"""Speed figures for docs/performance.md, each a ratio measured in one run on this machine.
+
+    python benchmarks/speed.py [features|inference|cold-start|training|all]  → benchmarks/results/speed.json
+
+- features: the 1440 RAVDESS speech clips (decoded beforehand), emovox's batched torch features
+  against librosa's melspectrogram / mfcc with the same settings, both on ONE thread.
+- inference: real-time factor of one 3.5 s clip on ONE thread, torch vs onnxruntime vs int8
+  onnxruntime (bundled model), its FLOPs per second of audio, and this CPU's matmul throughput.
+- cold-start: `emovox predict one.wav` as a whole new process, ONNX and torch backends.
+- training: clips/s of one training step of the recipe (batch 32) in fp32, channels_last and
+  bf16 autocast + channels_last (also under torch.compile), on the configured 2 threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # librosa/numpy BLAS and onnxruntime start single-threaded
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "speed.json"
+CLIP = ROOT / "src" / "emovox" / "assets" / "examples" / "03-01-05-02-01-01-05.flac"
+
+
+def best_of(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_features() -> dict:
+    import librosa
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from emovox import audio
+    from emovox.corpora import open_corpus
+    from emovox.features import FeatureConfig, FeatureExtractor
+
+    torch.set_num_threads(1)
+    waves = [audio.load(u.source()) for u in open_corpus("ravdess").utterances()]
+    out = {"clips": len(waves), "audio_seconds": sum(map(len, waves)) / 16000}
+    for kind in ("mel", "mfcc"):
+        cfg = FeatureConfig(kind=kind, normalize=False)
+        ex = FeatureExtractor(cfg)
+        order = np.argsort([len(w) for w in waves])  # batch clips of similar length: little padding
+
+        def ours():
+            with torch.inference_mode():
+                for s in range(0, len(order), 64):
+                    idx = order[s:s + 64]
+                    n = max(len(waves[i]) for i in idx)
+                    batch = torch.zeros(len(idx), n)
+                    for j, i in enumerate(idx):
+                        batch[j, :len(waves[i])] = torch.from_numpy(waves[i])
+                    ex.power_db(batch)
+
+        common = dict(sr=16000, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, n_mels=cfg.n_mels)
+
+        def theirs():
+            for w in waves:
+                if kind == "mel":
+                    librosa.power_to_db(librosa.feature.melspectrogram(y=w, **common), top_db=80)
+                else:
+                    librosa.feature.mfcc(y=w, n_mfcc=cfg.n_mfcc, **common)
+
+        with threadpool_limits(1):
+            theirs()  # warm-up (librosa caches its filters)
+            t_ours, t_theirs = best_of(ours, 3), best_of(theirs, 3)
+        out[kind] = {"emovox_s": t_ours, "librosa_s": t_theirs, "speedup": t_theirs / t_ours}
+    return out
+
+
+def bench_inference() -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emovox import Recognizer, audio
+    from emovox.inference.export import export_onnx
+    from emovox.inference.recognizer import BUNDLED_MODEL
+
+    wave = audio.load(CLIP)
+    wave = np.resize(wave, int(3.5 * 16000))  # exactly 3.5 s
+    seconds = len(wave) / 16000
+    res = {"clip_seconds": seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        q = export_onnx(BUNDLED_MODEL, Path(tmp) / "q.onnx", quantize=True)
+        for name, rec in [("torch", Recognizer.load(threads=1)),
+                          ("onnxruntime", Recognizer.load(backend="onnx", threads=1)),
+                          ("onnxruntime_int8", Recognizer.load(q, threads=1))]:
+            rec.predict(wave, sample_rate=16000)
+            t = best_of(lambda: rec.predict(wave, sample_rate=16000), 20)
+            res[name] = {"seconds": t, "rtf": t / seconds}
+    clf = Recognizer.load(threads=1).backend.classifier
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        clf(torch.from_numpy(wave))
+    res["flops_per_audio_second"] = counter.get_total_flops() / seconds
+    a = torch.randn(1024, 1024)
+    torch.set_num_threads(1)
+    t = best_of(lambda: a @ a, 10)
+    res["matmul_gflops_1thread"] = 2 * 1024**3 / t / 1e9
+    res["torch_fraction_of_matmul_peak"] = res["flops_per_audio_second"] * res["torch"]["rtf"] / (res["matmul_gflops_1thread"] * 1e9)
+    return res
+
+
+def bench_cold_start(runs: int = 7) -> dict:
+    res = {}
+    for backend in ("onnx", "torch"):
+        cmd = [sys.executable, "-m", "emovox.cli", "predict", str(CLIP), "--backend", backend, "--threads", "1"]
+        subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            times.append(time.perf_counter() - t)
+        res[backend] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+    return res
+
+
+def bench_training() -> dict:
+    import torch
+
+    from emovox.config import load_config
+    from emovox.training.trainer import bf16_available, bundle_from, make_optimizer, make_step
+
+    cfg = load_config(ROOT / "configs" / "resnet18-mel.yaml")
+    torch.set_num_threads(cfg["threads"])
+    pipe = bundle_from(cfg).pipeline
+    windows = torch.randn(32, pipe.features.bins, pipe.clip_frames)
+    y = torch.randint(0, 8, (32,))
+    res = {"threads": cfg["threads"], "batch": 32, "input": [1, pipe.features.bins, pipe.clip_frames],
+           "bf16_native": bf16_available()}
+    variants = [("fp32", False, False, False), ("fp32_channels_last", True, False, False),
+                ("bf16_channels_last", True, True, False), ("bf16_channels_last_compiled", True, True, True)]
+    for name, cl, bf16, compiled in variants:
+        torch.manual_seed(0)
+        model = bundle_from(cfg).model
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        if compiled:
+            t0 = time.perf_counter()
+            model = torch.compile(model)
+            step = make_step(pipe.extractor(), bf16, 0.1, cl)
+            step(model, make_optimizer(cfg["training"])(model), (windows, y))
+            res["compile_s"] = time.perf_counter() - t0
+        opt = make_optimizer(cfg["training"])(model)
+        step = make_step(pipe.extractor(), bf16, 0.1, cl)
+        step(model, opt, (windows, y))
+        t = best_of(lambda: step(model, opt, (windows, y)), 5)
+        res[name] = {"clips_per_s": 32 / t, "epoch_s_1200_clips": 1200 / 32 * t}
+    return res
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    benches = {"features": bench_features, "inference": bench_inference, "cold-start": bench_cold_start,
+               "training": bench_training}
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for name, fn in benches.items():
+        if which in (name, "all"):
+            results[name] = fn()
+            print(name, json.dumps(results[name], indent=2), flush=True)
+    import platform
+
+    results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
