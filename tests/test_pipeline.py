@@ -80,3 +80,12 @@ def test_clip_classifier_equals_batched_engine():
     np.testing.assert_allclose(batched.sum(1), 1, atol=1e-5)
     windows, weights = clip_windows(*[analysed[2][0], *analysed[2][1]], pipe)
     assert int(weights.sum()) >= 3 and windows.shape[1:] == (64, pipe.clip_frames)
+
+
+def test_padding_is_silence_for_each_kind():
+    from emovox.pipeline import pad_for_windows
+
+    db = torch.tensor([[5.0, -80.0, 3.0], [1.0, -70.0, 2.0]])  # frame 1 is the quiet one
+    assert pad_for_windows(db, 2, "mel")[:, 3:].eq(-80.0).all()
+    mfcc = pad_for_windows(db, 2, "mfcc")  # row 0 is c0: the quietest frame is copied whole
+    assert mfcc[:, 3:].tolist() == [[-80.0, -80.0], [-70.0, -70.0]]

@@ -107,10 +107,10 @@ def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int
 
     A voiced part no longer than ``clip`` gets one window centred on it; a longer one gets
     windows every ``hop`` frames and a last one aligned to its end. The number of candidate
-    windows depends only on the clip length (``n_frames // hop + 1``, enough for any voiced
-    part); the ones not needed get weight 0. Starts may run into the padding after the clip.
+    windows depends only on the clip length (``max(n_frames - clip, 0) // hop + 2``, enough for
+    any voiced part); the ones not needed get weight 0. Starts may run into the padding after the clip.
     """
-    k = torch.arange(n_frames // hop + 1, device=first.device)
+    k = torch.arange(torch.sym_max(n_frames - clip, 0) // hop + 2, device=first.device)
     span = end - first
     short = span <= clip
     centred = (first - torch.div(clip - span, 2, rounding_mode="floor")).clamp(min=0)
@@ -121,10 +121,15 @@ def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int
     return starts, weights
 
 
-def pad_for_windows(db: torch.Tensor, clip: int) -> torch.Tensor:
-    """Append ``clip`` frames of the image's floor (its silence level) so any window fits."""
-    floor = db.amin(dim=(-2, -1), keepdim=True).expand(*db.shape[:-1], clip)
-    return torch.cat([db, floor], dim=-1)
+def pad_for_windows(db: torch.Tensor, clip: int, kind: str) -> torch.Tensor:
+    """Append ``clip`` frames of silence so any window fits: the image's floor for dB images;
+    for MFCC (where no single value is silence) copies of the clip's quietest frame (lowest c0)."""
+    if kind == "mfcc":
+        quiet = db[:, db[0].argmin()].unsqueeze(-1)
+        pad = quiet.expand(*db.shape[:-1], clip)
+    else:
+        pad = db.amin(dim=(-2, -1), keepdim=True).expand(*db.shape[:-1], clip)
+    return torch.cat([db, pad], dim=-1)
 
 
 def gather_windows(padded: torch.Tensor, starts: torch.Tensor, clip: int) -> torch.Tensor:
@@ -137,15 +142,17 @@ def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> tuple[torc
     """The prediction windows of one clip's dB image (un-normalised) and their weights."""
     first, end = torch.as_tensor(first), torch.as_tensor(end)
     starts, weights = window_plan(first, end, db.shape[-1], pipeline.clip_frames, pipeline.hop_frames)
-    return gather_windows(pad_for_windows(db, pipeline.clip_frames), starts, pipeline.clip_frames), weights
+    padded = pad_for_windows(db, pipeline.clip_frames, pipeline.features.kind)
+    return gather_windows(padded, starts, pipeline.clip_frames), weights
 
 
-def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator) -> torch.Tensor:
+def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator,
+                  kind: str = "mel") -> torch.Tensor:
     """A training window ``[bins, clip]``: anywhere inside a voiced part longer than ``clip``,
     or anywhere that contains a shorter one."""
     lo, hi = (first, end - clip) if end - first > clip else (max(0, end - clip), first)
     start = int(rng.integers(lo, hi + 1))
-    padded = pad_for_windows(db, clip) if start + clip > db.shape[-1] else db
+    padded = pad_for_windows(db, clip, kind) if start + clip > db.shape[-1] else db
     return padded[:, start:start + clip]
 
 

@@ -63,7 +63,7 @@ def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
     return bundle
 
 
-def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int):
+def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str):
     """The batches of one epoch: shuffled clips, one random window of each (un-normalised dB
     ``[batch, bins, clip]``). Derived from (seed, epoch) alone, so a resumed run sees exactly
     the batches an uninterrupted one would."""
@@ -72,14 +72,14 @@ def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch:
     n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        windows = [random_window(fs.images[i], *fs.bounds[i], clip, rng) for i in idx]
+        windows = [random_window(fs.images[i], *fs.bounds[i], clip, rng, kind) for i in idx]
         yield torch.stack(windows), torch.from_numpy(fs.labels[idx])
 
 
-def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int):
+def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int, kind: str):
     epoch = 10_000  # distinct from the training epochs' streams
     while True:
-        yield from batch_iterator(fs, clip, batch_size, seed, epoch)
+        yield from batch_iterator(fs, clip, batch_size, seed, epoch, kind)
         epoch += 1
 
 
@@ -124,7 +124,7 @@ def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True) -> Range
     step = make_step(pipe.extractor(), bf16, tcfg["label_smoothing"], tcfg["channels_last"])
     return lr_range_test(
         model, lambda m, o, b: step(m, o, b)[0],
-        endless_batches(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"]),
+        endless_batches(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], pipe.features.kind),
         make_optimizer(tcfg), start_lr=lcfg["start_lr"], end_lr=lcfg["end_lr"], steps=lcfg["steps"],
         progress=progress,
     )
@@ -228,7 +228,8 @@ def train(
         t0 = time.perf_counter()
         model.train()
         losses, correct, seen = [], 0, 0
-        for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch):
+        for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch,
+                                    pipe.features.kind):
             loss, n_ok = step(model, optimizer, batch)
             scheduler.step()
             lr_trace.append(scheduler.get_last_lr()[0])
