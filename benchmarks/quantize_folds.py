@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(folder: Path) -> dict:
     cfg = yaml.safe_load((folder / "config.yaml").read_text())
     utts = open_corpus(cfg["data"]["corpus"], cfg["data"]["root"]).utterances()
-    folds = make_folds("emobox", utts, n_val_speakers=cfg["training"]["val_speakers"], seed=cfg["seed"])
+    folds = make_folds("emobox", utts, n_val_speakers=cfg["training"]["val_speakers"], seed=cfg["seed"],
+                       test_corpora=cfg["data"]["test_corpora"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fold in folds:

@@ -47,14 +47,15 @@ English speech and returns the probability of each.
 **Model.** ResNet18 ({cfg["model"]["width"]} channels in the first stage; the first convolution
 takes one channel, the last layer has one output per emotion), trained from scratch (no external
 weights). Input: {feats["n_mels"]}-band log-mel images (16 kHz, {feats["n_fft"]}-point FFT,
-{feats["hop_length"]}-sample hop, per-image standardised) of silence-trimmed audio in
-{cfg["preprocessing"]["clip_seconds"]} s windows; a clip's prediction averages its windows.
+{feats["hop_length"]}-sample hop) of the voiced part of the clip (ends quieter than
+{cfg["preprocessing"]["trim_db"]} dB below the loudest frame cut), in {cfg["preprocessing"]["clip_seconds"]} s
+windows, each standardised; a clip's prediction averages its overlapping windows.
 Weights stored in float16 ({size_mb:.1f} MB), loaded as float32.
 
 **Training.** `python scripts/bundle_model.py` — RAVDESS speech, all 24 actors (1440 clips),
 {cfg["provenance"]["training"]["epochs"]} epochs of the one-cycle policy between the bounds of an LR
 range test, AdamW, label smoothing {cfg["provenance"]["training"]["label_smoothing"]}, seed
-{cfg["provenance"]["seed"]}, bf16 autocast, on a 2-core CPU.
+{cfg["provenance"]["seed"]}, {"bf16 autocast" if cfg["provenance"]["training"]["bf16"] else "fp32"}, on a 2-core CPU.
 
 **How well the recipe does** (the same configuration, measured with held-out data; this file
 itself has seen every actor, so no figure can be measured on it honestly):

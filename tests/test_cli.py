@@ -47,9 +47,23 @@ def test_predict_csv_and_glob(folder, tiny_model, capsys):
     assert len(lines) == 2 and lines[1].startswith(str(folder / "a.flac"))
 
 
-def test_missing_input_is_reported(tiny_model, capsys):
+def test_missing_input_is_reported(tiny_model, tmp_path, capsys):
     assert main(["predict", "nope/*.wav", "--model", str(tiny_model)]) == 1
-    assert "nope/*.wav" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nope/*.wav" in err and "no audio files found" in err
+    assert main(["predict", str(tmp_path), "--format", "json", "--model", str(tiny_model)]) == 1  # empty folder
+    assert "no audio files found" in capsys.readouterr().err
+
+
+def test_user_errors_never_end_in_a_traceback(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("training: [unclosed")
+    args = ["train", "--config", str(bad_yaml), "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert main(["train", "--set", "training.batch_size=abc", "--out", str(tmp_path / "r")]) == 2
+    assert main(["show", str(SPEECH / "Actor_01" / "03-01-05-02-01-01-01.flac"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("emovox: error:") == 3 and "must be a number" in err
 
 
 def test_show_writes_the_four_panel_figure(tmp_path):
@@ -68,10 +82,13 @@ def test_entry_point_reports_bad_audio_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_demo_runs_the_bundled_model_offline():
-    proc = subprocess.run(["emovox", "demo", "--threads", "2"], capture_output=True, text=True)
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_demo_runs_the_bundled_model_offline(backend):
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "demo", "--threads", "2", "--backend", backend],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "03-01-05-02-01-01-05.flac" in proc.stdout and "angry" in proc.stdout
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("03-01-05-02-01-01-05.flac"))
+    assert row[1:3] == ["angry", "angry"]  # what the actor acted, what the model heard
 
 
 def test_train_command_and_resume(tiny_ravdess, tiny_config, tmp_path, capsys):

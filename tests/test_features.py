@@ -1,4 +1,4 @@
-"""Feature images: shapes, a known tone, librosa parity, batch consistency, windows."""
+"""Feature images: shapes, a known tone, librosa parity, batch consistency, settings."""
 
 from __future__ import annotations
 

@@ -31,7 +31,9 @@ def test_predict_file_gives_label_and_all_probabilities(rec):
 def test_array_bytes_and_file_object_agree_with_path(rec):
     ref = rec.predict(CLIP).probabilities
     samples, rate = sf.read(CLIP, dtype="float32")
-    for other in (rec.predict(samples, sample_rate=rate), rec.predict(CLIP.read_bytes()), rec.predict(open(CLIP, "rb"))):
+    with open(CLIP, "rb") as fh:
+        from_file = rec.predict(fh)
+    for other in (rec.predict(samples, sample_rate=rate), rec.predict(CLIP.read_bytes()), from_file):
         np.testing.assert_allclose(list(other.probabilities.values()), list(ref.values()), atol=1e-5)
     with pytest.raises(ValueError, match="sample_rate"):
         rec.predict(samples)
@@ -62,6 +64,7 @@ def test_bundled_model_is_offline_and_recognises_its_examples():
     rec = Recognizer.load(threads=2)
     examples = sorted((BUNDLED_MODEL.parent / "examples").glob("*.flac"))
     assert len(examples) == 5
-    right = sum(rec.predict(p).label == EMOTIONS[int(p.name.split("-")[2]) - 1] for p in examples)
     # these actors were in its training data: this checks the shipped file works, not accuracy
-    assert right >= 4
+    for p in examples:
+        pred = rec.predict(p)
+        assert pred.label == EMOTIONS[int(p.name.split("-")[2]) - 1] and pred.confidence > 0.5, p.name

@@ -12,7 +12,7 @@ import torch
 from emovox.config import load_config, parse_override
 from emovox.training.evaluate import evaluate, load_dataset
 from emovox.training.metrics import scores
-from emovox.training.trainer import find_lr, train
+from emovox.training.trainer import train
 
 
 def split(data, val="03"):
@@ -45,7 +45,9 @@ def test_resume_gives_the_same_run(tiny_config, tmp_path):
         train(tiny_config, tmp_path / "cut", tr, va, progress=False, on_epoch_end=stop_after_first)
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny_config, tmp_path / "cut", tr, va, progress=False)
-    resumed = train(tiny_config, tmp_path / "cut", tr, va, resume=True, progress=False)
+    seen = []
+    resumed = train(tiny_config, tmp_path / "cut", tr, va, resume=True, progress=False, on_epoch_end=seen.append)
+    assert seen == [2, 3]  # it continued; it did not start over
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     for a, b in zip(straight.history, resumed.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
@@ -61,12 +63,34 @@ def load_last(run):
     return load_file(str(run / "last" / "model.safetensors"))
 
 
-def test_lr_range_test_suggests_ordered_bounds(tiny_config):
-    data = load_dataset(tiny_config, progress=False)
-    rt = find_lr(tiny_config, split(data)[0], progress=False)
-    assert 0 < rt.lower < rt.upper
-    assert len(rt.lrs) == len(rt.losses) <= tiny_config["lr_find"]["steps"]
-    assert rt.lrs == sorted(rt.lrs)
+def test_lr_bounds_follow_the_loss_curve_and_ignore_divergence():
+    from emovox.training.schedule import suggest_bounds
+
+    lrs = np.logspace(-6, 0, 7)
+    smoothed = np.array([2.0, 1.9, 1.5, 1.0, 1.2, np.nan, np.nan])  # lowest at 1e-3, then diverges
+    assert suggest_bounds(lrs, smoothed) == pytest.approx((1e-5, 1e-4))
+    with pytest.raises(ValueError, match="diverged"):
+        suggest_bounds(lrs, np.full(7, np.nan))
+
+
+def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(tiny_config, tmp_path):
+    cfg = {**tiny_config, "training": {**tiny_config["training"], "max_lr": "auto", "epochs": 2}}
+    data = load_dataset(cfg, progress=False)
+    tr, va = split(data)
+
+    def stop(epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "auto", tr, va, progress=False, on_epoch_end=stop)
+    bounds = json.loads((tmp_path / "auto" / "lr_find.json").read_text())
+    assert 0 < bounds["lower"] < bounds["upper"] and (tmp_path / "auto" / "lr_find.png").is_file()
+    result = train(cfg, tmp_path / "auto", tr, va, resume=True, progress=False)
+    schedule = json.loads((result.run_dir / "best" / "config.json").read_text())["provenance"]["schedule"]
+    assert schedule["max_lr"] == pytest.approx(bounds["upper"])
+    with pytest.raises(ValueError, match="another config"):
+        other = {**cfg, "training": {**cfg["training"], "epochs": 3}}
+        train(other, tmp_path / "auto", tr, va, resume=True, progress=False)
 
 
 def test_loso_protocol_writes_results(tiny_config, tmp_path):

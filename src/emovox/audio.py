@@ -48,7 +48,7 @@ class AudioError(ValueError):
         super().__init__(f"cannot read audio {source!r}: {reason}")
 
     def __reduce__(self):
-        # keeps the error picklable (DataLoader workers send it between processes)
+        # keeps the error picklable (worker processes can send it back)
         return type(self), (self.source, self.reason)
 
 

@@ -38,16 +38,22 @@ def cmd_predict(args) -> int:
     from .inference import Recognizer
 
     files, missing = expand_paths(args.paths)
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     failures = [(m, "no such file, folder or glob match") for m in missing]
+    if not files:
+        for src, why in failures:
+            print(f"emovox: {src}: {why}", file=sys.stderr)
+        print("emovox: no audio files found", file=sys.stderr)
+        return 1
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     writer = _writer(args.format, rec.labels)
-    for src, result in rec.predict_many(files, batch_size=args.batch_size):
-        if isinstance(result, AudioError):
-            failures.append((src, result.reason))
-            print(f"emovox: skipped {src}: {result.reason}", file=sys.stderr)
-        else:
-            writer.row(result)
-    writer.close()
+    try:
+        for src, result in rec.predict_many(files, batch_size=args.batch_size):
+            if isinstance(result, AudioError):
+                failures.append((src, result.reason))
+            else:
+                writer.row(result)
+    finally:
+        writer.close()  # valid JSON even if interrupted
     if failures:
         print(f"emovox: {len(failures)} of {len(files) + len(missing)} inputs could not be read:", file=sys.stderr)
         for src, why in failures:
@@ -128,31 +134,41 @@ def _config(args) -> dict:
     return cfg
 
 
-def cmd_train(args) -> int:
+def _fold(cfg: dict, data, spec: str | None):
+    """``emobox:3`` → that fold of the protocol; ``None`` → every actor but the validation ones."""
     from .splits import make_folds, no_test_fold
+
+    if not spec:
+        return no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
+    protocol, _, name = spec.partition(":")
+    folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
+                       seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    fold = next((f for f in folds if f.name in (f"{protocol}-{name}", name)), None)
+    if fold is None:
+        raise ValueError(f"no fold {spec!r}; e.g. emobox:1, loso:07, random:random")
+    print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
+    return fold
+
+
+def cmd_train(args) -> int:
     from .training.evaluate import load_dataset
     from .training.trainer import train
 
     cfg = _config(args)
     if args.lr_from:
         bounds = json.loads(Path(args.lr_from).read_text())
+        measured_on, training_on = bounds.get("fold", "all"), args.fold or "all"
+        if measured_on != training_on:
+            raise ValueError(f"{args.lr_from} was measured on fold {measured_on!r}, this run trains on "
+                             f"{training_on!r}: run the LR range test on the same training actors "
+                             f"(emovox lr-find{' --fold ' + args.fold if args.fold else ''})")
         cfg["training"]["max_lr"] = bounds["upper"]
         cfg["training"]["div_factor"] = bounds["upper"] / bounds["lower"]
     _threads_from(cfg)
     data = load_dataset(cfg)
-    if args.fold:
-        protocol, _, name = args.fold.partition(":")
-        folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
-                           seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
-        fold = next((f for f in folds if f.name == f"{protocol}-{name}" or f.name == name), None)
-        if fold is None:
-            raise ValueError(f"no fold {args.fold!r}; e.g. emobox:1, loso:07, random:random")
-        print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
-    else:
-        fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
-    train_idx, val_idx = fold.train, fold.val
-    print(f"training on {len(train_idx)} clips, validating on {len(val_idx)}")
-    result = train(cfg, args.out, data.subset(train_idx), data.subset(val_idx) if val_idx else None,
+    fold = _fold(cfg, data, args.fold)
+    print(f"training on {len(fold.train)} clips, validating on {len(fold.val)}")
+    result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
                    resume=args.resume, provenance={"fold": args.fold or "all"})
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
@@ -167,21 +183,21 @@ def _threads_from(cfg: dict) -> None:
 
 def cmd_lr_find(args) -> int:
     from .plots import plot_lr_find
-    from .splits import no_test_fold
     from .training.evaluate import load_dataset
     from .training.trainer import find_lr
 
     cfg = _config(args)
     _threads_from(cfg)
     data = load_dataset(cfg)
-    fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
+    fold = _fold(cfg, data, args.fold)
     rt = find_lr(cfg, data.subset(fold.train))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_lr_find(rt.lrs, rt.losses, out / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
-    (out / "lr_find.json").write_text(json.dumps(rt.to_dict(), indent=2) + "\n")
+    (out / "lr_find.json").write_text(json.dumps({"fold": args.fold or "all", **rt.to_dict()}, indent=2) + "\n")
     print(f"suggested one-cycle bounds: lower {rt.lower:.2e}, upper (max_lr) {rt.upper:.2e}")
-    print(f"wrote {out / 'lr_find.png'}; use them with: emovox train --lr-from {out / 'lr_find.json'} ...")
+    fold_opt = f" --fold {args.fold}" if args.fold else ""
+    print(f"wrote {out / 'lr_find.png'}; use them with: emovox train --lr-from {out / 'lr_find.json'}{fold_opt} ...")
     return 0
 
 
@@ -246,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("lr-find", help="LR range test (Smith): plot and suggested one-cycle bounds")
     config_opts(sp)
+    sp.add_argument("--fold", help="measure on one protocol fold's training actors, e.g. emobox:1")
     sp.set_defaults(func=cmd_lr_find)
 
     sp = sub.add_parser("evaluate", help="run an evaluation protocol and print/save its table")
@@ -258,11 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import yaml
+
     from .audio import AudioError
 
     try:
         return args.func(args)
-    except (AudioError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (AudioError, OSError, ValueError, KeyError, yaml.YAMLError) as err:
         print(f"emovox: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

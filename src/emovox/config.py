@@ -17,7 +17,8 @@ DEFAULTS: dict = {
     "seed": 0,
     "threads": 2,
     "data": {"corpus": "ravdess", "root": None, "test_corpora": None, "cache_dir": None},
-    "preprocessing": {"features": FeatureConfig().to_dict(), "trim_db": 30.0, "clip_seconds": 2.5},
+    "preprocessing": {"features": FeatureConfig().to_dict(), "trim_db": 30.0, "clip_seconds": 2.5,
+                      "margin_seconds": 0.05},
     "model": {"name": "resnet18", "width": 32, "dropout": 0.2, "pretrained": None},
     "training": {
         "epochs": 40,
@@ -50,8 +51,22 @@ def _merge(base: dict, update: dict, where: str = "") -> dict:
             out[key] = {**base[key], **value}
             FeatureConfig.from_dict(out[key])  # validates names and values
         else:
+            _check_type(where + key, base[key], value)
             out[key] = value
     return out
+
+
+def _check_type(name: str, default, value) -> None:
+    """Numbers stay numbers and flags stay flags (``None`` defaults accept anything)."""
+    if default is None or value is None:
+        return
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ValueError(f"config key {name!r} must be true or false, not {value!r}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if name.endswith("max_lr") and value == "auto":
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"config key {name!r} must be a number, not {value!r}")
 
 
 def parse_override(text: str) -> dict:
@@ -70,6 +85,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config must be a mapping of sections (see configs/*.yaml)")
         cfg = _merge(cfg, data)
     for text in overrides:
         cfg = _merge(cfg, parse_override(text))

@@ -1,6 +1,6 @@
 """Spectrogram, mel-spectrogram and MFCC images: the one place preprocessing lives.
 
-Training, evaluation, the CLI, the server and the ONNX export all call this module, so a
+Training, evaluation, the CLI, the Recognizer and the ONNX export all call this module, so a
 model always sees the features it was trained on. Each transform has a functional form
 (:func:`extract`) and a module form (:class:`FeatureExtractor`); both take a batch of
 waveforms ``[batch, samples]`` at ``config.sample_rate`` and return images

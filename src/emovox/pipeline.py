@@ -160,24 +160,32 @@ class ClipClassifier(nn.Module):
     """Waveform ``[samples]`` at the working rate → probabilities ``[n_classes]``.
 
     The complete inference path in one module: features, trimming, windows, the network,
-    softmax (with a calibration ``temperature``) and the weighted mean over windows.
+    softmax and the weighted mean over windows.
     """
 
-    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0) -> None:
+    def __init__(self, model: nn.Module, pipeline: Pipeline) -> None:
         super().__init__()
         self.extractor = pipeline.extractor()
         self.model = model
         self.pipeline = pipeline
-        self.temperature = temperature
 
     def window_probabilities(self, windows: torch.Tensor) -> torch.Tensor:
         """Un-normalised dB windows ``[K, bins, clip]`` → probabilities ``[K, n_classes]``."""
         x = self.extractor.finish(windows).contiguous(memory_format=torch.channels_last)
-        return torch.softmax(self.model(x).float() / self.temperature, dim=-1)
+        return torch.softmax(self.model(x).float(), dim=-1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         db, energy = self.extractor.analyse(wave.unsqueeze(0))
         first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
         windows, weights = clip_windows(db[0], first, end, self.pipeline)
-        probs = self.window_probabilities(windows)
+        return weighted_mean(self.window_probabilities(windows), weights)
+
+
+def weighted_mean(probs: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor | None = None,
+                  n_clips: int = 1) -> torch.Tensor:
+    """A clip's probabilities: the mean of its windows' weighted by ``weights``; with ``owner``
+    (the clip index of each window) one row per clip ``[n_clips, n_classes]``."""
+    if owner is None:
         return (probs * weights.unsqueeze(1)).sum(0) / weights.sum()
+    total = torch.zeros(n_clips, probs.shape[1]).index_add_(0, owner, probs * weights.unsqueeze(1))
+    return total / torch.zeros(n_clips).index_add_(0, owner, weights).unsqueeze(1)

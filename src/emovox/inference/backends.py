@@ -16,6 +16,13 @@ import numpy as np
 ONNX_NAME = "model.onnx"
 
 
+def weights_digest(path: str | os.PathLike) -> str:
+    """Short hash of a weights file: ties an ONNX export to the weights it came from."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 class TorchBackend:
     """A model folder (config.json + model.safetensors) run with PyTorch."""
 
@@ -52,10 +59,12 @@ class OnnxBackend:
         import onnxruntime as ort
 
         path = Path(path)
-        if path.is_dir():
-            path = path / ONNX_NAME
+        folder = path if path.is_dir() else None
+        if folder is not None:
+            path = folder / ONNX_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"no ONNX model at {path}; create one with `emovox export -o {path}`")
+            hint = f" --model {folder}" if folder is not None else ""
+            raise FileNotFoundError(f"no ONNX model at {path}; create one with `emovox export{hint} -o {path}`")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
@@ -66,6 +75,11 @@ class OnnxBackend:
         self.labels = tuple(json.loads(meta["labels"]))
         self.sample_rate = int(meta["sample_rate"])
         self.input_name = self.session.get_inputs()[0].name
+        weights = folder / "model.safetensors" if folder is not None else None
+        if weights is not None and weights.is_file() and "model_id" in meta:
+            if not meta["model_id"].endswith("@" + weights_digest(weights)):
+                raise ValueError(f"{path} was exported from other weights than {weights}; re-export it with "
+                                 f"`emovox export --model {folder} -o {path}`")
 
     def analyse(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(wave, dtype=np.float32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..pipeline import ClipClassifier, clip_windows
+from ..pipeline import ClipClassifier, clip_windows, weighted_mean
 
 
 def predict_clips(
@@ -36,6 +36,4 @@ def predict_clips(
         probs = torch.cat([classifier.window_probabilities(windows[s:s + batch_size])
                            for s in range(0, len(windows), batch_size)])
     classifier.train(was_training)
-    total = torch.zeros(len(images), n_classes).index_add_(0, owner, probs * weights.unsqueeze(1))
-    norm = torch.zeros(len(images)).index_add_(0, owner, weights).unsqueeze(1)
-    return (total / norm).numpy()
+    return weighted_mean(probs, weights, owner, len(images)).numpy()

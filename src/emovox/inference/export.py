@@ -5,7 +5,6 @@ inside, so the file runs from any language with onnxruntime and no preprocessing
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -15,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import weights_digest
+
 
 def model_id(folder: Path) -> str:
     """Name of the recipe plus a short hash of the weights file."""
     cfg = json.loads((folder / "config.json").read_text())
-    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
-    return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{digest}"
+    return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{weights_digest(folder / 'model.safetensors')}"
 
 
 def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: bool = False,

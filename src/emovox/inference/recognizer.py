@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import audio
 from ..labels import probabilities as to_mapping
-from .backends import ONNX_NAME, OnnxBackend, TorchBackend
+from .backends import OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
 

@@ -82,7 +82,7 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bn2.weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature maps of the last stage (used by explanations)."""
+        """Feature maps of the last stage, before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(self.n_stages):
             x = getattr(self, f"layer{i + 1}")(x)

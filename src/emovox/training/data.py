@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("EMOVOX_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "emovox")
-    return Path(base) / "features"
+    """``$EMOVOX_CACHE``, else ``$XDG_CACHE_HOME/emovox/features`` (``~/.cache/emovox/features``)."""
+    if os.environ.get("EMOVOX_CACHE"):
+        return Path(os.environ["EMOVOX_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))) / "emovox" / "features"
 
 
 @dataclass
@@ -62,8 +63,12 @@ def _stamp(utt: Utterance) -> str:
         return f"{utt.key}:missing"
 
 
+#: bump when what is cached (or how it is computed) changes for the same settings
+CACHE_VERSION = 2
+
+
 def cache_key(utts: list[Utterance], pipeline: Pipeline) -> str:
-    h = hashlib.sha1(pipeline.key().encode())
+    h = hashlib.sha1(f"v{CACHE_VERSION}-{pipeline.key()}".encode())
     for u in utts:
         h.update(_stamp(u).encode())
     return h.hexdigest()[:16]

@@ -63,6 +63,12 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
         print(f"warning: skipped {utt.path}: {why}")
     all_folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
                            seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    empty = [f.name for f in all_folds if not f.test]
+    if empty:  # e.g. a partial copy of the corpus: those folds' test actors are missing
+        print(f"note: no test clips for {', '.join(empty)}; those folds are left out")
+        all_folds = [f for f in all_folds if f.test]
+    if not all_folds:
+        raise ValueError(f"protocol {protocol!r} has no fold with test clips in this data")
     if folds:
         wanted = {str(f) for f in folds}
         all_folds = [f for f in all_folds if f.name in wanted or f.name.split("-")[-1] in wanted]

@@ -39,7 +39,11 @@ class RangeTest:
 def suggest_bounds(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     """Upper bound: a tenth of the LR at the lowest smoothed loss, safely before divergence
     (the common reading of Smith's test); lower bound: a tenth of the upper."""
-    upper = float(lrs[int(np.argmin(smoothed))]) / 10.0
+    finite = np.isfinite(smoothed)
+    if not finite.any():
+        raise ValueError("the LR range test diverged at once: every loss is NaN or infinite")
+    stop = int(np.argmin(finite)) if not finite.all() else len(smoothed)  # cut at the first divergence
+    upper = float(lrs[int(np.argmin(smoothed[:stop]))]) / 10.0
     return upper / 10.0, upper
 
 

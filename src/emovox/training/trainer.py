@@ -146,11 +146,15 @@ def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int) -> tup
     return {"val_loss": loss, "val_acc": s["wa"], "val_ua": s["ua"], "val_f1": s["f1"]}, pred
 
 
+#: metrics a run may select its epoch on, and whether higher is better
+SELECTION_METRICS = {"val_ua": True, "val_acc": True, "val_f1": True, "val_loss": False}
+
+
 def _better(row: dict, best: dict | None, metric: str) -> bool:
     if best is None:
         return True
     if row[metric] != best[metric]:
-        return row[metric] > best[metric]
+        return (row[metric] > best[metric]) == SELECTION_METRICS[metric]
     return row["val_loss"] < best["val_loss"]
 
 
@@ -176,12 +180,20 @@ def train(
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
+    if ckpt_path.exists() and (run_dir / "config.yaml").exists():
+        import yaml
+
+        if yaml.safe_load((run_dir / "config.yaml").read_text()) != cfg:
+            raise ValueError(f"{run_dir} was started with another config; resume it with the same settings "
+                             "(see its config.yaml) or start a new folder")
     if len(train_set) == 0:
         raise ValueError("no training clips")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     torch.set_num_threads(cfg["threads"])
     tcfg, pipe = cfg["training"], pipeline_from(cfg)
+    if tcfg["select_on"] not in SELECTION_METRICS:
+        raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg['select_on']!r}")
     torch.manual_seed(cfg["seed"])
     bundle = bundle_from(cfg)
     model = bundle.model
@@ -243,13 +255,15 @@ def train(
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)
-                save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "best")
+                save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": {
+                    "max_lr": max_lr, "div_factor": div_factor}}, row), run_dir / "best")
                 plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
                                run_dir / "confusion_val.png", title=f"validation, epoch {epoch}")
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_ua=f"{row['val_ua']:.3f}")
-        save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
+        used = {"max_lr": max_lr, "div_factor": div_factor}
+        save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": used}, row), run_dir / "last")
         _write_metrics(run_dir / "metrics.csv", history)
         plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
         _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor)
@@ -258,7 +272,8 @@ def train(
 
     if best_row is None:  # no validation actors: the last epoch is the model
         best_row = history[-1]
-        save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
+        save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": {
+            "max_lr": max_lr, "div_factor": div_factor}}, best_row), run_dir / "best")
     from ..models.folder import load_bundle
     best = load_bundle(run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
