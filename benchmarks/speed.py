@@ -8,7 +8,8 @@
   onnxruntime (bundled model), its FLOPs per second of audio, and this CPU's matmul throughput.
 - cold-start: `emovox predict one.wav` as a whole new process, ONNX and torch backends.
 - training: clips/s of one training step of the recipe (batch 32) in fp32, channels_last and
-  bf16 autocast + channels_last (also under torch.compile), on the configured 2 threads.
+  bf16 autocast + channels_last (also under torch.compile), at width 32 (the configs) and 64
+  (torchvision's), on the configured 2 threads.
 """
 
 from __future__ import annotations
@@ -145,13 +146,14 @@ def bench_training() -> dict:
     y = torch.randint(0, 8, (32,))
     res = {"threads": cfg["threads"], "batch": 32, "input": [1, pipe.features.bins, pipe.clip_frames],
            "bf16_native": bf16_available()}
-    variants = [("fp32", False, False, False), ("fp32_channels_last", True, False, False),
-                ("bf16_channels_last", True, True, False), ("bf16_channels_last_compiled", True, True, True)]
-    for name, cl, bf16, compiled in variants:
+    variants = [("fp32", False, False, False, 32), ("fp32_channels_last", True, False, False, 32),
+                ("bf16_channels_last", True, True, False, 32), ("bf16_channels_last_compiled", True, True, True, 32),
+                ("fp32_width64", False, False, False, 64), ("bf16_channels_last_width64", True, True, False, 64)]
+    for name, cl, bf16, compiled, width in variants:
         if bf16 and not res["bf16_native"]:
             continue  # emulated bf16 is slow: the trainer falls back to fp32 on such CPUs
         torch.manual_seed(0)
-        model = bundle_from(cfg).model
+        model = bundle_from({**cfg, "model": {**cfg["model"], "width": width}}).model
         if cl:
             model = model.to(memory_format=torch.channels_last)
         if compiled:
