@@ -66,3 +66,16 @@ def test_cli_export_and_predict_with_onnx_backend(tiny_model, tmp_path, capsys):
     assert main(["predict", str(CLIPS[1]), "--model", str(out), "--backend", "onnx", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert row["path"] == str(CLIPS[1]) and len(row["probabilities"]) == 8
+
+
+def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, onnx_file, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    shutil.copy(onnx_file, folder / "model.onnx")
+    assert Recognizer.load(folder, backend="onnx").labels[0] == "neutral"  # matching weights: fine
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")  # the weights change, the export does not
+    with pytest.raises(ValueError, match="other weights"):
+        Recognizer.load(folder, backend="onnx")
