@@ -35,6 +35,8 @@ DEFAULTS: dict = {
         "select_on": "val_ua",   # model selection metric on the validation actors
     },
     "lr_find": {"start_lr": 1.0e-6, "end_lr": 1.0, "steps": 100},
+    # training-time augmentation of the feature windows; null = off (see emovox.augment)
+    "augment": {"spec_augment": None},
 }
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..augment import from_config as augment_from_config
 from ..config import save_config
 from ..features import FeatureExtractor
 from ..inference.engine import predict_clips
@@ -63,7 +64,7 @@ def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
     return bundle
 
 
-def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str):
+def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str, augment=None):
     """The batches of one epoch: shuffled clips, one random window of each (un-normalised dB
     ``[batch, bins, clip]``). Derived from (seed, epoch) alone, so a resumed run sees exactly
     the batches an uninterrupted one would."""
@@ -72,8 +73,10 @@ def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch:
     n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        windows = [random_window(fs.images[i], *fs.bounds[i], clip, rng, kind) for i in idx]
-        yield torch.stack(windows), torch.from_numpy(fs.labels[idx])
+        windows = torch.stack([random_window(fs.images[i], *fs.bounds[i], clip, rng, kind) for i in idx])
+        if augment is not None:
+            windows = augment(windows, rng)
+        yield windows, torch.from_numpy(fs.labels[idx])
 
 
 def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int, kind: str):
@@ -231,6 +234,7 @@ def train(
         start_epoch = state["epoch"] + 1
 
     classifier = ClipClassifier(model, pipe)
+    augment = augment_from_config(cfg["augment"])
     step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"])
     n_classes = len(bundle.labels)
     select_on = tcfg["select_on"]
@@ -241,7 +245,7 @@ def train(
         model.train()
         losses, correct, seen = [], 0, 0
         for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch,
-                                    pipe.features.kind):
+                                    pipe.features.kind, augment):
             loss, n_ok = step(model, optimizer, batch)
             scheduler.step()
             lr_trace.append(scheduler.get_last_lr()[0])
