@@ -221,6 +221,7 @@ def train(
     div_factor = state["div_factor"] if state is not None else tcfg["div_factor"]
     scheduler = one_cycle(optimizer, max_lr, epochs * steps_per_epoch, pct_start=tcfg["pct_start"],
                           div_factor=div_factor, final_div_factor=tcfg["final_div_factor"])
+    provenance = {**(provenance or {}), "schedule": {"max_lr": max_lr, "div_factor": div_factor}}  # values used
     history: list[dict] = []
     lr_trace: list[float] = []
     best_row, start_epoch = None, 1
@@ -259,15 +260,13 @@ def train(
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)
-                save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": {
-                    "max_lr": max_lr, "div_factor": div_factor}}, row), run_dir / "best")
+                save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "best")
                 plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
                                run_dir / "confusion_val.png", title=f"validation, epoch {epoch}")
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_ua=f"{row['val_ua']:.3f}")
-        used = {"max_lr": max_lr, "div_factor": div_factor}
-        save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": used}, row), run_dir / "last")
+        save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
         _write_metrics(run_dir / "metrics.csv", history)
         plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
         _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor)
@@ -276,8 +275,7 @@ def train(
 
     if best_row is None:  # no validation actors: the last epoch is the model
         best_row = history[-1]
-        save_bundle(_with_model(bundle, model, cfg, {**(provenance or {}), "schedule": {
-            "max_lr": max_lr, "div_factor": div_factor}}, best_row), run_dir / "best")
+        save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
     from ..models.folder import load_bundle
     best = load_bundle(run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
