@@ -18,6 +18,8 @@ import yaml
 
 from ..config import save_config
 from ..corpora import open_corpus
+from ..inference.engine import predict_clips
+from ..pipeline import ClipClassifier
 from ..labels import EMOTIONS
 from ..splits import make_folds
 from .data import build_features
@@ -87,9 +89,6 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
                            provenance={"protocol": protocol, "fold": fold.name})
             train_seconds = sum(r["seconds"] for r in result.history)
             test = data.subset(fold.test)
-            from ..inference.engine import predict_clips
-            from ..pipeline import ClipClassifier
-
             classifier = ClipClassifier(result.best.model, result.best.pipeline)
             pred = predict_clips(classifier, test.images, test.bounds).argmax(1)
             cm = confusion(test.labels, pred, n_classes)
