@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -28,7 +29,7 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".aiff", ".aif",
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load"]
+__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load", "stream", "duration"]
 
 
 class AudioError(ValueError):
@@ -130,6 +131,119 @@ def from_array(samples, sample_rate: int, target_rate: int = WORKING_RATE, sourc
         # downmixed first, so soxr resamples one channel instead of all of them
         x = soxr.resample(x, sample_rate, target_rate, quality="HQ")
     return np.array(x, dtype=np.float32, order="C")
+
+
+def stream(source, sample_rate: int = WORKING_RATE, block_seconds: float = 5.0) -> Iterator[np.ndarray]:
+    """Decode a recording block by block: memory stays flat however long the file is.
+
+    Yields 1-D ``float32`` mono blocks at ``sample_rate`` of about ``block_seconds`` each (the
+    last may be shorter). Their concatenation matches :func:`load` up to the resampler's
+    block-boundary rounding. Formats libsndfile reads are streamed with it, the rest with PyAV;
+    bytes and file objects are read into memory first (as :func:`load` does).
+
+    Raises
+    ------
+    AudioError
+        As :func:`load`, when the source cannot be opened, holds no samples or non-finite ones.
+    """
+    _check_rate(sample_rate, "sample_rate")
+    if block_seconds <= 0:
+        raise ValueError(f"block_seconds must be positive, got {block_seconds!r}")
+    name, data = _open(source)
+    try:
+        blocks = _stream_soundfile(data, name, _soundfile_rate(data), block_seconds)
+    except MemoryError:
+        raise
+    except Exception:  # not for libsndfile: FFmpeg tries
+        blocks = None
+    if blocks is None:
+        blocks = _stream_av(data, name, block_seconds)
+    n = 0
+    resampler = None
+    for samples, rate in blocks:
+        x = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+        if not np.isfinite(x).all():
+            raise AudioError(name, "contains NaN or infinite samples")
+        if rate != sample_rate:
+            resampler = resampler or soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+            x = resampler.resample_chunk(x)
+        if x.size:
+            n += x.size
+            yield np.array(x, dtype=np.float32, order="C")
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            n += tail.size
+            yield np.array(tail, dtype=np.float32, order="C")
+    if n == 0:
+        raise AudioError(name, "no audio samples")
+
+
+def _soundfile_rate(data) -> int:
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    return sf.info(data).samplerate
+
+
+def _stream_soundfile(data, name: str, rate: int, block_seconds: float):
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    blocksize = max(1, int(rate * block_seconds))
+
+    def blocks():
+        try:
+            for b in sf.blocks(data, blocksize=blocksize, dtype="float32", always_2d=True):
+                yield b, rate
+        except sf.LibsndfileError as err:
+            raise AudioError(name, f"decoding failed ({_short(err.error_string)})") from None
+    return blocks()
+
+
+def _stream_av(data, name: str, block_seconds: float):
+    import av
+
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    try:
+        container = av.open(data, mode="r")
+    except Exception as err:
+        raise AudioError(name, f"not a decodable audio file ({_short(getattr(err, 'strerror', None) or err)})") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError(name, "no audio stream in the file")
+        resampler = av.AudioResampler(format="fltp")
+        pending, size, rate = [], 0, None
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                rate = rate or frame.sample_rate
+                for f in resampler.resample(frame):
+                    pending.append(f.to_ndarray())
+                    size += pending[-1].shape[1]
+                if size >= rate * block_seconds:
+                    yield np.concatenate(pending, axis=1).T, rate
+                    pending, size = [], 0
+            pending += [f.to_ndarray() for f in resampler.resample(None)]
+        except av.FFmpegError as err:
+            raise AudioError(name, f"decoding failed ({_short(err)})") from None
+        if pending and rate:
+            yield np.concatenate(pending, axis=1).T, rate
+
+
+def duration(source) -> float | None:
+    """Seconds of audio in a file, from its header (``None`` if unknown or not a path)."""
+    if not isinstance(source, (str, os.PathLike)) or not os.path.isfile(source):
+        return None
+    try:
+        return float(sf.info(os.fspath(source)).duration)
+    except Exception:
+        pass
+    try:
+        import av
+
+        with av.open(os.fspath(source)) as c:
+            return float(c.duration) / 1e6 if c.duration else None
+    except Exception:
+        return None
 
 
 def is_audio_file(path) -> bool:

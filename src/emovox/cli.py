@@ -114,6 +114,55 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _timeline_options(args) -> dict:
+    opts = {"hop": args.hop, "min_confidence": args.min_confidence, "smooth": args.smooth,
+            "vad_threshold": args.vad_threshold}
+    if args.window is not None:
+        opts["window"] = args.window
+    return opts
+
+
+def _write_timeline(tl, args) -> None:
+    text = tl.to_json() + "\n" if args.format == "json" else tl.to_csv() if args.format == "csv" else _segments_table(tl)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        from .plots import plot_timeline
+
+        print(f"wrote {plot_timeline(tl, args.plot)}", file=sys.stderr)
+
+
+def _segments_table(tl) -> str:
+    lines = [f"{'start':>8} {'end':>8}  {'emotion':<10} confidence"]
+    for s in tl.segments:
+        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<10} {s.confidence:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}" if m < 60 else f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}"
+
+
+def cmd_timeline(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .audio import duration
+    from .inference import Recognizer
+
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
+    total = duration(args.recording)
+    with tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=args.quiet,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
+        tl = rec.timeline(args.recording, progress=lambda t: bar.update(t - bar.n), **_timeline_options(args))
+    _write_timeline(tl, args)
+    return 0
+
+
 def cmd_show(args) -> int:
     from . import audio
     from .plots import plot_clip
@@ -230,6 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=16)
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
+
+    def timeline_opts(sp):
+        sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
+        sp.add_argument("--hop", type=float, default=1.0, help="seconds between windows: the timeline's resolution")
+        sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
+        sp.add_argument("--min-confidence", type=float, default=0.0,
+                        help="below this top probability a segment is 'uncertain'")
+        sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+        sp.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                        help="segments as a table, CSV, or JSON with per-cell probabilities")
+        sp.add_argument("-o", "--output", help="write the table/CSV/JSON here instead of stdout")
+        sp.add_argument("--plot", help="PNG: waveform with emotion segments and probability curves")
+
+    sp = sub.add_parser("timeline", help="emotion over time in a long recording (VAD, windows, segments)")
+    sp.add_argument("recording")
+    timeline_opts(sp)
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_timeline)
 
     sp = sub.add_parser("demo", help="predict the bundled example clips with the bundled model")
     model_opts(sp)

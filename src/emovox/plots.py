@@ -28,6 +28,7 @@ __all__ = [
     "training_figure", "plot_training",
     "confusion_figure", "plot_confusion",
     "lr_find_figure", "plot_lr_find",
+    "timeline_figure", "plot_timeline",
 ]
 
 DPI = 120
@@ -396,3 +397,53 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], out: str | os.Pa
                  upper: float, smoothed: Sequence[float] | None = None) -> Path:
     """Save :func:`lr_find_figure` to ``out``; return the path."""
     return _save(lr_find_figure(lrs, losses, lower=lower, upper=upper, smoothed=smoothed), out)
+
+
+#: One colour per emotion (and grey for silence / uncertain) in timeline figures.
+EMOTION_COLORS = {"neutral": "#9e9e9e", "calm": "#4db6ac", "happy": "#fbc02d", "sad": "#3f51b5",
+                  "angry": "#d32f2f", "fearful": "#7b1fa2", "disgust": "#689f38", "surprised": "#f57c00",
+                  "silence": "#ffffff", "uncertain": "#e0e0e0"}
+
+
+def _emotion_color(label: str, i: int) -> str:
+    import matplotlib
+
+    return EMOTION_COLORS.get(label, matplotlib.colormaps["tab10"](i % 10))
+
+
+def timeline_figure(timeline, *, title: str | None = None) -> Figure:
+    """Waveform with coloured emotion segments on top; per-emotion probability curves below."""
+    fig = _new_figure(12, 5.5)
+    wave_ax, prob_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
+    env = timeline.envelope
+    t = (np.arange(len(env)) + 0.5) / 100 if len(env) else np.zeros(0)
+    colors = {lab: _emotion_color(lab, i) for i, lab in enumerate(timeline.labels)}
+    for seg in timeline.segments:
+        if seg.label != "silence":
+            wave_ax.axvspan(seg.start, seg.end, color=colors.get(seg.label, EMOTION_COLORS["uncertain"]),
+                            alpha=0.45, lw=0)
+    if len(env):
+        wave_ax.fill_between(t, env[:, 0], env[:, 1], color="#37474f", lw=0.3)
+        peak = float(np.abs(env).max()) or 1.0
+        wave_ax.set_ylim(-1.05 * peak, 1.05 * peak)
+    wave_ax.set_ylabel("waveform")
+    wave_ax.set_yticks([])
+    seen = [lab for lab in timeline.labels if any(s.label == lab for s in timeline.segments)]
+    handles = [wave_ax.axvspan(0, 0, color=colors[lab], alpha=0.45, label=lab) for lab in seen]
+    if handles:
+        wave_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    mid = (timeline.starts + timeline.ends) / 2
+    for i, lab in enumerate(timeline.labels):
+        prob_ax.plot(mid, timeline.probabilities[:, i], color=colors[lab], lw=1.6, label=lab, marker=".", ms=3)
+    prob_ax.set_ylim(0, 1)
+    prob_ax.set_ylabel("probability")
+    prob_ax.set_xlabel("time (s)")
+    prob_ax.set_xlim(0, max(timeline.duration, 1e-3))
+    prob_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    prob_ax.grid(alpha=0.3)
+    wave_ax.set_title(title or (Path(timeline.source).name if timeline.source else "emotion timeline"))
+    return fig
+
+
+def plot_timeline(timeline, out: str | os.PathLike, *, title: str | None = None) -> Path:
+    return _save(timeline_figure(timeline, title=title), out)

@@ -38,6 +38,7 @@ class TorchBackend:
         self.bundle = load_bundle(folder)
         self.labels = self.bundle.labels
         self.sample_rate = self.bundle.pipeline.sample_rate
+        self.clip_seconds = self.bundle.pipeline.clip_seconds
         self.classifier = ClipClassifier(self.bundle.model, self.bundle.pipeline).eval()
 
     def analyse(self, wave: np.ndarray):
@@ -74,6 +75,8 @@ class OnnxBackend:
             raise ValueError(f"{path} is not an emovox ONNX export (no 'labels' metadata)")
         self.labels = tuple(json.loads(meta["labels"]))
         self.sample_rate = int(meta["sample_rate"])
+        config = json.loads(meta.get("config", "{}"))
+        self.clip_seconds = float(config.get("preprocessing", {}).get("clip_seconds", 2.5))
         self.input_name = self.session.get_inputs()[0].name
         weights = folder / "model.safetensors" if folder is not None else None
         if weights is not None and weights.is_file() and "model_id" in meta:

@@ -44,6 +44,8 @@ class Recognizer:
         self.backend = backend
         self.labels = backend.labels
         self.sample_rate = backend.sample_rate
+        self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
+        self.min_confidence = 0.0
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
@@ -101,6 +103,40 @@ class Recognizer:
                 yield from flush()
                 n_images = 0
         yield from flush()
+
+    def timeline(self, source, sample_rate: int | None = None, config=None, *,
+                 block_seconds: float = 10.0, progress=None, **options):
+        """Emotion timeline of a long recording (a path, bytes, a file object, or an array with
+        its ``sample_rate``), decoded block by block so memory stays flat.
+
+        ``config`` is a :class:`emovox.timeline.TimelineConfig`; keyword ``options`` override its
+        fields (``window``, ``hop``, ``min_speech``, ``smooth``, ``min_confidence``,
+        ``vad_threshold``). ``progress`` is called with the seconds processed after each block.
+        Returns a :class:`emovox.timeline.Timeline`.
+        """
+        from ..timeline import blocks_of
+
+        engine = self.stream(config, **options)
+        if isinstance(source, np.ndarray):
+            blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate))
+        else:
+            engine.source = str(source) if isinstance(source, (str, os.PathLike)) else None
+            blocks = audio.stream(source, self.sample_rate, block_seconds)
+        for block in blocks:
+            engine.push(block)
+            if progress is not None:
+                progress(engine._total / self.sample_rate)
+        return engine.finish()
+
+    def stream(self, config=None, **options):
+        """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
+        blocks (mono, at :attr:`sample_rate`) into."""
+        from ..timeline import TimelineConfig, TimelineEngine
+
+        config = config or TimelineConfig(min_confidence=self.min_confidence)
+        if options:
+            config = TimelineConfig(**{**config.__dict__, **options})
+        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds)
 
     def _prediction(self, probs: np.ndarray, path: str | None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path)

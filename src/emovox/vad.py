@@ -1,0 +1,95 @@
+"""Voice activity detection: Silero VAD's ONNX model, run incrementally on any block sizes.
+
+The model ships inside the ``silero-vad`` wheel (MIT licence) and runs offline. We use its
+"sequence" export (many 32 ms frames per onnxruntime call, the LSTM state carried between
+calls) through onnxruntime directly, so neither torch nor silero's torchaudio-based helpers
+are needed, and feeding a recording in any block sizes gives the same frame probabilities.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FRAME = 512      # samples per VAD frame (32 ms at 16 kHz)
+CONTEXT = 64     # samples of the previous frame the model sees before each frame
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
+MAX_FRAMES = 512  # frames per onnxruntime call (16 s)
+
+
+def model_path() -> Path:
+    """The ONNX file inside the installed silero-vad package (found without importing it:
+    its ``__init__`` imports torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("silero-vad is not installed; `pip install silero-vad` (it ships the VAD model)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the silero-vad package; reinstall silero-vad>=6.2")
+    return path
+
+
+class SpeechDetector:
+    """Streaming speech detection at 16 kHz.
+
+    :meth:`push` takes samples in blocks of any size and returns the speech flags of the
+    frames it completed; :meth:`finish` pads and closes the last frame. Flags use silero's
+    hysteresis: a frame starts speech at ``threshold`` and speech continues down to
+    ``threshold - 0.15``.
+    """
+
+    def __init__(self, threshold: float = 0.5, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        if not 0 < threshold < 1:
+            raise ValueError(f"VAD threshold must be between 0 and 1, got {threshold}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_path()), opts, providers=["CPUExecutionProvider"])
+        self.threshold = threshold
+        self.release = max(0.01, threshold - 0.15)
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+        self._pending = np.zeros(0, np.float32)
+        self._speaking = False
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add samples; return ``(probabilities, speech flags)`` of each frame completed."""
+        x = np.concatenate([self._pending, np.asarray(samples, np.float32).reshape(-1)])
+        n = len(x) // FRAME
+        self._pending = x[n * FRAME:]
+        return self._run(x[:n * FRAME].reshape(n, FRAME))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zero-pad and process the last partial frame (if any)."""
+        if not len(self._pending):
+            return np.zeros(0, np.float32), np.zeros(0, bool)
+        frame = np.zeros((1, FRAME), np.float32)
+        frame[0, :len(self._pending)] = self._pending
+        self._pending = np.zeros(0, np.float32)
+        return self._run(frame)
+
+    def _run(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs = []
+        for s in range(0, len(frames), MAX_FRAMES):
+            block = frames[s:s + MAX_FRAMES]
+            context = np.concatenate([self._context[None], block[:-1, -CONTEXT:]])
+            p, self._h, self._c = self.session.run(
+                ["speech_probs", "hn", "cn"],
+                {"input": np.concatenate([context, block], axis=1), "h": self._h, "c": self._c})
+            self._context = block[-1, -CONTEXT:].copy()
+            probs.append(p.reshape(-1))
+        probs = np.concatenate(probs) if probs else np.zeros(0, np.float32)
+        flags = np.zeros(len(probs), bool)
+        for i, p in enumerate(probs):  # hysteresis: a short loop over 31 frames a second
+            self._speaking = p >= (self.release if self._speaking else self.threshold)
+            flags[i] = self._speaking
+        return probs, flags
