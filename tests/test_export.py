@@ -79,3 +79,19 @@ def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, onnx_file, t
     weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")  # the weights change, the export does not
     with pytest.raises(ValueError, match="other weights"):
         Recognizer.load(folder, backend="onnx")
+
+
+def test_the_calibration_is_inside_the_graph_and_checked(tiny_model, onnx_file, tmp_path):
+    import shutil
+
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    t = json.loads((tiny_model / "config.json").read_text())["calibration"]["temperature"]
+    assert float(meta["temperature"]) == pytest.approx(t)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    shutil.copy(onnx_file, folder / "model.onnx")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["calibration"]["temperature"] = t * 2  # recalibrated after the export
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="another calibration"):
+        Recognizer.load(folder, backend="onnx")

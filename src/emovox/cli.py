@@ -44,7 +44,7 @@ def cmd_predict(args) -> int:
             print(f"emovox: {src}: {why}", file=sys.stderr)
         print("emovox: no audio files found", file=sys.stderr)
         return 1
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence)
     writer = _writer(args.format, rec.labels)
     try:
         for src, result in rec.predict_many(files, batch_size=args.batch_size):
@@ -68,7 +68,7 @@ class _writer:
         self.fmt, self.labels, self.first = fmt, labels, True
         if fmt == "csv":
             self.csv = csv.writer(sys.stdout)
-            self.csv.writerow(["path", "label", *labels])
+            self.csv.writerow(["path", "label", "uncertain", *labels])
         elif fmt == "json":
             sys.stdout.write("[")
 
@@ -76,11 +76,12 @@ class _writer:
         if self.fmt == "json":
             sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(pred.to_dict()))
         elif self.fmt == "csv":
-            self.csv.writerow([pred.path, pred.label, *(f"{pred.probabilities[l]:.4f}" for l in self.labels)])
+            self.csv.writerow([pred.path, pred.label, int(pred.uncertain),
+                               *(f"{pred.probabilities[l]:.4f}" for l in self.labels)])
         else:
             top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
             others = "  ".join(f"{k} {v:.2f}" for k, v in top[1:])
-            print(f"{pred.path}\t{pred.label:<9} {pred.confidence:.2f}   ({others})")
+            print(f"{pred.path}\t{pred.answer:<9} {pred.confidence:.2f}   ({'best guess ' + pred.label + '; ' if pred.uncertain else ''}{others})")
         self.first = False
         sys.stdout.flush()
 
@@ -277,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sp.add_argument("--batch-size", type=int, default=16)
+    sp.add_argument("--min-confidence", type=float, default=0.0,
+                    help="answer 'uncertain' when the top (calibrated) probability is below this")
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
 

@@ -160,19 +160,29 @@ class ClipClassifier(nn.Module):
     """Waveform ``[samples]`` at the working rate → probabilities ``[n_classes]``.
 
     The complete inference path in one module: features, trimming, windows, the network,
-    softmax and the weighted mean over windows.
+    softmax at the model's calibrated ``temperature`` and the weighted mean over windows.
     """
 
-    def __init__(self, model: nn.Module, pipeline: Pipeline) -> None:
+    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0) -> None:
         super().__init__()
         self.extractor = pipeline.extractor()
         self.model = model
         self.pipeline = pipeline
+        self.register_buffer("temperature", torch.tensor(float(temperature)), persistent=False)
+
+    @classmethod
+    def from_bundle(cls, bundle) -> "ClipClassifier":
+        """A model folder's classifier, with its calibration (if it has one)."""
+        return cls(bundle.model, bundle.pipeline, bundle.extra.get("calibration", {}).get("temperature", 1.0))
+
+    def window_logits(self, windows: torch.Tensor) -> torch.Tensor:
+        """Un-normalised dB windows ``[K, bins, clip]`` → the network's logits ``[K, n_classes]``."""
+        x = self.extractor.finish(windows).contiguous(memory_format=torch.channels_last)
+        return self.model(x).float()
 
     def window_probabilities(self, windows: torch.Tensor) -> torch.Tensor:
         """Un-normalised dB windows ``[K, bins, clip]`` → probabilities ``[K, n_classes]``."""
-        x = self.extractor.finish(windows).contiguous(memory_format=torch.channels_last)
-        return torch.softmax(self.model(x).float(), dim=-1)
+        return torch.softmax(self.window_logits(windows) / self.temperature, dim=-1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         db, energy = self.extractor.analyse(wave.unsqueeze(0))
@@ -187,5 +197,5 @@ def weighted_mean(probs: torch.Tensor, weights: torch.Tensor, owner: torch.Tenso
     (the clip index of each window) one row per clip ``[n_clips, n_classes]``."""
     if owner is None:
         return (probs * weights.unsqueeze(1)).sum(0) / weights.sum()
-    total = torch.zeros(n_clips, probs.shape[1]).index_add_(0, owner, probs * weights.unsqueeze(1))
-    return total / torch.zeros(n_clips).index_add_(0, owner, weights).unsqueeze(1)
+    total = torch.zeros(n_clips, probs.shape[1], dtype=probs.dtype).index_add_(0, owner, probs * weights.unsqueeze(1))
+    return total / torch.zeros(n_clips, dtype=weights.dtype).index_add_(0, owner, weights).unsqueeze(1)

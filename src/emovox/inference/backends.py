@@ -39,7 +39,8 @@ class TorchBackend:
         self.labels = self.bundle.labels
         self.sample_rate = self.bundle.pipeline.sample_rate
         self.clip_seconds = self.bundle.pipeline.clip_seconds
-        self.classifier = ClipClassifier(self.bundle.model, self.bundle.pipeline).eval()
+        self.calibration = self.bundle.extra.get("calibration", {})
+        self.classifier = ClipClassifier.from_bundle(self.bundle).eval()
 
     def analyse(self, wave: np.ndarray):
         """Per-clip work that can run before batching: the dB image and voiced frames."""
@@ -77,12 +78,17 @@ class OnnxBackend:
         self.sample_rate = int(meta["sample_rate"])
         config = json.loads(meta.get("config", "{}"))
         self.clip_seconds = float(config.get("preprocessing", {}).get("clip_seconds", 2.5))
+        self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
         weights = folder / "model.safetensors" if folder is not None else None
         if weights is not None and weights.is_file() and "model_id" in meta:
             if not meta["model_id"].endswith("@" + weights_digest(weights)):
                 raise ValueError(f"{path} was exported from other weights than {weights}; re-export it with "
                                  f"`emovox export --model {folder} -o {path}`")
+            folder_t = json.loads((folder / "config.json").read_text()).get("calibration", {}).get("temperature", 1.0)
+            if abs(float(meta.get("temperature", 1.0)) - float(folder_t)) > 1e-6:
+                raise ValueError(f"{path} was exported with another calibration than {folder / 'config.json'}; "
+                                 f"re-export it with `emovox export --model {folder} -o {path}`")
 
     def analyse(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(wave, dtype=np.float32)

@@ -10,18 +10,18 @@ import torch
 from ..pipeline import ClipClassifier, clip_windows, weighted_mean
 
 
-def predict_clips(
+def window_logits(
     classifier: ClipClassifier,
     images: list[torch.Tensor],
     bounds: list[tuple[int, int]],
     *,
     batch_size: int = 64,
-) -> np.ndarray:
-    """Probabilities ``[n_clips, n_classes]`` of dB images with their voiced ``(first, end)``:
-    the weighted mean of each clip's window probabilities."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits of every prediction window of the clips ``[W, n_classes]``, with each window's
+    weight and clip index (for calibration, which needs them before the softmax)."""
     n_classes = classifier.model.fc.out_features
     if not images:
-        return np.zeros((0, n_classes), dtype=np.float32)
+        return torch.zeros(0, n_classes), torch.zeros(0), torch.zeros(0, dtype=torch.long)
     windows, weights, owner = [], [], []
     for i, (db, (first, end)) in enumerate(zip(images, bounds)):
         w, wt = clip_windows(db, first, end, classifier.pipeline)
@@ -33,7 +33,23 @@ def predict_clips(
     was_training = classifier.training
     classifier.eval()
     with torch.inference_mode():
-        probs = torch.cat([classifier.window_probabilities(windows[s:s + batch_size])
-                           for s in range(0, len(windows), batch_size)])
+        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size])
+                            for s in range(0, len(windows), batch_size)])
     classifier.train(was_training)
+    return logits, weights, owner
+
+
+def predict_clips(
+    classifier: ClipClassifier,
+    images: list[torch.Tensor],
+    bounds: list[tuple[int, int]],
+    *,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Probabilities ``[n_clips, n_classes]`` of dB images with their voiced ``(first, end)``:
+    the weighted mean of each clip's window probabilities."""
+    logits, weights, owner = window_logits(classifier, images, bounds, batch_size=batch_size)
+    if not images:
+        return logits.numpy()
+    probs = torch.softmax(logits / classifier.temperature, dim=-1)
     return weighted_mean(probs, weights, owner, len(images)).numpy()

@@ -36,7 +36,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
 
     folder, out = Path(folder), Path(out)
     bundle = load_bundle(folder)
-    clf = ClipClassifier(bundle.model, bundle.pipeline).eval()
+    clf = ClipClassifier.from_bundle(bundle).eval()
     sr = bundle.pipeline.sample_rate
     example = torch.from_numpy(np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.1)
     samples = torch.export.Dim("samples", min=bundle.pipeline.features.n_fft, max=sr * 3600 * 4)
@@ -57,6 +57,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
         model = onnx.load(str(raw))
     meta = {"labels": json.dumps(list(bundle.labels)), "sample_rate": str(sr), "model_id": model_id(folder),
             "emovox_version": __version__, "quantized": str(quantize).lower(),
+            "temperature": str(float(clf.temperature)),
             "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
             "output": "probabilities [len(labels)], summing to 1",
             "config": (folder / "config.json").read_text()}

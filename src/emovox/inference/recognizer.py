@@ -24,13 +24,20 @@ class Prediction:
     probabilities: dict[str, float]
     path: str | None = None
     extra: dict = field(default_factory=dict)
+    uncertain: bool = False  # top probability below the recognizer's min_confidence
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
 
+    @property
+    def answer(self) -> str:
+        """The label, or ``"uncertain"`` when the model is not confident enough."""
+        return "uncertain" if self.uncertain else self.label
+
     def to_dict(self) -> dict:
-        return {"path": self.path, "label": self.label, "probabilities": self.probabilities, **self.extra}
+        return {"path": self.path, "label": self.label, "uncertain": self.uncertain,
+                "probabilities": self.probabilities, **self.extra}
 
 
 class Recognizer:
@@ -40,30 +47,35 @@ class Recognizer:
     :class:`~emovox.inference.backends.OnnxBackend`.
     """
 
-    def __init__(self, backend) -> None:
+    def __init__(self, backend, min_confidence: float = 0.0) -> None:
         self.backend = backend
         self.labels = backend.labels
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
-        self.min_confidence = 0.0
+        if not 0 <= min_confidence < 1:
+            raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence}")
+        self.min_confidence = min_confidence
+        self.calibration = getattr(backend, "calibration", {})
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
-             threads: int | None = None) -> "Recognizer":
+             threads: int | None = None, min_confidence: float = 0.0) -> "Recognizer":
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
 
         ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
+        Predictions whose top (calibrated) probability is below ``min_confidence`` are marked
+        ``uncertain``.
         """
         folder = Path(path) if path is not None else BUNDLED_MODEL
         if path is None and not (folder / "model.safetensors").is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         if backend == "onnx" or folder.suffix == ".onnx":
-            return cls(OnnxBackend(folder, threads))
+            return cls(OnnxBackend(folder, threads), min_confidence)
         if backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
         if not folder.is_dir():
             raise FileNotFoundError(f"no model folder at {folder}")
-        return cls(TorchBackend(folder, threads))
+        return cls(TorchBackend(folder, threads), min_confidence)
 
     def _wave(self, source, sample_rate: int | None) -> np.ndarray:
         if isinstance(source, np.ndarray):
@@ -139,4 +151,5 @@ class Recognizer:
         return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds)
 
     def _prediction(self, probs: np.ndarray, path: str | None) -> Prediction:
-        return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path)
+        return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
+                          uncertain=bool(np.max(probs) < self.min_confidence))

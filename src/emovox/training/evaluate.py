@@ -18,7 +18,8 @@ import yaml
 
 from ..config import save_config
 from ..corpora import open_corpus
-from ..inference.engine import predict_clips
+from ..calibration import clip_probabilities, expected_calibration_error
+from ..inference.engine import window_logits
 from ..pipeline import ClipClassifier
 from ..labels import EMOTIONS
 from ..splits import make_folds
@@ -89,15 +90,22 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
                            provenance={"protocol": protocol, "fold": fold.name})
             train_seconds = sum(r["seconds"] for r in result.history)
             test = data.subset(fold.test)
-            classifier = ClipClassifier(result.best.model, result.best.pipeline)
-            pred = predict_clips(classifier, test.images, test.bounds).argmax(1)
+            classifier = ClipClassifier.from_bundle(result.best)
+            logits, weights, owner = window_logits(classifier, test.images, test.bounds)
+            probs = clip_probabilities(logits, weights, owner, len(test), float(classifier.temperature))
+            pred = probs.argmax(1)
+            calibration = {"temperature": float(classifier.temperature),
+                           "test_ece_before": expected_calibration_error(
+                               clip_probabilities(logits, weights, owner, len(test)), test.labels),
+                           "test_ece_after": expected_calibration_error(probs, test.labels)}
             cm = confusion(test.labels, pred, n_classes)
             plot_confusion(cm, EMOTIONS, run_dir / "confusion_test.png", title=f"{fold.name} test")
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
                    "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
                    "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
                    "best_epoch": result.best_epoch, "train_seconds": train_seconds,
-                   "wall_seconds": time.perf_counter() - t0, "confusion": cm.tolist()}
+                   "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
+                   "confusion": cm.tolist()}
             done.write_text(json.dumps(row, indent=2) + "\n")
         row = json.loads(done.read_text())
         total += np.array(row["confusion"])
@@ -119,6 +127,9 @@ def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray) -> 
     for key in ("wa", "ua", "f1", "train_seconds"):
         m, s = mean_std([r[key] for r in rows])
         res[key], res[f"{key}_std"] = m, s
+    if all("calibration" in r for r in rows):  # ECE on the test actors, T fitted on validation actors
+        for key in ("test_ece_before", "test_ece_after"):
+            res[key], res[f"{key}_std"] = mean_std([r["calibration"][key] for r in rows])
     return res
 
 

@@ -278,8 +278,20 @@ def train(
         save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
     from ..models.folder import load_bundle
     best = load_bundle(run_dir / "best")
+    if val_set is not None and len(val_set) and "calibration" not in best.extra:
+        best.extra["calibration"] = calibrate_on(best, val_set)
+        save_bundle(best, run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
     return TrainResult(run_dir, best, int(best_row["epoch"]), history)
+
+
+def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
+    """Temperature scaling of ``bundle`` on the clips of ``fs`` (validation actors)."""
+    from ..calibration import calibrate
+    from ..inference.engine import window_logits
+
+    logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline), fs.images, fs.bounds)
+    return calibrate(logits, weights, owner, fs.labels)
 
 
 def _with_model(bundle: ModelBundle, model: nn.Module, cfg: dict, provenance: dict | None, row: dict) -> ModelBundle:
