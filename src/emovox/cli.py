@@ -164,6 +164,17 @@ def cmd_timeline(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .inference import Recognizer
+    from .plots import plot_explanation
+
+    rec = Recognizer.load(args.model, threads=args.threads)
+    expl = rec.explain(args.clip, target=args.target, stage=args.stage)
+    out = plot_explanation(expl, args.output, title=Path(args.clip).name)
+    print(f"{Path(args.clip).name}: {expl.label} {expl.probabilities[expl.label]:.2f}; wrote {out}")
+    return 0
+
+
 def cmd_show(args) -> int:
     from . import audio
     from .plots import plot_clip
@@ -301,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_opts(sp)
     sp.set_defaults(func=cmd_timeline)
+
+    sp = sub.add_parser("explain", help="Grad-CAM: which time-frequency regions drove the decision")
+    sp.add_argument("clip")
+    sp.add_argument("-o", "--output", required=True, help="PNG to write")
+    sp.add_argument("--target", help="explain this emotion instead of the predicted one")
+    sp.add_argument("--stage", type=int, help="ResNet stage 1-4 for the map (default 4; 3 is finer, less specific)")
+    model_opts(sp, backend=False)
+    sp.set_defaults(func=cmd_explain)
 
     sp = sub.add_parser("demo", help="predict the bundled example clips with the bundled model")
     model_opts(sp)

@@ -29,6 +29,7 @@ __all__ = [
     "confusion_figure", "plot_confusion",
     "lr_find_figure", "plot_lr_find",
     "timeline_figure", "plot_timeline",
+    "explanation_figure", "plot_explanation",
 ]
 
 DPI = 120
@@ -447,3 +448,42 @@ def timeline_figure(timeline, *, title: str | None = None) -> Figure:
 
 def plot_timeline(timeline, out: str | os.PathLike, *, title: str | None = None) -> Path:
     return _save(timeline_figure(timeline, title=title), out)
+
+
+def explanation_figure(expl, *, title: str | None = None) -> Figure:
+    """The feature image the model saw, then the same image with the Grad-CAM map over it, and
+    the clip's probabilities."""
+    fig = _new_figure(11, 6)
+    grid = fig.add_gridspec(2, 2, width_ratios=(1, 0.22))
+    ax_img = fig.add_subplot(grid[0, 0])
+    ax_cam = fig.add_subplot(grid[1, 0], sharex=ax_img, sharey=ax_img)
+    ax_p = fig.add_subplot(grid[:, 1])
+    frames = expl.image.shape[1]
+    extent = (-0.5 * expl.hop_seconds, (frames - 0.5) * expl.hop_seconds, -0.5, expl.image.shape[0] - 0.5)
+    what = {"mel": "mel band", "spectrogram": "frequency bin", "mfcc": "MFCC"}.get(expl.kind, "bin")
+    ax_img.imshow(expl.image, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    ax_img.set_ylabel(what)
+    ax_img.set_title(f"{expl.kind} image")
+    ax_cam.imshow(expl.image, origin="lower", aspect="auto", extent=extent, cmap="gray")
+    ax_cam.imshow(np.ma.masked_less(expl.heat, 0.05), origin="lower", aspect="auto", extent=extent,
+                  cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    ax_cam.contour(np.linspace(extent[0], extent[1], frames), np.arange(expl.heat.shape[0]), expl.heat,
+                   levels=[0.5], colors="white", linewidths=0.8)
+    for f in expl.voiced:
+        ax_cam.axvline(f * expl.hop_seconds, color="cyan", ls="--", lw=0.8)
+    ax_cam.set_ylabel(what)
+    ax_cam.set_xlabel("time (s)")
+    ax_cam.set_title(f"Grad-CAM (stage {expl.stage}): what drove '{expl.label}' (dashed: voiced part)")
+    labels = list(expl.probabilities)
+    values = [expl.probabilities[k] for k in labels]
+    colors = [_emotion_color(k, i) for i, k in enumerate(labels)]
+    ax_p.barh(labels[::-1], values[::-1], color=colors[::-1], edgecolor="#455a64")
+    ax_p.set_xlim(0, 1)
+    ax_p.set_xlabel("probability")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_explanation(expl, out: str | os.PathLike, *, title: str | None = None) -> Path:
+    return _save(explanation_figure(expl, title=title), out)
