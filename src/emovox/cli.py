@@ -34,7 +34,10 @@ def expand_paths(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
     from .audio import AudioError
+    from .batch import ResultsFile
     from .inference import Recognizer
 
     files, missing = expand_paths(args.paths)
@@ -45,15 +48,37 @@ def cmd_predict(args) -> int:
         print("emovox: no audio files found", file=sys.stderr)
         return 1
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence)
-    writer = _writer(args.format, rec.labels)
+    if args.output:
+        writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in ("csv", "jsonl") else None,
+                             resume=args.resume)
+        skipped = len(files)
+        files = [f for f in files if f not in writer.done]
+        skipped -= len(files)
+        if skipped:
+            print(f"emovox: {skipped} files already in {args.output}; predicting the other {len(files)}",
+                  file=sys.stderr)
+    else:
+        if args.resume:
+            raise ValueError("--resume needs --output: the results file of the run to continue")
+        writer = _writer(args.format, rec.labels)
+    show_bar = not args.quiet and (args.output is not None or len(files) > 1) and len(files) > 0
     try:
-        for src, result in rec.predict_many(files, batch_size=args.batch_size):
-            if isinstance(result, AudioError):
-                failures.append((src, result.reason))
-            else:
-                writer.row(result)
+        with tqdm(total=len(files), unit="file", desc="predict", disable=not show_bar,
+                  file=sys.stderr) as bar:
+            for src, result in rec.predict_many(files, batch_size=args.batch_size, workers=args.workers):
+                if isinstance(result, AudioError):
+                    failures.append((src, result.reason))
+                    if args.output:
+                        writer.write(src, result)
+                elif args.output:
+                    writer.write(src, result)
+                else:
+                    writer.row(result)
+                bar.update(1)
     finally:
-        writer.close()  # valid JSON even if interrupted
+        writer.close()  # valid JSON even if interrupted; a results file keeps every finished row
+    if args.output:
+        print(f"emovox: wrote {args.output}", file=sys.stderr)
     if failures:
         print(f"emovox: {len(failures)} of {len(files) + len(missing)} inputs could not be read:", file=sys.stderr)
         for src, why in failures:
@@ -75,6 +100,8 @@ class _writer:
     def row(self, pred) -> None:
         if self.fmt == "json":
             sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(pred.to_dict()))
+        elif self.fmt == "jsonl":
+            sys.stdout.write(json.dumps(pred.to_dict()) + "\n")
         elif self.fmt == "csv":
             self.csv.writerow([pred.path, pred.label, int(pred.uncertain),
                                *(f"{pred.probabilities[l]:.4f}" for l in self.labels)])
@@ -287,8 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("predict", help="emotion of each file (files, folders, globs)")
     sp.add_argument("paths", nargs="+")
-    sp.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    sp.add_argument("--format", choices=["table", "json", "csv", "jsonl"], default="table",
+                    help="stdout: table, json or csv; --output: csv or jsonl (default: from its extension)")
+    sp.add_argument("-o", "--output", help="results file (.csv or .jsonl), written row by row")
+    sp.add_argument("--resume", action="store_true", help="continue an interrupted run: skip files already in --output")
     sp.add_argument("--batch-size", type=int, default=16)
+    sp.add_argument("--workers", type=int, default=2, help="threads decoding audio while the model runs")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float, default=0.0,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")
     model_opts(sp)

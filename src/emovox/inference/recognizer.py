@@ -92,29 +92,40 @@ class Recognizer:
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
         return self._prediction(probs, name)
 
-    def predict_many(self, sources: Iterable, *, batch_size: int = 16) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
+    def predict_many(self, sources: Iterable, *, batch_size: int = 16,
+                     workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Predict many files in batches, yielding ``(source, result)`` in input order; an
-        unreadable file yields its :class:`AudioError` instead of stopping the run."""
-        pending: list[tuple[object, object]] = []
+        unreadable file yields its :class:`AudioError` instead of stopping the run.
 
-        def flush():
-            ok = [item for _, item in pending if not isinstance(item, audio.AudioError)]
-            probs = iter(self.backend.probabilities(ok))
-            for src, item in pending:
-                yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
-            pending.clear()
+        ``workers`` threads decode and compute features (libsndfile, soxr and the STFT release
+        the GIL) while the model runs on the previous batch; at most two batches are in flight.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from itertools import islice
 
-        n_images = 0
-        for src in sources:
+        if batch_size < 1 or workers < 1:
+            raise ValueError("batch_size and workers must be at least 1")
+
+        def prepare(src):
             try:
-                pending.append((src, self.backend.analyse(self._wave(src, None))))
-                n_images += 1
+                return self.backend.analyse(self._wave(src, None))
             except audio.AudioError as err:
-                pending.append((src, err))
-            if n_images >= batch_size:
-                yield from flush()
-                n_images = 0
-        yield from flush()
+                return err
+
+        it = iter(sources)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            def submit():
+                return [(src, pool.submit(prepare, src)) for src in islice(it, batch_size)]
+
+            pending = submit()
+            while pending:
+                upcoming = submit()  # decoded while the model runs on `pending`
+                prepared = [(src, fut.result()) for src, fut in pending]
+                ok = [item for _, item in prepared if not isinstance(item, audio.AudioError)]
+                probs = iter(self.backend.probabilities(ok))
+                for src, item in prepared:
+                    yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
+                pending = upcoming
 
     def timeline(self, source, sample_rate: int | None = None, config=None, *,
                  block_seconds: float = 10.0, progress=None, **options):
