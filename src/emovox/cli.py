@@ -202,6 +202,42 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_listen(args) -> int:
+    from .inference import Recognizer
+    from .listen import Microphone, file_blocks
+    from .live import LiveDisplay
+
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
+    engine = rec.stream(**_timeline_options(args))
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    blocks = file_blocks(args.input, realtime=not args.fast) if args.input else Microphone(device)
+    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty())
+    interrupted = False
+    try:
+        with display:
+            for block in blocks:
+                for cell in engine.push(block):
+                    display.update(cell, engine)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()  # stops the microphone stream
+    tl = engine.finish()
+    display.summary(tl, interrupted)
+    if args.save:
+        fmt = "csv" if args.save.endswith(".csv") else "json"
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(tl.to_csv() if fmt == "csv" else tl.to_json() + "\n")
+        print(f"wrote {args.save}", file=sys.stderr)
+    if args.plot:
+        from .plots import plot_timeline
+
+        print(f"wrote {plot_timeline(tl, args.plot, title='live session')}", file=sys.stderr)
+    return 0
+
+
 def cmd_show(args) -> int:
     from . import audio
     from .plots import plot_clip
@@ -345,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
     model_opts(sp)
     sp.set_defaults(func=cmd_timeline)
 
+    sp = sub.add_parser("listen", help="live microphone: rolling emotion display, Ctrl-C to stop")
+    sp.add_argument("--device", help="input device name or index (default: the system's)")
+    sp.add_argument("--input", help="play this file as if it were the microphone (demos, tests)")
+    sp.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not real time")
+    sp.add_argument("--save", help="write the session timeline here at the end (.json or .csv)")
+    sp.add_argument("--plot", help="PNG of the session timeline at the end")
+    sp.add_argument("--plain", action="store_true", help="one line per second instead of the live panel")
+    sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
+    sp.add_argument("--hop", type=float, default=1.0, help="seconds between updates")
+    sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
+    sp.add_argument("--min-confidence", type=float, default=0.0, help="below this: 'uncertain'")
+    sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_listen)
+
     sp = sub.add_parser("explain", help="Grad-CAM: which time-frequency regions drove the decision")
     sp.add_argument("clip")
     sp.add_argument("-o", "--output", required=True, help="PNG to write")
@@ -400,10 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from .audio import AudioError
+    from .listen import MicrophoneError
 
     try:
         return args.func(args)
-    except (AudioError, OSError, ValueError, KeyError, yaml.YAMLError) as err:
+    except (AudioError, OSError, ValueError, KeyError, yaml.YAMLError, MicrophoneError) as err:
         print(f"emovox: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,134 @@
+"""Live input: a file played as a microphone, a fake PortAudio device, the CLI session."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import types
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox import audio
+from emovox.cli import main
+from emovox.inference import Recognizer
+from emovox.listen import Microphone, MicrophoneError, file_blocks
+
+from .conftest import tiny_files
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    parts = [np.zeros(8000, np.float32)]
+    for f in tiny_files()[8:12]:
+        parts += [audio.load(f), np.zeros(16000, np.float32)]
+    wave = np.concatenate(parts)
+    path = tmp_path_factory.mktemp("live") / "session.wav"
+    sf.write(path, wave, 16000, subtype="FLOAT")
+    return path, wave
+
+
+def _fake_sounddevice(wave: np.ndarray, rate: int):
+    """A stand-in for the sounddevice module: one input device that plays ``wave`` through the
+    callback from another thread, in PortAudio's (frames, channels) blocks."""
+    mod = types.ModuleType("sounddevice")
+
+    class PortAudioError(Exception):
+        pass
+
+    def query_devices(device=None, kind=None):
+        if device not in (None, 0, "fake mic"):
+            raise ValueError(f"No input device matching {device!r}")
+        return {"name": "fake mic", "default_samplerate": float(rate)}
+
+    class InputStream:
+        def __init__(self, device, channels, samplerate, blocksize, dtype, callback):
+            self.blocksize, self.callback = blocksize, callback
+            self.stopped = threading.Event()
+
+        def start(self):
+            def run():
+                for s in range(0, len(wave), self.blocksize):
+                    if self.stopped.is_set():
+                        return
+                    block = wave[s:s + self.blocksize]
+                    self.callback(np.stack([block, block], axis=1), len(block), None, None)
+            self.thread = threading.Thread(target=run, daemon=True)
+            self.thread.start()
+
+        def stop(self):
+            self.stopped.set()
+
+        def close(self):
+            pass
+
+    mod.PortAudioError, mod.query_devices, mod.InputStream = PortAudioError, query_devices, InputStream
+    return mod
+
+
+def test_microphone_blocks_drive_the_engine_like_a_file(tiny_model, session, monkeypatch):
+    path, wave = session
+    monkeypatch.setitem(sys.modules, "sounddevice", _fake_sounddevice(wave, 16000))
+    rec = Recognizer.load(tiny_model, threads=1)
+    engine = rec.stream()
+    received = 0
+    with Microphone(block_seconds=0.1) as mic:
+        for block in mic:
+            engine.push(block)
+            received += len(block)
+            if received >= len(wave):
+                break
+    assert received == len(wave)
+    live, offline = engine.finish(), rec.timeline(path)
+    assert live.cell_labels == offline.cell_labels
+    np.testing.assert_allclose(live.probabilities, offline.probabilities, atol=1e-5)
+
+
+def test_microphone_resamples_other_device_rates(session, monkeypatch):
+    _, wave = session
+    x44 = audio.from_array(wave, 16000, 44100)
+    monkeypatch.setitem(sys.modules, "sounddevice", _fake_sounddevice(x44, 44100))
+    got = 0
+    with Microphone(block_seconds=0.2) as mic:
+        for block in mic:
+            assert block.dtype == np.float32 and block.ndim == 1
+            got += len(block)
+            if got >= len(wave) - 2000:  # the resampler holds back a few ms
+                break
+    assert abs(got - len(wave)) < 2000
+
+
+def test_missing_device_or_portaudio_is_a_clear_error(session, monkeypatch, capsys):
+    _, wave = session
+    monkeypatch.setitem(sys.modules, "sounddevice", _fake_sounddevice(wave, 16000))
+    with pytest.raises(MicrophoneError, match="no input device"):
+        Microphone("usb headset")
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # not importable
+    with pytest.raises(MicrophoneError, match="pip install sounddevice"):
+        Microphone()
+    assert main(["listen", "--plain"]) == 2
+    assert "sounddevice" in capsys.readouterr().err
+
+
+def test_file_blocks_are_paced_or_fast(session):
+    path, wave = session
+    blocks = list(file_blocks(path, block_seconds=0.25, realtime=False))
+    assert {len(b) for b in blocks[:-1]} == {4000}
+    np.testing.assert_array_equal(np.concatenate(blocks), wave)
+
+
+def test_cli_listen_session_matches_timeline(tiny_model, session, tmp_path, capsys):
+    path, _ = session
+    saved = tmp_path / "session.json"
+    assert main(["listen", "--input", str(path), "--fast", "--plain", "--model", str(tiny_model),
+                 "--save", str(saved), "--plot", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "listening" in out and "end of input" in out
+    assert sum(line.strip().endswith("silence") for line in out.splitlines()) >= 2
+    live = json.loads(saved.read_text())
+    assert main(["timeline", str(path), "--model", str(tiny_model), "-q", "--format", "json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert live["segments"] == offline["segments"]
+    assert (tmp_path / "s.png").stat().st_size > 10_000
