@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emovox.augment import Compose, SpecAugment, from_config
+from emovox.augment import Compose, Mixup, SpecAugment, from_config, mixup_from_config
 from emovox.config import load_config
 
 
@@ -47,4 +47,34 @@ def test_compose_applies_in_order_and_config_switches_on():
     (aug,) = from_config(cfg["augment"]).augmentations
     assert isinstance(aug, SpecAugment) and aug.freq_masks == 1 and aug.time_width == 10
     with pytest.raises(ValueError, match="unknown config key"):
-        load_config(None, ["augment.mixup=1"])
+        load_config(None, ["augment.noise=1"])
+
+
+def test_mixup_blends_windows_and_keeps_both_labels():
+    x = torch.stack([torch.full((4, 6), float(i)) for i in range(8)])
+    y = torch.arange(8)
+    mixed, y1, y2, lam = Mixup(alpha=0.4).mix(x, y, np.random.default_rng(1))
+    assert mixed.shape == x.shape and 0 <= lam <= 1 and torch.equal(y1, y)
+    assert sorted(y2.tolist()) == list(range(8))  # a permutation of the batch
+    expected = lam * y.float() + (1 - lam) * y2.float()
+    assert torch.allclose(mixed[:, 0, 0], expected)
+    again = Mixup(alpha=0.4).mix(x, y, np.random.default_rng(1))
+    assert again[3] == lam and torch.equal(again[0], mixed)
+    with pytest.raises(ValueError):
+        Mixup(alpha=0)
+
+
+def test_mixup_from_config_and_a_training_step(tiny_config, tmp_path):
+    from emovox.config import load_config
+    from emovox.training.evaluate import load_dataset
+    from emovox.training.trainer import train
+
+    assert mixup_from_config(load_config()["augment"]) is None
+    cfg = load_config(None, [f"data.root={tiny_config['data']['root']}", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+                             "model.width=8", "training.epochs=2", "training.batch_size=8", "training.max_lr=0.003",
+                             "augment.mixup={alpha: 0.4}"])
+    assert isinstance(mixup_from_config(cfg["augment"]), Mixup)
+    assert from_config(cfg["augment"]) is None  # mixup is not a window-only augmentation
+    data = load_dataset(cfg, progress=False)
+    result = train(cfg, tmp_path / "run", data, None, progress=False)
+    assert len(result.history) == 2 and all(np.isfinite(r["train_loss"]) for r in result.history)

@@ -41,6 +41,24 @@ class SpecAugment:
         return x
 
 
+class Mixup:
+    """Mixup (Zhang et al. 2018): each window is blended with another of the batch,
+    ``lam·x + (1−lam)·x[perm]``, ``lam ~ Beta(alpha, alpha)`` (one per batch), and the loss is
+    blended the same way. Windows are mixed as dB images, before per-window standardisation.
+    """
+
+    def __init__(self, alpha: float = 0.4) -> None:
+        if alpha <= 0:
+            raise ValueError(f"mixup alpha must be positive, got {alpha}")
+        self.alpha = alpha
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+        """``(x, y)`` → ``(mixed x, y, y of the partners, lam)``."""
+        lam = float(rng.beta(self.alpha, self.alpha))
+        perm = torch.from_numpy(rng.permutation(len(x)))
+        return lam * x + (1.0 - lam) * x[perm], y, y[perm], lam
+
+
 class Compose:
     """Apply augmentations in order."""
 
@@ -53,11 +71,22 @@ class Compose:
         return x
 
 
-#: config name → class, for ``augment:`` in a recipe
+#: config name → class, for ``augment:`` in a recipe (window-only augmentations; ``mixup``,
+#: which also mixes labels, is separate)
 AUGMENTATIONS = {"spec_augment": SpecAugment}
 
 
 def from_config(cfg: dict) -> Compose | None:
     """``{"spec_augment": {...}}`` (``None`` entries off) → a Compose, or None if nothing is on."""
-    chosen = [AUGMENTATIONS[name](**(opts or {})) for name, opts in cfg.items() if opts is not None]
+    unknown = set(cfg) - set(AUGMENTATIONS) - {"mixup"}
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(sorted(unknown))}; expected "
+                         f"{', '.join(sorted([*AUGMENTATIONS, 'mixup']))}")
+    chosen = [AUGMENTATIONS[name](**(opts or {})) for name, opts in cfg.items()
+              if opts is not None and name in AUGMENTATIONS]
     return Compose(chosen) if chosen else None
+
+
+def mixup_from_config(cfg: dict) -> Mixup | None:
+    opts = cfg.get("mixup")
+    return Mixup(**opts) if opts is not None else None

@@ -36,7 +36,7 @@ DEFAULTS: dict = {
     },
     "lr_find": {"start_lr": 1.0e-6, "end_lr": 1.0, "steps": 100},
     # training-time augmentation of the feature windows; null = off (see emovox.augment)
-    "augment": {"spec_augment": None},
+    "augment": {"spec_augment": None, "mixup": None},
 }
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..augment import from_config as augment_from_config
+from ..augment import mixup_from_config
 from ..config import save_config
 from ..features import FeatureExtractor
 from ..inference.engine import predict_clips
@@ -64,10 +65,12 @@ def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
     return bundle
 
 
-def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str, augment=None):
+def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str, augment=None,
+                   mixup=None):
     """The batches of one epoch: shuffled clips, one random window of each (un-normalised dB
-    ``[batch, bins, clip]``). Derived from (seed, epoch) alone, so a resumed run sees exactly
-    the batches an uninterrupted one would."""
+    ``[batch, bins, clip]``) and their labels; with ``mixup``, ``(windows, y, y_partner, lam)``.
+    Derived from (seed, epoch) alone, so a resumed run sees exactly the batches an
+    uninterrupted one would."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(fs))
     n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
@@ -76,7 +79,8 @@ def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch:
         windows = torch.stack([random_window(fs.images[i], *fs.bounds[i], clip, rng, kind) for i in idx])
         if augment is not None:
             windows = augment(windows, rng)
-        yield windows, torch.from_numpy(fs.labels[idx])
+        y = torch.from_numpy(fs.labels[idx])
+        yield mixup.mix(windows, y, rng) if mixup is not None else (windows, y)
 
 
 def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int, kind: str):
@@ -92,11 +96,14 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def step(model, optimizer, batch):
-        windows, y = batch
+        windows, y = batch[:2]
         x = extractor.finish(windows).contiguous(memory_format=fmt)  # the same per-window normalisation as inference
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
+            if len(batch) == 4:  # mixup: the loss blended like the inputs
+                y2, lam = batch[2], batch[3]
+                loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -236,6 +243,7 @@ def train(
 
     classifier = ClipClassifier(model, pipe)
     augment = augment_from_config(cfg["augment"])
+    mixup = mixup_from_config(cfg["augment"])
     step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"])
     n_classes = len(bundle.labels)
     select_on = tcfg["select_on"]
@@ -246,7 +254,7 @@ def train(
         model.train()
         losses, correct, seen = [], 0, 0
         for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch,
-                                    pipe.features.kind, augment):
+                                    pipe.features.kind, augment, mixup):
             loss, n_ok = step(model, optimizer, batch)
             scheduler.step()
             lr_trace.append(scheduler.get_last_lr()[0])
