@@ -77,7 +77,7 @@ def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, onnx_file, t
     assert Recognizer.load(folder, backend="onnx").labels[0] == "neutral"  # matching weights: fine
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")  # the weights change, the export does not
-    with pytest.raises(ValueError, match="other weights"):
+    with pytest.raises(ValueError, match="another version"):
         Recognizer.load(folder, backend="onnx")
 
 
@@ -86,12 +86,37 @@ def test_the_calibration_is_inside_the_graph_and_checked(tiny_model, onnx_file, 
 
     meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
     t = json.loads((tiny_model / "config.json").read_text())["calibration"]["temperature"]
-    assert float(meta["temperature"]) == pytest.approx(t)
+    assert json.loads(meta["temperatures"]) == pytest.approx([t])
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
     shutil.copy(onnx_file, folder / "model.onnx")
     cfg = json.loads((folder / "config.json").read_text())
     cfg["calibration"]["temperature"] = t * 2  # recalibrated after the export
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="another calibration"):
+    with pytest.raises(ValueError, match="another version"):
         Recognizer.load(folder, backend="onnx")
+
+
+def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, tmp_path):
+    from emovox.models import is_ensemble, load_bundle, save_ensemble
+
+    a = load_bundle(tiny_model)
+    b = load_bundle(tiny_model)
+    b.extra["calibration"] = {**a.extra["calibration"], "temperature": a.extra["calibration"]["temperature"] * 3}
+    folder = save_ensemble({"sharp": a, "soft": b}, tmp_path / "ens", extra={"provenance": {"name": "tiny-ens"}})
+    assert is_ensemble(folder) and not is_ensemble(tiny_model)
+    clip = CLIPS[1]
+    ens = Recognizer.load(folder).predict(clip)
+    pa = Recognizer.load(tiny_model).predict(clip).probabilities
+    single_soft = tmp_path / "soft"
+    import shutil
+
+    shutil.copytree(folder / "soft", single_soft)
+    pb = Recognizer.load(single_soft).predict(clip).probabilities
+    for k in pa:
+        assert ens.probabilities[k] == pytest.approx((pa[k] + pb[k]) / 2, abs=1e-5)
+    export_onnx(folder, folder / "model.onnx")
+    onnx_pred = Recognizer.load(folder, backend="onnx").predict(clip)
+    assert onnx_pred.probabilities == pytest.approx(ens.probabilities, abs=1e-4)
+    tl = Recognizer.load(folder).timeline(audio.load(clip), 16_000)  # the timeline runs ensembles too
+    assert tl.probabilities.shape[1] == 8

@@ -191,6 +191,18 @@ class ClipClassifier(nn.Module):
         return weighted_mean(self.window_probabilities(windows), weights)
 
 
+class EnsembleClassifier(nn.Module):
+    """Several :class:`ClipClassifier` (e.g. mel, MFCC and spectrogram models) as one:
+    the mean of their calibrated probabilities. Exports to one ONNX graph like a single model."""
+
+    def __init__(self, members: list[ClipClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(wave) for m in self.members]).mean(0)
+
+
 def weighted_mean(probs: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor | None = None,
                   n_clips: int = 1) -> torch.Tensor:
     """A clip's probabilities: the mean of its windows' weighted by ``weights``; with ``owner``

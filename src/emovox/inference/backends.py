@@ -16,40 +16,39 @@ import numpy as np
 ONNX_NAME = "model.onnx"
 
 
-def weights_digest(path: str | os.PathLike) -> str:
-    """Short hash of a weights file: ties an ONNX export to the weights it came from."""
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
 class TorchBackend:
-    """A model folder (config.json + model.safetensors) run with PyTorch."""
+    """A model folder (config.json + model.safetensors, or an ensemble of such folders) run
+    with PyTorch. An ensemble averages its members' probabilities, as its ONNX export does."""
 
     name = "torch"
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
         import torch
 
-        from ..models.folder import load_bundle
+        from ..models.folder import load_members
         from ..pipeline import ClipClassifier
 
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
-        self.bundle = load_bundle(folder)
+        self.members = load_members(folder)
+        self.bundle = self.members[0]
         self.labels = self.bundle.labels
         self.sample_rate = self.bundle.pipeline.sample_rate
-        self.clip_seconds = self.bundle.pipeline.clip_seconds
+        self.clip_seconds = max(b.pipeline.clip_seconds for b in self.members)
         self.calibration = self.bundle.extra.get("calibration", {})
-        self.classifier = ClipClassifier.from_bundle(self.bundle).eval()
+        self.classifiers = [ClipClassifier.from_bundle(b).eval() for b in self.members]
+        self.classifier = self.classifiers[0]
 
     def analyse(self, wave: np.ndarray):
-        """Per-clip work that can run before batching: the dB image and voiced frames."""
-        return self.bundle.pipeline.analyse(wave, self.classifier.extractor)
+        """Per-clip work that can run before batching: each member's dB image and voiced frames."""
+        return [b.pipeline.analyse(wave, c.extractor) for b, c in zip(self.members, self.classifiers)]
 
     def probabilities(self, analysed: list) -> np.ndarray:
         from .engine import predict_clips
 
-        return predict_clips(self.classifier, [db for db, _ in analysed], [v for _, v in analysed])
+        if not analysed:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
+                        for i, c in enumerate(self.classifiers)], axis=0)
 
 
 class OnnxBackend:
@@ -77,18 +76,15 @@ class OnnxBackend:
         self.labels = tuple(json.loads(meta["labels"]))
         self.sample_rate = int(meta["sample_rate"])
         config = json.loads(meta.get("config", "{}"))
-        self.clip_seconds = float(config.get("preprocessing", {}).get("clip_seconds", 2.5))
+        self.clip_seconds = float(config.get("preprocessing", config).get("clip_seconds", 2.5))
         self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
-        weights = folder / "model.safetensors" if folder is not None else None
-        if weights is not None and weights.is_file() and "model_id" in meta:
-            if not meta["model_id"].endswith("@" + weights_digest(weights)):
-                raise ValueError(f"{path} was exported from other weights than {weights}; re-export it with "
-                                 f"`emovox export --model {folder} -o {path}`")
-            folder_t = json.loads((folder / "config.json").read_text()).get("calibration", {}).get("temperature", 1.0)
-            if abs(float(meta.get("temperature", 1.0)) - float(folder_t)) > 1e-6:
-                raise ValueError(f"{path} was exported with another calibration than {folder / 'config.json'}; "
-                                 f"re-export it with `emovox export --model {folder} -o {path}`")
+        if folder is not None and (folder / "config.json").is_file() and "model_id" in meta:
+            from ..models.folder import fingerprint
+
+            if not meta["model_id"].endswith("@" + fingerprint(folder)):
+                raise ValueError(f"{path} was exported from another version of {folder} (its weights or "
+                                 f"calibration changed); re-export it with `emovox export --model {folder} -o {path}`")
 
     def analyse(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(wave, dtype=np.float32)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import weights_digest
-
 
 def model_id(folder: Path) -> str:
-    """Name of the recipe plus a short hash of the weights file."""
+    """Name of the recipe plus a short hash of the weights and calibration."""
+    from ..models.folder import fingerprint
+
     cfg = json.loads((folder / "config.json").read_text())
-    return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{weights_digest(folder / 'model.safetensors')}"
+    return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{fingerprint(folder)}"
 
 
 def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: bool = False,
@@ -31,15 +31,17 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     import torch
 
     from .. import __version__
-    from ..models.folder import load_bundle
-    from ..pipeline import ClipClassifier
+    from ..models.folder import load_members
+    from ..pipeline import ClipClassifier, EnsembleClassifier
 
     folder, out = Path(folder), Path(out)
-    bundle = load_bundle(folder)
-    clf = ClipClassifier.from_bundle(bundle).eval()
+    members = load_members(folder)
+    bundle = members[0]
+    clf = ClipClassifier.from_bundle(bundle).eval() if len(members) == 1 else \
+        EnsembleClassifier([ClipClassifier.from_bundle(b) for b in members]).eval()
     sr = bundle.pipeline.sample_rate
     example = torch.from_numpy(np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.1)
-    samples = torch.export.Dim("samples", min=bundle.pipeline.features.n_fft, max=sr * 3600 * 4)
+    samples = torch.export.Dim("samples", min=max(b.pipeline.features.n_fft for b in members), max=sr * 3600 * 4)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -57,7 +59,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
         model = onnx.load(str(raw))
     meta = {"labels": json.dumps(list(bundle.labels)), "sample_rate": str(sr), "model_id": model_id(folder),
             "emovox_version": __version__, "quantized": str(quantize).lower(),
-            "temperature": str(float(clf.temperature)),
+            "temperatures": json.dumps([b.extra.get("calibration", {}).get("temperature", 1.0) for b in members]),
             "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
             "output": "probabilities [len(labels)], summing to 1",
             "config": (folder / "config.json").read_text()}

@@ -75,3 +75,55 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     model.eval()
     extra = {k: v for k, v in cfg.items() if k not in ("format", "labels", "model", "preprocessing")}
     return ModelBundle(model, pipeline, labels, name, model_cfg, extra)
+
+
+# ---------------------------------------------------------------- ensembles
+ENSEMBLE_FORMAT = "emovox-ensemble/1"
+
+
+def is_ensemble(folder: str | Path) -> bool:
+    path = Path(folder) / CONFIG_NAME
+    return path.is_file() and json.loads(path.read_text()).get("format") == ENSEMBLE_FORMAT
+
+
+def save_ensemble(members: dict[str, ModelBundle], folder: str | Path, *, half: bool = False,
+                  extra: dict | None = None) -> Path:
+    """An ensemble folder: ``config.json`` naming the members, one model folder per member.
+    Predictions average the members' (calibrated) probabilities."""
+    folder = Path(folder)
+    labels = {tuple(b.labels) for b in members.values()}
+    rates = {b.pipeline.sample_rate for b in members.values()}
+    if len(labels) != 1 or len(rates) != 1:
+        raise ValueError("ensemble members must share their labels and sample rate")
+    for name, bundle in members.items():
+        save_bundle(bundle, folder / name, half=half)
+    cfg = {"format": ENSEMBLE_FORMAT, "labels": list(labels.pop()), "members": list(members),
+           "sample_rate": rates.pop(), "clip_seconds": max(b.pipeline.clip_seconds for b in members.values()),
+           **(extra or {})}
+    (folder / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
+    return folder
+
+
+def load_members(folder: str | Path) -> list[ModelBundle]:
+    """The models of a folder: its members if it is an ensemble, else the one model."""
+    folder = Path(folder)
+    if is_ensemble(folder):
+        cfg = json.loads((folder / CONFIG_NAME).read_text())
+        return [load_bundle(folder / m) for m in cfg["members"]]
+    return [load_bundle(folder)]
+
+
+def fingerprint(folder: str | Path) -> str:
+    """Short hash of everything that changes a folder's predictions: each member's weights
+    and calibration. Ties an ONNX export to the folder it came from."""
+    import hashlib
+
+    folder = Path(folder)
+    names = json.loads((folder / CONFIG_NAME).read_text())["members"] if is_ensemble(folder) else [""]
+    h = hashlib.sha256()
+    for name in names:
+        member = folder / name if name else folder
+        h.update((member / WEIGHTS_NAME).read_bytes())
+        cal = json.loads((member / CONFIG_NAME).read_text()).get("calibration", {})
+        h.update(repr(float(cal.get("temperature", 1.0))).encode())
+    return h.hexdigest()[:12]
