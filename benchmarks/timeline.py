@@ -1,0 +1,141 @@
+"""Issue 5 figures: timeline speed, memory on an hour of audio, streaming = offline.
+
+    python benchmarks/timeline.py            # → benchmarks/results/timeline.json
+    python benchmarks/timeline.py --quick    # 1-minute / 5-minute recordings, for a smoke test
+
+Recordings are built from RAVDESS speech clips (actors 01-24, round robin) separated by
+0.3-2.5 s of silence with faint noise, written as 16 kHz FLAC, seed 0:
+- speed: a 10-minute recording, `Recognizer.timeline` on ONE thread (torch and ONNX backends);
+  real-time factor = processing seconds / audio seconds. Goal: <= 0.01.
+- memory: a 60-minute recording, the timeline in a fresh process; peak resident memory
+  (ru_maxrss) against the same process that only loads the model. The hour decoded into one
+  float32 array would be 230 MB.
+- agreement: the 10-minute recording as the offline timeline (10 s decoding blocks) and as a
+  live stream (0.25 s blocks, as a microphone delivers them): share of cells with the same
+  label and largest probability difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "timeline.json"
+
+
+def build_recording(path: Path, minutes: float, seed: int = 0) -> float:
+    """Write a FLAC of RAVDESS clips with pauses, block by block (flat memory). Returns seconds."""
+    from emovox import audio
+    from emovox.corpora import open_corpus
+
+    utts = open_corpus("ravdess").utterances()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(utts))
+    target = int(minutes * 60 * 16000)
+    written = 0
+    with sf.SoundFile(path, "w", 16000, 1, format="FLAC", subtype="PCM_16") as f:
+        i = 0
+        while written < target:
+            clip = audio.load(utts[order[i % len(order)]].path)
+            gap = (rng.standard_normal(int(rng.uniform(0.3, 2.5) * 16000)) * 3e-4).astype(np.float32)
+            block = np.concatenate([clip, gap])[: target - written]
+            f.write(block)
+            written += len(block)
+            i += 1
+    return written / 16000
+
+
+def speed_and_agreement(path: Path, seconds: float) -> dict:
+    from emovox.inference import Recognizer
+    from emovox.listen import file_blocks
+
+    out = {}
+    for backend in ("torch", "onnx"):
+        rec = Recognizer.load(backend=backend, threads=1)
+        rec.timeline(path, block_seconds=10.0)  # warm-up (first-call allocations)
+        t0 = time.perf_counter()
+        offline = rec.timeline(path)
+        dt = time.perf_counter() - t0
+        out[f"rtf_{backend}"] = dt / seconds
+        print(f"{backend}: {seconds / 60:.1f} min of audio in {dt:.1f} s: RTF {dt / seconds:.4f}")
+        if backend == "torch":
+            engine = rec.stream()
+            for block in file_blocks(path, block_seconds=0.25, realtime=False):
+                engine.push(block)
+            live = engine.finish()
+            same = np.mean([a == b for a, b in zip(live.cell_labels, offline.cell_labels)])
+            both = ~np.isnan(live.probabilities).any(1) & ~np.isnan(offline.probabilities).any(1)
+            diff = float(np.abs(live.probabilities[both] - offline.probabilities[both]).max()) if both.any() else 0.0
+            out.update({"agreement_cells": float(same), "agreement_max_prob_diff": diff,
+                        "cells": len(offline.cell_labels), "segments": len(offline.segments),
+                        "speech_share": float(np.mean([lab != "silence" for lab in offline.cell_labels]))})
+            print(f"streaming (0.25 s blocks) vs offline: {100 * same:.2f} % of {len(live.cell_labels)} cells agree, "
+                  f"max prob diff {diff:.1e}")
+    return out
+
+
+MEMORY_CHILD = """
+import resource, sys, numpy as np
+from emovox.inference import Recognizer
+rec = Recognizer.load(backend="onnx", threads=1)
+rec.predict(np.zeros(16000 * 3, np.float32), 16000)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[1] != "-":
+    tl = rec.timeline(sys.argv[1])
+    assert tl.duration > 0
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(path: Path | None) -> tuple[float, float]:
+    """(peak MB after loading the model, peak MB after the timeline) in a fresh process."""
+    res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path) if path else "-"],
+                         capture_output=True, text=True, check=True)
+    base, peak = map(int, res.stdout.split())
+    return base / 1024, peak / 1024
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="timeline speed, memory and streaming agreement")
+    ap.add_argument("--quick", action="store_true", help="1 and 5 minutes instead of 10 and 60")
+    args = ap.parse_args(argv)
+    speed_min, memory_min = (1, 5) if args.quick else (10, 60)
+    with tempfile.TemporaryDirectory() as tmp:
+        rec10 = Path(tmp) / "ten.flac"
+        seconds = build_recording(rec10, speed_min)
+        res = {"speed_minutes": speed_min, **speed_and_agreement(rec10, seconds)}
+        hour = Path(tmp) / "hour.flac"
+        hour_s = build_recording(hour, memory_min, seed=1)
+        _, model_only = peak_memory(None)
+        t0 = time.perf_counter()
+        _, peak = peak_memory(hour)
+        res.update({"memory_minutes": memory_min, "memory_audio_seconds": hour_s,
+                    "peak_rss_mb_model_only": model_only, "peak_rss_mb_timeline": peak,
+                    "whole_file_float32_mb": hour_s * 16000 * 4 / 2**20,
+                    "memory_run_seconds": time.perf_counter() - t0})
+        print(f"{memory_min}-minute file: peak RSS {peak:.0f} MB (model alone {model_only:.0f} MB; "
+              f"the decoded file alone would be {res['whole_file_float32_mb']:.0f} MB)")
+    import torch
+
+    res["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    res["model"] = "bundled"
+    if not args.quick:
+        OUT.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
