@@ -35,12 +35,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "timeline.json"
 
 
-def build_recording(path: Path, minutes: float, seed: int = 0) -> float:
-    """Write a FLAC of RAVDESS clips with pauses, block by block (flat memory). Returns seconds."""
+def build_recording(path: Path, minutes: float, seed: int = 0, actor: str | None = None) -> float:
+    """Write a FLAC of RAVDESS clips with pauses, block by block (flat memory). Returns seconds.
+    With ``actor``: that actor's strong-intensity clips only, one voice like a real recording."""
     from emovox import audio
     from emovox.corpora import open_corpus
 
     utts = open_corpus("ravdess").utterances()
+    if actor is not None:
+        utts = [u for u in utts if u.speaker == actor and u.field("intensity") in ("02", "strong")]
+        if not utts:
+            raise ValueError(f"no strong-intensity clips of actor {actor}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(utts))
     target = int(minutes * 60 * 16000)
@@ -110,7 +115,14 @@ def peak_memory(path: Path | None) -> tuple[float, float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="timeline speed, memory and streaming agreement")
     ap.add_argument("--quick", action="store_true", help="1 and 5 minutes instead of 10 and 60")
+    ap.add_argument("--example", metavar="OUT.flac", help="only write an example recording (one actor)")
+    ap.add_argument("--minutes", type=float, default=0.75, help="length of --example")
+    ap.add_argument("--actor", default="12", help="actor of --example")
     args = ap.parse_args(argv)
+    if args.example:
+        seconds = build_recording(Path(args.example), args.minutes, seed=3, actor=args.actor)
+        print(f"wrote {args.example} ({seconds:.1f} s, RAVDESS actor {args.actor}, CC BY-NC-SA 4.0)")
+        return 0
     speed_min, memory_min = (1, 5) if args.quick else (10, 60)
     with tempfile.TemporaryDirectory() as tmp:
         rec10 = Path(tmp) / "ten.flac"
