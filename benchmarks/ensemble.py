@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from emovox.calibration import expected_calibration_error
 from emovox.inference.engine import predict_clips
 from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
@@ -33,9 +34,10 @@ from emovox.training.metrics import mean_std, scores
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def member_probabilities(run: Path, protocol: str = "emobox", split: str = "test") -> dict[str, dict]:
+def member_probabilities(run: Path, protocol: str = "emobox", split: str = "test",
+                         calibrated: bool = True) -> dict[str, dict]:
     """fold name → {utterance key: (probabilities, label)} on one fold split (``test`` or ``val``)
-    for one finished run."""
+    for one finished run (with each model's temperature, or at T = 1)."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     data = load_dataset(cfg, progress=False)
     folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
@@ -47,7 +49,8 @@ def member_probabilities(run: Path, protocol: str = "emobox", split: str = "test
             continue
         bundle = load_bundle(best)
         test = data.subset(getattr(fold, split))
-        probs = predict_clips(ClipClassifier.from_bundle(bundle), test.images, test.bounds)
+        clf = ClipClassifier.from_bundle(bundle) if calibrated else ClipClassifier(bundle.model, bundle.pipeline)
+        probs = predict_clips(clf, test.images, test.bounds)
         out[fold.name] = {u.key: (p, EMOTIONS.index(u.emotion)) for u, p in zip(test.utterances, probs)}
     return out
 
@@ -61,6 +64,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     members = [member_probabilities(r) for r in args.runs]
     val_members = [member_probabilities(r, split="val") for r in args.runs]
+    raw_members = [member_probabilities(r, calibrated=False) for r in args.runs]
     folds = sorted(set.intersection(*(set(m) for m in members)))
     if not folds:
         print("no fold is finished in every run", file=sys.stderr)
@@ -79,13 +83,16 @@ def main(argv=None) -> int:
         s = scores(labels, probs.argmax(1), len(EMOTIONS))
         single = [scores(labels, np.array([m[name][k][0] for k in keys]).argmax(1), len(EMOTIONS))["wa"]
                   for m in members]
+        raw = np.mean([[m[name][k][0] for k in keys] for m in raw_members], axis=0)
         rows.append({"fold": name, **s, "n_test": len(keys), "member_wa": single,
-                     "val_wa": val["wa"], "val_ua": val["ua"]})
+                     "val_wa": val["wa"], "val_ua": val["ua"],
+                     "test_ece_before": expected_calibration_error(raw, labels),
+                     "test_ece_after": expected_calibration_error(probs, labels)})
         print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}   members WA {' '.join(f'{w:.3f}' for w in single)}")
     res = {"protocol": "emobox", "protocol_note": "actor-disjoint: EmoBox 6 folds; each member selected on "
            "validation actors from the training actors", "ensemble_of": [str(r) for r in args.runs],
            "folds": rows, "machine": machine(), "seconds": time.perf_counter() - t0}
-    for key in ("wa", "ua", "f1", "val_wa", "val_ua"):
+    for key in ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after"):
         res[key], res[f"{key}_std"] = mean_std([r[key] for r in rows])
     print(f"validation actors (selection): WA {100 * res['val_wa']:.1f}  UA {100 * res['val_ua']:.1f}")
     print(f"ensemble: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± {100 * res['ua_std']:.1f}")

@@ -1,68 +1,121 @@
-"""Build the bundled model: train the recipe on all 24 RAVDESS speech actors, store it in float16,
-and write its model card with the recipe's measured figures.
+"""Build the bundled model from evaluated configurations: each member is retrained on all 24
+RAVDESS speech actors with exactly the config of its 6-fold evaluation run, stored in float16,
+and calibrated with the median temperature its folds fitted on their validation actors (no
+actor is left to fit it on once all are trained on). Several members make an ensemble folder.
 
-    python scripts/bundle_model.py --config configs/resnet18-mel.yaml --run runs/bundled
-    python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md from benchmarks/results
+    python scripts/bundle_model.py --member mel runs/bench/mel-mixup \\
+        --member mfcc runs/bench/mfcc-mixup --member spectrogram runs/bench/spectrogram-mixup \\
+        --ensemble-results benchmarks/results/ablations/ens-mixup.json
+    python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
 
 The number of epochs is the config's; with no actor held out the last epoch is kept (in the
 cross-validated runs the epoch selected on validation actors was near the end of the one-cycle
-schedule). Writes src/emovox/assets/model/{config.json,model.safetensors,MODEL_CARD.md}.
+schedule). Writes src/emovox/assets/model/ (config.json, member folders, model.onnx, MODEL_CARD.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import sys
 from pathlib import Path
 
+import yaml
+
 from emovox.cli import main as cli
 from emovox.inference.export import export_onnx
-from emovox.models.folder import load_bundle, save_bundle
+from emovox.models.folder import CONFIG_NAME, is_ensemble, load_bundle, save_bundle, save_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "emovox" / "assets" / "model"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
-def figure(name: str) -> str:
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        return "not measured yet"
-    r = json.loads(path.read_text())
-    return (f"WA {100 * r['wa']:.1f} ± {100 * r['wa_std']:.1f} %, UA {100 * r['ua']:.1f} ± {100 * r['ua_std']:.1f} %, "
-            f"macro-F1 {100 * r['f1']:.1f} ± {100 * r['f1_std']:.1f} % over {len(r['folds'])} fold(s)")
+def fold_temperatures(run: Path) -> list[float]:
+    return [json.loads(p.read_text())["calibration"]["temperature"]
+            for p in sorted(run.glob("*/best/config.json")) if "calibration" in json.loads(p.read_text())]
+
+
+def train_member(name: str, eval_run: Path, out: Path, resume: bool):
+    cfg_path = eval_run / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    code = cli(["train", "--config", str(cfg_path), "--set", "training.val_speakers=0", "--out", str(out)]
+               + (["--resume"] if resume else []))
+    if code:
+        sys.exit(code)
+    bundle = load_bundle(out / "best")
+    temps = fold_temperatures(eval_run)
+    if not temps:
+        raise SystemExit(f"{eval_run} has no calibrated folds; evaluate the config again with this emovox")
+    results = json.loads((eval_run / "results.json").read_text())
+    bundle.extra["calibration"] = {"temperature": round(statistics.median(temps), 4),
+                                   "fitted_on": f"median of the {len(temps)} EmoBox folds' temperatures, each fitted "
+                                                "on that fold's validation actors",
+                                   "fold_temperatures": temps,
+                                   "test_ece_before": results.get("test_ece_before"),
+                                   "test_ece_after": results.get("test_ece_after")}
+    bundle.extra["provenance"].update({"data": "RAVDESS speech, all 24 actors (1440 clips)",
+                                       "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
+                                       "evaluated_as": str(eval_run.relative_to(ROOT) if eval_run.is_absolute() else eval_run),
+                                       "emobox": {k: results[k] for k in ("wa", "wa_std", "ua", "ua_std")}})
+    print(f"{name}: {cfg['name']}, T = {bundle.extra['calibration']['temperature']}")
+    return bundle
+
+
+def pct(r: dict, key: str) -> str:
+    return f"{100 * r[key]:.1f} ± {100 * r[key + '_std']:.1f} %"
 
 
 def write_card() -> None:
-    cfg = json.loads((ASSETS / "config.json").read_text())
-    name = cfg["provenance"]["name"]
-    feats = cfg["preprocessing"]["features"]
-    size_mb = (ASSETS / "model.safetensors").stat().st_size / 1e6
-    card = f"""# emovox bundled model — `{name}`
+    top = json.loads((ASSETS / CONFIG_NAME).read_text())
+    names = top["members"] if is_ensemble(ASSETS) else [""]
+    members = [(n, json.loads((ASSETS / n / CONFIG_NAME).read_text())) for n in names]
+    size_mb = sum((ASSETS / n / "model.safetensors").stat().st_size for n in names) / 1e6
+    rows = []
+    for n, cfg in members:
+        f = cfg["preprocessing"]["features"]
+        prov, cal = cfg["provenance"], cfg.get("calibration", {})
+        em = prov.get("emobox", {})
+        rows.append(f"| {n or f['kind']} | {f['kind']} ({f['n_mels']} mel bands, {f['n_mfcc']} MFCC when mfcc; "
+                    f"{f['n_fft']}-point FFT, {f['hop_length']}-sample hop) | "
+                    f"{_augment(prov)} | "
+                    f"{cal.get('temperature', 1.0)} | "
+                    f"{pct(em, 'wa') if em else '—'} / {pct(em, 'ua') if em else '—'} | `{prov.get('evaluated_as', '')}` |")
+    ens = top.get("emobox")
+    first = members[0][1]
+    card = f"""# emovox bundled model{' — ensemble of ' + str(len(members)) if len(members) > 1 else ''}
 
-**What it does.** Recognises one of eight acted emotions ({", ".join(cfg["labels"])}) in
+**What it does.** Recognises one of eight acted emotions ({", ".join(top["labels"])}) in
 English speech and returns the probability of each.
 
-**Model.** ResNet18 ({cfg["model"]["width"]} channels in the first stage; the first convolution
-takes one channel, the last layer has one output per emotion), trained from scratch (no external
-weights). Input: {feats["n_mels"]}-band log-mel images (16 kHz, {feats["n_fft"]}-point FFT,
-{feats["hop_length"]}-sample hop) of the voiced part of the clip (ends quieter than
-{cfg["preprocessing"]["trim_db"]} dB below the loudest frame cut), in {cfg["preprocessing"]["clip_seconds"]} s
-windows, each standardised; a clip's prediction averages its overlapping windows.
-Weights stored in float16 ({size_mb:.1f} MB), loaded as float32.
+**Model.** {"An average of " + str(len(members)) + " ResNet18s, one per feature type" if len(members) > 1 else "A ResNet18"}
+({first["model"]["width"]} channels in the first stage; the first convolution takes one channel,
+the last layer has one output per emotion), trained from scratch (no external weights). Each
+member turns the voiced part of the clip (ends quieter than {first["preprocessing"]["trim_db"]} dB below the
+loudest frame cut) into {first["preprocessing"]["clip_seconds"]} s windows of its feature image, each
+standardised; a clip's prediction averages its windows, then the members. Weights stored in
+float16 ({size_mb:.1f} MB), loaded as float32; `model.onnx` is the same model as one graph.
 
-**Training.** `python scripts/bundle_model.py` — RAVDESS speech, all 24 actors (1440 clips),
-{cfg["provenance"]["training"]["epochs"]} epochs of the one-cycle policy between the bounds of an LR
-range test, AdamW, label smoothing {cfg["provenance"]["training"]["label_smoothing"]}, seed
-{cfg["provenance"]["seed"]}, {"bf16 autocast" if cfg["provenance"]["training"]["bf16"] else "fp32"}, on a 2-core CPU.
+| member | features | augmentation | temperature | EmoBox 6 folds WA / UA (this config) | evaluation run |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
 
-**How well the recipe does** (the same configuration, measured with held-out data; this file
-itself has seen every actor, so no figure can be measured on it honestly):
-- actor-disjoint, EmoBox 6 folds of RAVDESS speech (test actors never heard in training):
-  {figure(name + "-emobox")} — `bash benchmarks/seed_recipe.sh`
-- random 80/20 files (the seed recipe's protocol; the same actors in training and test):
-  {figure(name + "-random")}
+**Training.** `python scripts/bundle_model.py` (command in its docstring) — each member with the
+exact config of its evaluation run, on RAVDESS speech, all 24 actors (1440 clips),
+{first["provenance"]["training"]["epochs"]} epochs of the one-cycle policy between the bounds of an LR range
+test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]}, seed {first["provenance"]["seed"]}, on a 2-core CPU.
+
+**How well it does** (measured with the same configuration on held-out actors; this file itself
+has seen every actor, so no figure can be measured on it honestly):
+{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`python benchmarks/ensemble.py`, see README)" if ens else ""}
+- each member alone: the table above.
+
+**Calibration.** Probabilities are temperature-scaled: each member's temperature is the median of
+the temperatures its 6 evaluation folds fitted on their validation actors.
+{_ece(top, members)}
+Use `--min-confidence` (CLI) or `Recognizer.load(min_confidence=...)` to get `uncertain` below a
+threshold.
 
 **Data licence.** RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391, Zenodo 1188976)
 is licensed CC BY-NC-SA 4.0. This model is derived from it and carries the same terms:
@@ -76,22 +129,46 @@ categories, not a measure of what someone feels: do not use it to make decisions
     (ASSETS / "MODEL_CARD.md").write_text(card)
 
 
+def _augment(prov: dict) -> str:
+    aug = prov.get("augment") or {}
+    on = [f"{k} {v}" for k, v in aug.items() if v is not None]
+    return ", ".join(on) if on else "none"
+
+
+def _ece(top: dict, members) -> str:
+    ens = top.get("emobox") or {}
+    if ens.get("test_ece_before") is not None:
+        return (f"Expected calibration error on the EmoBox test actors (15 bins, mean over folds): "
+                f"{100 * ens['test_ece_before']:.1f} % before, {100 * ens['test_ece_after']:.1f} % after.")
+    cal = members[0][1].get("calibration", {})
+    if cal.get("test_ece_before") is not None:
+        return (f"Expected calibration error on the EmoBox test actors (15 bins, mean over folds): "
+                f"{100 * cal['test_ece_before']:.1f} % before, {100 * cal['test_ece_after']:.1f} % after.")
+    return ""
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--config", default="configs/resnet18-mel.yaml")
-    p.add_argument("--run", default="runs/bundled")
+    p.add_argument("--member", nargs=2, action="append", metavar=("NAME", "EVAL_RUN"),
+                   help="a member: its name and the 6-fold evaluation run whose config it retrains")
+    p.add_argument("--ensemble-results", help="benchmarks/ensemble.py JSON of these members (for the card)")
+    p.add_argument("--runs", default="runs/bundled", help="where the training runs go")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--card-only", action="store_true")
     args = p.parse_args()
     if not args.card_only:
-        argv = ["train", "--config", args.config, "--set", "training.val_speakers=0", "--out", args.run]
-        code = cli(argv + (["--resume"] if args.resume else []))
-        if code:
-            sys.exit(code)
-        bundle = load_bundle(Path(args.run) / "best")
-        bundle.extra["provenance"].update({"data": "RAVDESS speech, all 24 actors (1440 clips)",
-                                           "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)"})
-        save_bundle(bundle, ASSETS, half=True)
-        export_onnx(ASSETS, ASSETS / "model.onnx")  # the same weights for the onnxruntime backend
+        if not args.member:
+            p.error("give at least one --member NAME EVAL_RUN")
+        members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume)
+                   for name, run in args.member}
+        shutil.rmtree(ASSETS, ignore_errors=True)
+        extra = {"provenance": {"name": "+".join(members)}}
+        if args.ensemble_results:
+            r = json.loads(Path(args.ensemble_results).read_text())
+            extra["emobox"] = {k: r.get(k) for k in ("wa", "wa_std", "ua", "ua_std", "test_ece_before",
+                                                    "test_ece_after")}
+            extra["emobox"]["source"] = args.ensemble_results
+        save_ensemble(members, ASSETS, half=True, extra=extra)
+        export_onnx(ASSETS, ASSETS / "model.onnx")  # the same model for the onnxruntime backend
         print(f"wrote {ASSETS}")
     write_card()

@@ -104,6 +104,7 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
                    "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
                    "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
                    "best_epoch": result.best_epoch, "train_seconds": train_seconds,
+                   **{f"selected_{k}": v for k, v in result.best.extra.get("validation", {}).items()},
                    "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
                    "confusion": cm.tolist()}
             done.write_text(json.dumps(row, indent=2) + "\n")

@@ -304,7 +304,8 @@ def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
 
 def _with_model(bundle: ModelBundle, model: nn.Module, cfg: dict, provenance: dict | None, row: dict) -> ModelBundle:
     extra = {"provenance": {"name": cfg["name"], "seed": cfg["seed"], "epoch": row["epoch"],
-                            "training": cfg["training"], "data": cfg["data"], **(provenance or {})},
+                            "training": cfg["training"], "augment": cfg["augment"], "data": cfg["data"],
+                            **(provenance or {})},
              "validation": {k: row[k] for k in ("val_acc", "val_ua", "val_f1") if not math.isnan(row[k])}}
     return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
 
