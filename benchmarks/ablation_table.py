@@ -22,6 +22,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (JSON file, run folder, what changed) in table order
 ROWS = [
+    ("ablations/egemaps-svm.json", None, "classical anchor: eGeMAPS (openSMILE) + RBF SVM"),
     ("resnet18-mel-emobox.json", "resnet18-mel-emobox", "mel recipe (seed)"),
     ("resnet18-mfcc-emobox.json", "resnet18-mfcc-emobox", "MFCC recipe (seed)"),
     ("resnet18-spectrogram-emobox.json", "resnet18-spectrogram-emobox", "spectrogram recipe (seed)"),
@@ -40,6 +41,8 @@ ROWS = [
 def validation_ua(res: dict, run: str | None) -> float | None:
     if "val_ua" in res:  # ensembles store it directly
         return res["val_ua"]
+    if all("selected_val_ua" in f for f in res["folds"]):
+        return float(np.mean([f["selected_val_ua"] for f in res["folds"]]))
     values = []
     for fold in res["folds"]:
         v = fold.get("selected_val_ua")
