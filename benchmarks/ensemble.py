@@ -1,13 +1,16 @@
 """Issue 4 ablation: an ensemble of finished EmoBox runs (e.g. mel + MFCC), no new training.
 
 For every fold, each run's selected model (``<run>/<fold>/best``, chosen on that fold's
-validation actors) predicts the fold's test clips; the ensemble averages their probabilities.
-The members are fixed before looking at test results (the rule: test folds are read once per
-reported configuration).
+validation actors) computes its window logits on the fold's validation and test clips. The
+ensemble averages the members' probabilities at ONE shared temperature, fitted on the
+validation actors (members' own temperatures are for using them alone: averaging already
+softens the ensemble). The members are fixed before looking at test results; the validation
+score is what a choice between configurations may use.
 
 Usage: python benchmarks/ensemble.py NAME RUN_DIR RUN_DIR [...]
   e.g. python benchmarks/ensemble.py ens-mel-mfcc runs/bench/resnet18-mel-emobox runs/bench/resnet18-mfcc-emobox
-Result: benchmarks/results/ablations/NAME.json (per-fold WA/UA, members, machine).
+Result: benchmarks/results/ablations/NAME.json (per-fold WA/UA, validation UA, temperature,
+test ECE before/after, machine).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from emovox.calibration import expected_calibration_error
-from emovox.inference.engine import predict_clips
+from emovox.calibration import ensemble_probabilities, expected_calibration_error, fit_temperature
+from emovox.inference.engine import window_logits
 from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier
@@ -34,10 +37,8 @@ from emovox.training.metrics import mean_std, scores
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def member_probabilities(run: Path, protocol: str = "emobox", split: str = "test",
-                         calibrated: bool = True) -> dict[str, dict]:
-    """fold name → {utterance key: (probabilities, label)} on one fold split (``test`` or ``val``)
-    for one finished run (with each model's temperature, or at T = 1)."""
+def member_logits(run: Path, protocol: str = "emobox") -> dict[str, dict]:
+    """fold name → {"val"|"test": (keys, labels, (window logits, weights, owner))} for one run."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     data = load_dataset(cfg, progress=False)
     folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
@@ -48,10 +49,14 @@ def member_probabilities(run: Path, protocol: str = "emobox", split: str = "test
         if not fold.test or not best.is_dir():
             continue
         bundle = load_bundle(best)
-        test = data.subset(getattr(fold, split))
-        clf = ClipClassifier.from_bundle(bundle) if calibrated else ClipClassifier(bundle.model, bundle.pipeline)
-        probs = predict_clips(clf, test.images, test.bounds)
-        out[fold.name] = {u.key: (p, EMOTIONS.index(u.emotion)) for u, p in zip(test.utterances, probs)}
+        clf = ClipClassifier(bundle.model, bundle.pipeline)
+        out[fold.name] = {}
+        for split in ("val", "test"):
+            part = data.subset(getattr(fold, split))
+            order = np.argsort([u.key for u in part.utterances])  # align members by utterance
+            part = part.subset(order.tolist())
+            out[fold.name][split] = ([u.key for u in part.utterances], np.asarray(part.labels),
+                                     window_logits(clf, part.images, part.bounds))
     return out
 
 
@@ -62,40 +67,43 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    members = [member_probabilities(r) for r in args.runs]
-    val_members = [member_probabilities(r, split="val") for r in args.runs]
-    raw_members = [member_probabilities(r, calibrated=False) for r in args.runs]
+    members = [member_logits(r) for r in args.runs]
     folds = sorted(set.intersection(*(set(m) for m in members)))
     if not folds:
         print("no fold is finished in every run", file=sys.stderr)
         return 1
     rows = []
     for name in folds:
-        vkeys = sorted(val_members[0][name])
-        vprobs = np.mean([[m[name][k][0] for k in vkeys] for m in val_members], axis=0)
-        vlabels = np.array([val_members[0][name][k][1] for k in vkeys])
-        val = scores(vlabels, vprobs.argmax(1), len(EMOTIONS))
-        keys = sorted(members[0][name])
-        if any(sorted(m[name]) != keys for m in members):
-            raise ValueError(f"{name}: the runs test different clips; ensemble runs of the same protocol")
-        probs = np.mean([[m[name][k][0] for k in keys] for m in members], axis=0)
-        labels = np.array([members[0][name][k][1] for k in keys])
+        keys, labels, _ = members[0][name]["test"]
+        vkeys, vlabels, _ = members[0][name]["val"]
+        if any(m[name]["test"][0] != keys or m[name]["val"][0] != vkeys for m in members):
+            raise ValueError(f"{name}: the runs use different clips; ensemble runs of the same protocol")
+        val_logits = [m[name]["val"][2] for m in members]
+        t = fit_temperature([v[0] for v in val_logits], [v[1] for v in val_logits], [v[2] for v in val_logits],
+                            vlabels)
+        test_logits = [m[name]["test"][2] for m in members]
+        probs = ensemble_probabilities(test_logits, len(keys), t)
+        raw = ensemble_probabilities(test_logits, len(keys), 1.0)
+        val = scores(vlabels, ensemble_probabilities(val_logits, len(vkeys), t).argmax(1), len(EMOTIONS))
         s = scores(labels, probs.argmax(1), len(EMOTIONS))
-        single = [scores(labels, np.array([m[name][k][0] for k in keys]).argmax(1), len(EMOTIONS))["wa"]
-                  for m in members]
-        raw = np.mean([[m[name][k][0] for k in keys] for m in raw_members], axis=0)
-        rows.append({"fold": name, **s, "n_test": len(keys), "member_wa": single,
+        single = [scores(labels, ensemble_probabilities([tl], len(keys)).argmax(1), len(EMOTIONS))["wa"]
+                  for tl in test_logits]
+        rows.append({"fold": name, **s, "n_test": len(keys), "member_wa": single, "temperature": t,
                      "val_wa": val["wa"], "val_ua": val["ua"],
                      "test_ece_before": expected_calibration_error(raw, labels),
                      "test_ece_after": expected_calibration_error(probs, labels)})
-        print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}   members WA {' '.join(f'{w:.3f}' for w in single)}")
+        print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}  T {t:.2f}  members WA {' '.join(f'{w:.3f}' for w in single)}")
     res = {"protocol": "emobox", "protocol_note": "actor-disjoint: EmoBox 6 folds; each member selected on "
-           "validation actors from the training actors", "ensemble_of": [str(r) for r in args.runs],
-           "folds": rows, "machine": machine(), "seconds": time.perf_counter() - t0}
-    for key in ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after"):
+           "validation actors from the training actors; one shared temperature fitted on them",
+           "ensemble_of": [str(r) for r in args.runs], "folds": rows, "machine": machine(),
+           "seconds": time.perf_counter() - t0}
+    for key in ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after", "temperature"):
         res[key], res[f"{key}_std"] = mean_std([r[key] for r in rows])
+    res["temperature_median"] = float(np.median([r["temperature"] for r in rows]))
     print(f"validation actors (selection): WA {100 * res['val_wa']:.1f}  UA {100 * res['val_ua']:.1f}")
-    print(f"ensemble: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± {100 * res['ua_std']:.1f}")
+    print(f"ensemble: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± "
+          f"{100 * res['ua_std']:.1f}; test ECE {100 * res['test_ece_before']:.1f} % at T = 1, "
+          f"{100 * res['test_ece_after']:.1f} % at the fitted T")
     out = ROOT / "benchmarks" / "results" / "ablations" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

@@ -29,17 +29,25 @@ def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
-def fit_temperature(logits: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, labels: np.ndarray) -> float:
-    """The ``T`` in :data:`T_RANGE` minimising the clips' NLL (bounded scalar search on log T)."""
+def ensemble_probabilities(members: list[tuple], n_clips: int, temperature: float = 1.0) -> np.ndarray:
+    """The mean of several models' clip probabilities, each model given as its
+    ``(window logits, weights, owner)`` and all at one shared ``temperature``."""
+    return np.mean([clip_probabilities(*m, n_clips, temperature) for m in members], axis=0)
+
+
+def fit_temperature(logits, weights, owner, labels: np.ndarray) -> float:
+    """The ``T`` in :data:`T_RANGE` minimising the clips' NLL (bounded scalar search on log T).
+    ``logits``, ``weights`` and ``owner`` may be lists (one entry per ensemble member): one
+    temperature shared by the members is then fitted on the ensemble's averaged probabilities."""
     from scipy.optimize import minimize_scalar
 
     labels = np.asarray(labels)
     if len(labels) == 0:
         raise ValueError("calibration needs at least one labelled clip")
+    members = list(zip(logits, weights, owner)) if isinstance(logits, (list, tuple)) else [(logits, weights, owner)]
 
     def nll(log_t: float) -> float:
-        return negative_log_likelihood(clip_probabilities(logits, weights, owner, len(labels), float(np.exp(log_t))),
-                                       labels)
+        return negative_log_likelihood(ensemble_probabilities(members, len(labels), float(np.exp(log_t))), labels)
 
     res = minimize_scalar(nll, bounds=tuple(np.log(T_RANGE)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))

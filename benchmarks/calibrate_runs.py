@@ -1,0 +1,62 @@
+"""Calibrate evaluation runs made before training calibrated its models: for every fold, fit
+the temperature of ``best/`` on that fold's validation actors (exactly what the trainer now does
+at the end of a run), store it in ``best/config.json``, and add the test ECE before/after to the
+fold's ``test.json`` and the run's ``results.json``. Accuracy figures are not touched.
+
+    python benchmarks/calibrate_runs.py runs/bench/resnet18-mel-emobox [...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from emovox.calibration import clip_probabilities, expected_calibration_error
+from emovox.inference.engine import window_logits
+from emovox.models.folder import load_bundle, save_bundle
+from emovox.pipeline import ClipClassifier
+from emovox.splits import make_folds
+from emovox.training.evaluate import load_dataset
+from emovox.training.metrics import mean_std
+from emovox.training.trainer import calibrate_on
+
+
+def calibrate_run(run: Path) -> None:
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    data = load_dataset(cfg, progress=False)
+    folds = make_folds("emobox", data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
+                       seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    for fold in folds:
+        best, done = run / fold.name / "best", run / fold.name / "test.json"
+        if not best.is_dir() or not done.is_file():
+            continue
+        bundle = load_bundle(best)
+        if "calibration" not in bundle.extra:
+            bundle.extra["calibration"] = calibrate_on(bundle, data.subset(fold.val))
+            save_bundle(bundle, best)
+        t = bundle.extra["calibration"]["temperature"]
+        test = data.subset(fold.test)
+        logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline), test.images, test.bounds)
+        row = json.loads(done.read_text())
+        row["calibration"] = {"temperature": t,
+                              "test_ece_before": expected_calibration_error(
+                                  clip_probabilities(logits, weights, owner, len(test)), test.labels),
+                              "test_ece_after": expected_calibration_error(
+                                  clip_probabilities(logits, weights, owner, len(test), t), test.labels)}
+        done.write_text(json.dumps(row, indent=2) + "\n")
+        print(f"{run.name} {fold.name}: T {t:.3f}, test ECE {row['calibration']['test_ece_before']:.3f} -> "
+              f"{row['calibration']['test_ece_after']:.3f}")
+    results = json.loads((run / "results.json").read_text())
+    rows = [json.loads((run / f["fold"] / "test.json").read_text()) for f in results["folds"]]
+    if all("calibration" in r for r in rows):
+        for key in ("test_ece_before", "test_ece_after"):
+            results[key], results[f"{key}_std"] = mean_std([r["calibration"][key] for r in rows])
+        (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        calibrate_run(Path(arg))
