@@ -211,7 +211,7 @@ def cmd_listen(args) -> int:
     engine = rec.stream(**_timeline_options(args))
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     blocks = file_blocks(args.input, realtime=not args.fast) if args.input else Microphone(device)
-    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty())
+    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty(), smooth=args.smooth)
     interrupted = False
     try:
         with display:
@@ -362,13 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
 
-    def timeline_opts(sp):
+    def segment_opts(sp):
         sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
         sp.add_argument("--hop", type=float, default=1.0, help="seconds between windows: the timeline's resolution")
         sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
         sp.add_argument("--min-confidence", type=float, default=0.0,
                         help="below this top probability a segment is 'uncertain'")
         sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+
+    def timeline_opts(sp):
+        segment_opts(sp)
         sp.add_argument("--format", choices=["table", "json", "csv"], default="table",
                         help="segments as a table, CSV, or JSON with per-cell probabilities")
         sp.add_argument("-o", "--output", help="write the table/CSV/JSON here instead of stdout")
@@ -388,11 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--save", help="write the session timeline here at the end (.json or .csv)")
     sp.add_argument("--plot", help="PNG of the session timeline at the end")
     sp.add_argument("--plain", action="store_true", help="one line per second instead of the live panel")
-    sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
-    sp.add_argument("--hop", type=float, default=1.0, help="seconds between updates")
-    sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
-    sp.add_argument("--min-confidence", type=float, default=0.0, help="below this: 'uncertain'")
-    sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+    segment_opts(sp)
     model_opts(sp)
     sp.set_defaults(func=cmd_listen)
 
