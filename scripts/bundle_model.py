@@ -169,6 +169,6 @@ if __name__ == "__main__":
                                                     "test_ece_after")}
             extra["emobox"]["source"] = args.ensemble_results
         save_ensemble(members, ASSETS, half=True, extra=extra)
-        export_onnx(ASSETS, ASSETS / "model.onnx")  # the same model for the onnxruntime backend
+        export_onnx(ASSETS, ASSETS / "model.onnx", half=True)  # the same model for onnxruntime, fp16 storage
         print(f"wrote {ASSETS}")
     write_card()

@@ -120,3 +120,13 @@ def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, t
     assert onnx_pred.probabilities == pytest.approx(ens.probabilities, abs=1e-4)
     tl = Recognizer.load(folder).timeline(audio.load(clip), 16_000)  # the timeline runs ensembles too
     assert tl.probabilities.shape[1] == 8
+
+
+def test_half_weight_export_is_half_the_size_and_agrees(tiny_model, onnx_file, tmp_path):
+    half = export_onnx(tiny_model, tmp_path / "half.onnx", half=True)
+    assert half.stat().st_size < 0.6 * onnx_file.stat().st_size
+    meta = {p.key: p.value for p in onnx.load(str(half)).metadata_props}
+    assert meta["half_weights"] == "true"
+    full = Recognizer.load(onnx_file).predict(CLIPS[0]).probabilities
+    small = Recognizer.load(half).predict(CLIPS[0]).probabilities
+    assert small == pytest.approx(full, abs=1e-3)

@@ -137,7 +137,7 @@ def cmd_export(args) -> int:
     from .inference.export import export_onnx
     from .inference.recognizer import BUNDLED_MODEL
 
-    out = export_onnx(args.model or BUNDLED_MODEL, args.output, quantize=args.quantize)
+    out = export_onnx(args.model or BUNDLED_MODEL, args.output, quantize=args.quantize, half=args.half)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): waveform [samples] float32 at 16 kHz -> probabilities [8]")
     return 0
 
@@ -410,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="write one ONNX graph: waveform in, probabilities out")
     sp.add_argument("-o", "--output", required=True, help=".onnx file to write")
     sp.add_argument("--quantize", action="store_true", help="int8 weights for the convolutions (dynamic quantisation)")
+    sp.add_argument("--half", action="store_true", help="float16 weights in the file, float32 compute (half the size)")
     sp.add_argument("--model", help="model folder (default: the bundled model)")
     sp.set_defaults(func=cmd_export)
 
