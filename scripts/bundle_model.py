@@ -111,8 +111,8 @@ has seen every actor, so no figure can be measured on it honestly):
 {"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`python benchmarks/ensemble.py`, see README)" if ens else ""}
 - each member alone: the table above.
 
-**Calibration.** Probabilities are temperature-scaled: each member's temperature is the median of
-the temperatures its 6 evaluation folds fitted on their validation actors.
+**Calibration.** Probabilities are temperature-scaled (T = {first.get("calibration", {}).get("temperature", 1.0)}):
+{first.get("calibration", {}).get("fitted_on", "not calibrated")}.
 {_ece(top, members)}
 Use `--min-confidence` (CLI) or `Recognizer.load(min_confidence=...)` to get `uncertain` below a
 threshold.
@@ -165,6 +165,12 @@ if __name__ == "__main__":
         extra = {"provenance": {"name": "+".join(members)}}
         if args.ensemble_results:
             r = json.loads(Path(args.ensemble_results).read_text())
+            for bundle in members.values():  # one temperature shared by the members (see ensemble.py)
+                bundle.extra["calibration"].update({
+                    "temperature": round(r["temperature_median"], 4),
+                    "fitted_on": "median of the 6 EmoBox folds' ensemble temperatures, each fitted on that "
+                                 "fold's validation actors", "fold_temperatures": [f["temperature"] for f in r["folds"]],
+                    "test_ece_before": r["test_ece_before"], "test_ece_after": r["test_ece_after"]})
             extra["emobox"] = {k: r.get(k) for k in ("wa", "wa_std", "ua", "ua_std", "test_ece_before",
                                                     "test_ece_after")}
             extra["emobox"]["source"] = args.ensemble_results
