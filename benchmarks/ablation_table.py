@@ -26,15 +26,16 @@ ROWS = [
     ("resnet18-mel-emobox.json", "resnet18-mel-emobox", "mel recipe (seed)"),
     ("resnet18-mfcc-emobox.json", "resnet18-mfcc-emobox", "MFCC recipe (seed)"),
     ("resnet18-spectrogram-emobox.json", "resnet18-spectrogram-emobox", "spectrogram recipe (seed)"),
+    ("ablations/mel-deltas.json", "mel-deltas", "mel + deltas and delta-deltas as channels"),
     ("ablations/resnet18-mel-specaug-emobox.json", "resnet18-mel-specaug-emobox", "mel + SpecAugment"),
-    ("ablations/mfcc-song.json", "mfcc-song", "MFCC + RAVDESS song as extra training data"),
-    ("ablations/mfcc-mixup.json", "mfcc-mixup", "MFCC + mixup (alpha 0.4)"),
     ("ablations/mfcc-specaug.json", "mfcc-specaug", "MFCC + SpecAugment"),
-    ("ablations/mel-mixup.json", "mel-mixup", "mel + mixup (alpha 0.4)"),
-    ("ablations/spectrogram-mixup.json", "spectrogram-mixup", "spectrogram + mixup (alpha 0.4)"),
-    ("ablations/ens-mel-mfcc.json", None, "ensemble: mel + MFCC recipes"),
-    ("ablations/ens-mel-mfcc-spec.json", None, "ensemble: mel + MFCC + spectrogram recipes"),
-    ("ablations/ens-mixup.json", None, "ensemble: mel + MFCC + spectrogram, each + mixup"),
+    ("ablations/mfcc-mixup.json", "mfcc-mixup", "MFCC + mixup (alpha 0.4)"),
+    ("ablations/mfcc-song.json", "mfcc-song", "MFCC + RAVDESS song as extra training data"),
+    ("ablations/ens-mel-mfcc.json", None, "ensemble: mel + MFCC"),
+    ("ablations/ens-mel-mfcc-spec.json", None, "ensemble: mel + MFCC + spectrogram"),
+    ("ablations/ens-meldeltas-mfcc.json", None, "ensemble: mel+deltas + MFCC"),
+    ("ablations/ens-meldeltas-mfccspecaug-spec.json", None, "ensemble: mel+deltas + MFCC+SpecAugment + spectrogram"),
+    ("ablations/ens-meldeltas-mfcc-spec.json", None, "**ensemble: mel+deltas + MFCC + spectrogram** (best on validation)"),
 ]
 
 
