@@ -209,6 +209,11 @@ class TimelineEngine:
         self._env_rest = np.zeros(0, np.float32)
         self._finished = False
 
+    @property
+    def seconds(self) -> float:
+        """Audio received so far, in seconds."""
+        return self._total / SAMPLE_RATE
+
     # ------------------------------------------------------------------ input
     def push(self, block: np.ndarray) -> list[Cell]:
         """Add samples (16 kHz mono float32); returns the cells this completed."""

@@ -148,7 +148,7 @@ class Recognizer:
         for block in blocks:
             engine.push(block)
             if progress is not None:
-                progress(engine._total / self.sample_rate)
+                progress(engine.seconds)
         return engine.finish()
 
     def explain(self, source, sample_rate: int | None = None, target: str | None = None, stage: int | None = None):
