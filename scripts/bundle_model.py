@@ -74,14 +74,10 @@ def write_card() -> None:
     size_mb = sum((ASSETS / n / "model.safetensors").stat().st_size for n in names) / 1e6
     rows = []
     for n, cfg in members:
-        f = cfg["preprocessing"]["features"]
         prov, cal = cfg["provenance"], cfg.get("calibration", {})
         em = prov.get("emobox", {})
-        rows.append(f"| {n or f['kind']} | {f['kind']} ({f['n_mels']} mel bands, {f['n_mfcc']} MFCC when mfcc; "
-                    f"{f['n_fft']}-point FFT, {f['hop_length']}-sample hop) | "
-                    f"{_augment(prov)} | "
-                    f"{cal.get('temperature', 1.0)} | "
-                    f"{pct(em, 'wa') if em else '—'} / {pct(em, 'ua') if em else '—'} | `{prov.get('evaluated_as', '')}` |")
+        rows.append(f"| {n} | {_features(cfg['preprocessing']['features'])} | {_augment(prov)} | "
+                    f"{pct(em, 'wa') if em else '—'} / {pct(em, 'ua') if em else '—'} |")
     ens = top.get("emobox")
     first = members[0][1]
     card = f"""# emovox bundled model{' — ensemble of ' + str(len(members)) if len(members) > 1 else ''}
@@ -97,8 +93,8 @@ loudest frame cut) into {first["preprocessing"]["clip_seconds"]} s windows of it
 standardised; a clip's prediction averages its windows, then the members. Weights stored in
 float16 ({size_mb:.1f} MB), loaded as float32; `model.onnx` is the same model as one graph.
 
-| member | features | augmentation | temperature | EmoBox 6 folds WA / UA (this config) | evaluation run |
-|---|---|---|---|---|---|
+| member | features | augmentation | EmoBox 6 folds WA / UA (this member's config alone) |
+|---|---|---|---|
 {chr(10).join(rows)}
 
 **Training.** `python scripts/bundle_model.py` (command in its docstring) — each member with the
@@ -108,11 +104,11 @@ test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]
 
 **How well it does** (measured with the same configuration on held-out actors; this file itself
 has seen every actor, so no figure can be measured on it honestly):
-{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`python benchmarks/ensemble.py`, see README)" if ens else ""}
+{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`bash benchmarks/best.sh`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 - each member alone: the table above.
 
-**Calibration.** Probabilities are temperature-scaled (T = {first.get("calibration", {}).get("temperature", 1.0)}):
-{first.get("calibration", {}).get("fitted_on", "not calibrated")}.
+**Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
+({first.get("calibration", {}).get("fitted_on", "not calibrated")}).
 {_ece(top, members)}
 Use `--min-confidence` (CLI) or `Recognizer.load(min_confidence=...)` to get `uncertain` below a
 threshold.
@@ -127,6 +123,17 @@ accented or non-English speech, on children and on telephone audio. Emotions are
 categories, not a measure of what someone feels: do not use it to make decisions about people.
 """
     (ASSETS / "MODEL_CARD.md").write_text(card)
+
+
+def _features(f: dict) -> str:
+    stft = f"{f['n_fft']}-point FFT, {f['hop_length']}-sample hop"
+    if f["kind"] == "mel":
+        what = f"{f['n_mels']}-band log-mel" + (" + deltas, delta-deltas" if f.get("deltas") else "")
+    elif f["kind"] == "mfcc":
+        what = f"{f['n_mfcc']} MFCC from {f['n_mels']} mel bands" + (" + deltas" if f.get("deltas") else "")
+    else:
+        what = f"{f['n_fft'] // 2 + 1}-bin log spectrogram"
+    return f"{what} ({stft})"
 
 
 def _augment(prov: dict) -> str:

@@ -67,7 +67,7 @@ class Recognizer:
         ``uncertain``.
         """
         folder = Path(path) if path is not None else BUNDLED_MODEL
-        if path is None and not (folder / "model.safetensors").is_file():
+        if path is None and not (folder / "config.json").is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         if backend == "onnx" or folder.suffix == ".onnx":
             return cls(OnnxBackend(folder, threads), min_confidence)
