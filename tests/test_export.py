@@ -51,9 +51,11 @@ def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, onnx_f
     assert probs.sum() == pytest.approx(1, abs=1e-5) and (probs >= 0).all()
 
 
-def test_onnx_path_never_imports_torch(onnx_file):
+@pytest.mark.parametrize("model", ["file", "bundled folder"])
+def test_onnx_path_never_imports_torch(onnx_file, model):
+    target = repr(str(onnx_file)) if model == "file" else "None"  # a folder is checked against its weights too
     code = ("import sys; from emovox import Recognizer; "
-            f"p = Recognizer.load({str(onnx_file)!r}, backend='onnx').predict({str(CLIPS[0])!r}); "
+            f"p = Recognizer.load({target}, backend='onnx').predict({str(CLIPS[0])!r}); "
             "assert 'torch' not in sys.modules and 'librosa' not in sys.modules, 'heavy import'; print(p.label)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

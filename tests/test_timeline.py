@@ -126,6 +126,7 @@ def test_smoothing_stays_inside_speech_runs():
 def test_config_is_checked(rec):
     with pytest.raises(ValueError, match="hop"):
         rec.stream(hop=3.0)  # longer than the 2.5 s window
+    assert rec.stream(window=2.0).config.hop == 1.0  # default: half the window
     with pytest.raises(ValueError, match="min_speech"):
         rec.stream(min_speech=0)
 
@@ -134,7 +135,7 @@ def test_config_is_checked(rec):
 
 def test_timeline_marks_silence_and_classifies_speech(rec, conversation):
     path, wave = conversation
-    tl = rec.timeline(path)
+    tl = rec.timeline(path, hop=1.0)
     n = -(-len(wave) // SR)
     assert len(tl.starts) == n and tl.ends[-1] == pytest.approx(len(wave) / SR)
     np.testing.assert_allclose(tl.starts[1:], tl.ends[:-1])  # cells tile the recording
@@ -189,7 +190,8 @@ def test_cli_timeline_json_csv_and_plot(tiny_model, conversation, tmp_path, caps
                  "--plot", str(tmp_path / "tl.png")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["segments"][0]["label"] == SILENCE
-    assert len(out["cells"]) == int(np.ceil(out["duration"])) and out["config"]["hop"] == 1.0
+    assert out["config"]["hop"] == 1.25 and out["config"]["window"] == 2.5  # the defaults: half a window
+    assert len(out["cells"]) == int(np.ceil(out["duration"] / 1.25))
     assert (tmp_path / "tl.png").stat().st_size > 10_000
     assert main(["timeline", str(path), "--model", str(tiny_model), "-q", "--format", "csv",
                  "-o", str(tmp_path / "tl.csv")]) == 0

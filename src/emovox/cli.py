@@ -143,8 +143,9 @@ def cmd_export(args) -> int:
 
 
 def _timeline_options(args) -> dict:
-    opts = {"hop": args.hop, "min_confidence": args.min_confidence, "smooth": args.smooth,
-            "vad_threshold": args.vad_threshold}
+    opts = {"min_confidence": args.min_confidence, "smooth": args.smooth, "vad_threshold": args.vad_threshold}
+    if args.hop is not None:
+        opts["hop"] = args.hop
     if args.window is not None:
         opts["window"] = args.window
     return opts
@@ -364,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def segment_opts(sp):
         sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
-        sp.add_argument("--hop", type=float, default=1.0, help="seconds between windows: the timeline's resolution")
+        sp.add_argument("--hop", type=float,
+                        help="seconds between windows, the timeline's resolution (default: half the window, 1.25)")
         sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
         sp.add_argument("--min-confidence", type=float, default=0.0,
                         help="below this top probability a segment is 'uncertain'")

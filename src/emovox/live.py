@@ -30,8 +30,8 @@ class LiveDisplay:
             self._live = Live(self._render(None, None), refresh_per_second=4, transient=False)
             self._live.__enter__()
         else:
-            print("listening (Ctrl-C to stop); one line per second of audio, about "
-                  "2.5 s behind", file=self.out, flush=True)
+            print("listening (Ctrl-C to stop); one line per timeline cell, about one window "
+                  "(2.5 s) behind", file=self.out, flush=True)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -35,7 +35,8 @@ class TimelineConfig:
     Parameters
     ----------
     window : seconds of audio per prediction; ``None`` uses the model's input length (2.5 s).
-    hop : seconds between window starts, and the timeline's resolution.
+    hop : seconds between window starts, and the timeline's resolution; ``None``: half the
+        window (1.25 s), the overlap ``predict`` uses inside a clip.
     min_speech : a cell is speech when at least this fraction of it is voiced.
     smooth : moving average of cell probabilities over this many speech cells (1: none).
     min_confidence : below this top probability a speech cell is ``"uncertain"``.
@@ -43,14 +44,14 @@ class TimelineConfig:
     """
 
     window: float | None = None
-    hop: float = 1.0
+    hop: float | None = None
     min_speech: float = 0.25
     smooth: int = 3
     min_confidence: float = 0.0
     vad_threshold: float = 0.5
 
     def check(self, window: float) -> None:
-        if not 0 < self.hop <= window:
+        if self.hop is None or not 0 < self.hop <= window:
             raise ValueError(f"hop must be positive and at most the window ({window} s), got {self.hop}")
         if not 0 < self.min_speech <= 1:
             raise ValueError(f"min_speech must be in (0, 1], got {self.min_speech}")
@@ -186,8 +187,9 @@ class TimelineEngine:
         self.labels = tuple(backend.labels)
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
-        config.check(window)
-        self.config = TimelineConfig(**{**config.__dict__, "window": window})
+        hop = config.hop if config.hop is not None else window / 2
+        self.config = TimelineConfig(**{**config.__dict__, "window": window, "hop": hop})
+        self.config.check(window)
         if backend.sample_rate != SAMPLE_RATE:
             raise ValueError(f"the timeline runs at {SAMPLE_RATE} Hz; this model expects {backend.sample_rate} Hz")
         self.W = int(round(window * SAMPLE_RATE))

@@ -80,7 +80,7 @@ class OnnxBackend:
         self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
         if folder is not None and (folder / "config.json").is_file() and "model_id" in meta:
-            from ..models.folder import fingerprint
+            from ..modelfiles import fingerprint
 
             if not meta["model_id"].endswith("@" + fingerprint(folder)):
                 raise ValueError(f"{path} was exported from another version of {folder} (its weights or "

@@ -17,7 +17,7 @@ import numpy as np
 
 def model_id(folder: Path) -> str:
     """Name of the recipe plus a short hash of the weights and calibration."""
-    from ..models.folder import fingerprint
+    from ..modelfiles import fingerprint
 
     cfg = json.loads((folder / "config.json").read_text())
     return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{fingerprint(folder)}"

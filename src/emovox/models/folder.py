@@ -11,11 +11,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..labels import EMOTIONS
+from ..modelfiles import CONFIG_NAME, ENSEMBLE_FORMAT, WEIGHTS_NAME, fingerprint, is_ensemble  # noqa: F401
 from ..pipeline import Pipeline
 from .registry import build_model
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -78,12 +76,8 @@ def load_bundle(folder: str | Path) -> ModelBundle:
 
 
 # ---------------------------------------------------------------- ensembles
-ENSEMBLE_FORMAT = "emovox-ensemble/1"
 
 
-def is_ensemble(folder: str | Path) -> bool:
-    path = Path(folder) / CONFIG_NAME
-    return path.is_file() and json.loads(path.read_text()).get("format") == ENSEMBLE_FORMAT
 
 
 def save_ensemble(members: dict[str, ModelBundle], folder: str | Path, *, half: bool = False,
@@ -111,19 +105,3 @@ def load_members(folder: str | Path) -> list[ModelBundle]:
         cfg = json.loads((folder / CONFIG_NAME).read_text())
         return [load_bundle(folder / m) for m in cfg["members"]]
     return [load_bundle(folder)]
-
-
-def fingerprint(folder: str | Path) -> str:
-    """Short hash of everything that changes a folder's predictions: each member's weights
-    and calibration. Ties an ONNX export to the folder it came from."""
-    import hashlib
-
-    folder = Path(folder)
-    names = json.loads((folder / CONFIG_NAME).read_text())["members"] if is_ensemble(folder) else [""]
-    h = hashlib.sha256()
-    for name in names:
-        member = folder / name if name else folder
-        h.update((member / WEIGHTS_NAME).read_bytes())
-        cal = json.loads((member / CONFIG_NAME).read_text()).get("calibration", {})
-        h.update(repr(float(cal.get("temperature", 1.0))).encode())
-    return h.hexdigest()[:12]
