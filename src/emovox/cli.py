@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not real time")
     sp.add_argument("--save", help="write the session timeline here at the end (.json or .csv)")
     sp.add_argument("--plot", help="PNG of the session timeline at the end")
-    sp.add_argument("--plain", action="store_true", help="one line per second instead of the live panel")
+    sp.add_argument("--plain", action="store_true", help="one line per timeline cell instead of the live panel")
     segment_opts(sp)
     model_opts(sp)
     sp.set_defaults(func=cmd_listen)
