@@ -60,8 +60,13 @@ def test_bad_input_raises_audio_error(rec, tmp_path):
 
 
 def test_bundled_model_is_offline_and_recognises_its_examples():
-    assert (BUNDLED_MODEL / "model.safetensors").is_file()
+    from emovox.models import is_ensemble
+
+    assert is_ensemble(BUNDLED_MODEL) and (BUNDLED_MODEL / "model.onnx").is_file()
+    for member in ("mel-deltas", "mfcc", "spectrogram"):
+        assert (BUNDLED_MODEL / member / "model.safetensors").is_file()
     rec = Recognizer.load(threads=2)
+    assert len(rec.backend.classifiers) == 3
     examples = sorted((BUNDLED_MODEL.parent / "examples").glob("*.flac"))
     assert len(examples) == 5
     # these actors were in its training data: this checks the shipped file works, not accuracy
