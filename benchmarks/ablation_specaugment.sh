@@ -4,8 +4,5 @@
 # Compare with benchmarks/results/resnet18-mel-emobox.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=runs/bench/resnet18-mel-specaug-emobox
-emovox evaluate --config configs/resnet18-mel.yaml --protocol emobox --out "$out" \
-  --set "augment.spec_augment={freq_masks: 2, freq_width: 8, time_masks: 2, time_width: 20}"
-mkdir -p benchmarks/results/ablations
-cp "$out/results.json" benchmarks/results/ablations/resnet18-mel-specaug-emobox.json
+bash benchmarks/ablation.sh resnet18-mel-specaug-emobox configs/resnet18-mel.yaml \
+  "augment.spec_augment={freq_masks: 2, freq_width: 8, time_masks: 2, time_width: 20}"

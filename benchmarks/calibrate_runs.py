@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from emovox.calibration import clip_probabilities, expected_calibration_error
+from emovox.calibration import held_out_calibration
 from emovox.inference.engine import window_logits
 from emovox.models.folder import load_bundle, save_bundle
 from emovox.pipeline import ClipClassifier
@@ -41,11 +41,7 @@ def calibrate_run(run: Path) -> None:
         test = data.subset(fold.test)
         logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline), test.images, test.bounds)
         row = json.loads(done.read_text())
-        row["calibration"] = {"temperature": t,
-                              "test_ece_before": expected_calibration_error(
-                                  clip_probabilities(logits, weights, owner, len(test)), test.labels),
-                              "test_ece_after": expected_calibration_error(
-                                  clip_probabilities(logits, weights, owner, len(test), t), test.labels)}
+        row["calibration"] = held_out_calibration(logits, weights, owner, test.labels, t)
         done.write_text(json.dumps(row, indent=2) + "\n")
         print(f"{run.name} {fold.name}: T {t:.3f}, test ECE {row['calibration']['test_ece_before']:.3f} -> "
               f"{row['calibration']['test_ece_after']:.3f}")

@@ -82,3 +82,12 @@ def calibrate(logits: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, 
             "ece_after": round(expected_calibration_error(after, labels), 4),
             "nll_before": round(negative_log_likelihood(before, labels), 4),
             "nll_after": round(negative_log_likelihood(after, labels), 4)}
+
+
+def held_out_calibration(logits, weights, owner, labels: np.ndarray, temperature: float) -> dict:
+    """ECE of held-out clips at T = 1 and at a ``temperature`` fitted elsewhere."""
+    labels = np.asarray(labels)
+    return {"temperature": float(temperature),
+            "test_ece_before": expected_calibration_error(clip_probabilities(logits, weights, owner, len(labels)), labels),
+            "test_ece_after": expected_calibration_error(
+                clip_probabilities(logits, weights, owner, len(labels), temperature), labels)}

@@ -18,7 +18,7 @@ import yaml
 
 from ..config import save_config
 from ..corpora import open_corpus
-from ..calibration import clip_probabilities, expected_calibration_error
+from ..calibration import clip_probabilities, held_out_calibration
 from ..inference.engine import window_logits
 from ..pipeline import ClipClassifier
 from ..labels import EMOTIONS
@@ -94,10 +94,7 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
             logits, weights, owner = window_logits(classifier, test.images, test.bounds)
             probs = clip_probabilities(logits, weights, owner, len(test), float(classifier.temperature))
             pred = probs.argmax(1)
-            calibration = {"temperature": float(classifier.temperature),
-                           "test_ece_before": expected_calibration_error(
-                               clip_probabilities(logits, weights, owner, len(test)), test.labels),
-                           "test_ece_after": expected_calibration_error(probs, test.labels)}
+            calibration = held_out_calibration(logits, weights, owner, test.labels, float(classifier.temperature))
             cm = confusion(test.labels, pred, n_classes)
             plot_confusion(cm, EMOTIONS, run_dir / "confusion_test.png", title=f"{fold.name} test")
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
