@@ -106,6 +106,10 @@ def test_loso_protocol_writes_results(tiny_config, tmp_path):
     for key in ("wa", "ua", "f1"):
         assert 0 <= fold[key] <= 1 and saved[key] == fold[key]
     assert np.array(saved["confusion"]).sum() == 8
+    # calibration fitted on the validation actors, measured on the test actor
+    cal = fold["calibration"]
+    assert 0.05 <= cal["temperature"] <= 20 and 0 <= cal["test_ece_after"] <= 1
+    assert saved["test_ece_before"] == cal["test_ece_before"] and 0 <= fold["selected_val_ua"] <= 1
     assert (tmp_path / "eval" / "results.md").read_text().count("loso-01") == 1
     # a second call reuses the finished fold instead of training again
     again = evaluate(cfg, "loso", tmp_path / "eval", folds=["01"], progress=False)
