@@ -64,10 +64,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
     ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--protocol", default="emobox", choices=["emobox", "random", "loso"],
+                    help="the protocol the runs were evaluated with")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    members = [member_logits(r) for r in args.runs]
+    members = [member_logits(r, args.protocol) for r in args.runs]
     folds = sorted(set.intersection(*(set(m) for m in members)))
     if not folds:
         print("no fold is finished in every run", file=sys.stderr)
@@ -93,8 +95,10 @@ def main(argv=None) -> int:
                      "test_ece_before": expected_calibration_error(raw, labels),
                      "test_ece_after": expected_calibration_error(probs, labels)})
         print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}  T {t:.2f}  members WA {' '.join(f'{w:.3f}' for w in single)}")
-    res = {"protocol": "emobox", "protocol_note": "actor-disjoint: EmoBox 6 folds; each member selected on "
-           "validation actors from the training actors; one shared temperature fitted on them",
+    from emovox.training.evaluate import PROTOCOL_NOTES
+
+    res = {"protocol": args.protocol, "protocol_note": PROTOCOL_NOTES[args.protocol] + "; members averaged at one "
+           "temperature fitted on the validation data",
            "ensemble_of": [str(r) for r in args.runs], "folds": rows, "machine": machine(),
            "seconds": time.perf_counter() - t0}
     for key in ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after", "temperature"):
