@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from emovox.calibration import held_out_calibration
@@ -19,8 +20,7 @@ from emovox.inference.engine import window_logits
 from emovox.models.folder import load_bundle, save_bundle
 from emovox.pipeline import ClipClassifier
 from emovox.splits import make_folds
-from emovox.training.evaluate import load_dataset
-from emovox.training.metrics import mean_std
+from emovox.training.evaluate import load_dataset, summarize
 from emovox.training.trainer import calibrate_on
 
 
@@ -47,10 +47,8 @@ def calibrate_run(run: Path) -> None:
               f"{row['calibration']['test_ece_after']:.3f}")
     results = json.loads((run / "results.json").read_text())
     rows = [json.loads((run / f["fold"] / "test.json").read_text()) for f in results["folds"]]
-    if all("calibration" in r for r in rows):
-        for key in ("test_ece_before", "test_ece_after"):
-            results[key], results[f"{key}_std"] = mean_std([r["calibration"][key] for r in rows])
-        (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    total = np.sum([r["confusion"] for r in rows], axis=0)
+    (run / "results.json").write_text(json.dumps(summarize(cfg, results["protocol"], rows, total), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from emovox.corpora import open_corpus
 from emovox.labels import EMOTIONS
 from emovox.splits import make_folds
 from emovox.training.evaluate import machine
-from emovox.training.metrics import mean_std, scores
+from emovox.training.metrics import fold_means, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "ablations" / "egemaps-svm.json"
@@ -78,8 +78,7 @@ def main() -> int:
     res = {"protocol": "emobox", "protocol_note": "actor-disjoint: EmoBox 6 folds; C, gamma chosen on "
            "validation actors", "features": "eGeMAPSv02 functionals (openSMILE)", "model": "SVC rbf",
            "folds": rows, "machine": machine(), "seconds": time.perf_counter() - t0}
-    for key in ("wa", "ua", "f1"):
-        res[key], res[f"{key}_std"] = mean_std([r[key] for r in rows])
+    res.update(fold_means(rows, ("wa", "ua", "f1")))
     print(f"eGeMAPS + SVM: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± {100 * res['ua_std']:.1f}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(res, indent=2) + "\n")

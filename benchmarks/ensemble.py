@@ -32,7 +32,7 @@ from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier
 from emovox.splits import make_folds
 from emovox.training.evaluate import load_dataset, machine
-from emovox.training.metrics import mean_std, scores
+from emovox.training.metrics import fold_means, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
            "temperature fitted on the validation data",
            "ensemble_of": [str(r) for r in args.runs], "folds": rows, "machine": machine(),
            "seconds": time.perf_counter() - t0}
-    for key in ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after", "temperature"):
-        res[key], res[f"{key}_std"] = mean_std([r[key] for r in rows])
+    res.update(fold_means(rows, ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after",
+                                 "temperature")))
     res["temperature_median"] = float(np.median([r["temperature"] for r in rows]))
     print(f"validation actors (selection): WA {100 * res['val_wa']:.1f}  UA {100 * res['val_ua']:.1f}")
     print(f"ensemble: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± "

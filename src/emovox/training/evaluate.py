@@ -24,7 +24,7 @@ from ..pipeline import ClipClassifier
 from ..labels import EMOTIONS
 from ..splits import make_folds
 from .data import build_features
-from .metrics import confusion, mean_std, scores
+from .metrics import confusion, fold_means, scores
 from .trainer import CHECKPOINT, train
 
 PROTOCOL_NOTES = {
@@ -122,12 +122,9 @@ def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray) -> 
            "features": cfg["preprocessing"]["features"]["kind"], "model": cfg["model"], "config": cfg,
            "machine": machine(), "folds": [{k: v for k, v in r.items() if k != "confusion"} for r in rows],
            "confusion": total.tolist(), "labels": list(EMOTIONS)}
-    for key in ("wa", "ua", "f1", "train_seconds"):
-        m, s = mean_std([r[key] for r in rows])
-        res[key], res[f"{key}_std"] = m, s
+    res.update(fold_means(rows, ("wa", "ua", "f1", "train_seconds")))
     if all("calibration" in r for r in rows):  # ECE on the test actors, T fitted on validation actors
-        for key in ("test_ece_before", "test_ece_after"):
-            res[key], res[f"{key}_std"] = mean_std([r["calibration"][key] for r in rows])
+        res.update(fold_means(rows, ("test_ece_before", "test_ece_after"), lambda r, k: r["calibration"][k]))
     return res
 
 

@@ -27,3 +27,11 @@ def mean_std(values) -> tuple[float, float]:
     """Mean and population std across folds."""
     a = np.asarray(values, dtype=float)
     return float(a.mean()), float(a.std())
+
+
+def fold_means(rows: list[dict], keys, get=lambda row, key: row[key]) -> dict[str, float]:
+    """``{key: mean, key_std: std}`` across fold rows, for each of ``keys``."""
+    out = {}
+    for key in keys:
+        out[key], out[f"{key}_std"] = mean_std([get(r, key) for r in rows])
+    return out
