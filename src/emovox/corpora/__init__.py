@@ -1,16 +1,54 @@
-"""Speech corpora: labelled utterances and how to find them."""
+"""Speech corpora: labelled utterances and how to find them.
+
+A registry maps corpus names to readers; adding a corpus is one module that calls
+:func:`register`. Each name has a default location: ``$EMOVOX_<NAME>`` (e.g. ``EMOVOX_SAVEE``),
+else ``../shared/data/<folder>`` beside the repository when it exists.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from emovox.corpora.base import Corpus, Utterance
 from emovox.corpora.ravdess import Ravdess
+from emovox.corpora.savee import Savee
 
-__all__ = ["Utterance", "Corpus", "Ravdess", "open_corpus", "CORPUS_NAMES", "DEFAULT_RAVDESS_ROOT"]
+__all__ = ["Utterance", "Corpus", "Ravdess", "Savee", "open_corpus", "register", "CORPORA", "CORPUS_NAMES",
+           "default_root", "DEFAULT_RAVDESS_ROOT"]
 
-#: Names accepted by :func:`open_corpus`, with the RAVDESS channels each lists.
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    """How to open one corpus name: ``opener(root) -> Corpus`` and where it usually lives."""
+
+    opener: Callable[[Path], Corpus]
+    folder: str          # under ../shared/data (and the EMOVOX_<ENV> variable's name)
+    env: str
+    description: str
+
+
+#: name → entry; filled by :func:`register`.
+CORPORA: dict[str, CorpusEntry] = {}
+
+
+def register(name: str, opener: Callable[[Path], Corpus], *, folder: str, env: str, description: str) -> None:
+    """Make ``open_corpus(name)`` call ``opener(root)``."""
+    CORPORA[name] = CorpusEntry(opener, folder, env, description)
+
+
+register("ravdess", lambda root: Ravdess(root, channels=("speech",)), folder="ravdess", env="EMOVOX_RAVDESS",
+         description="RAVDESS speech: 24 actors, 8 emotions")
+register("ravdess-song", lambda root: Ravdess(root, channels=("song",)), folder="ravdess", env="EMOVOX_RAVDESS",
+         description="RAVDESS song: 23 actors, 6 emotions")
+register("ravdess-all", lambda root: Ravdess(root, channels=("speech", "song")), folder="ravdess",
+         env="EMOVOX_RAVDESS", description="RAVDESS speech and song")
+register("savee", Savee, folder="savee", env="EMOVOX_SAVEE",
+         description="SAVEE: 4 male British speakers, 7 emotions (research use)")
+
+#: Names accepted by :func:`open_corpus` (kept for compatibility: the RAVDESS channels).
 CORPUS_NAMES: dict[str, tuple[str, ...]] = {
     "ravdess": ("speech",),
     "ravdess-song": ("song",),
@@ -18,20 +56,32 @@ CORPUS_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _default_ravdess_root() -> Path | None:
-    """``$EMOVOX_RAVDESS`` if set, else ``<repo>/../shared/data/ravdess`` if it exists, else None."""
-    env = os.environ.get("EMOVOX_RAVDESS")
-    if env:
-        return Path(env)
+def _shared_data() -> Path | None:
     for parent in Path(__file__).resolve().parents:
         if (parent / "pyproject.toml").is_file():
-            candidate = parent.parent / "shared" / "data" / "ravdess"
-            return candidate if candidate.is_dir() else None
+            return parent.parent / "shared" / "data"
     return None
 
 
+def default_root(name: str) -> Path | None:
+    """``$EMOVOX_<NAME>`` if set, else ``<repo>/../shared/data/<folder>`` if it exists, else None."""
+    entry = _entry(name)
+    env = os.environ.get(entry.env)
+    if env:
+        return Path(env)
+    shared = _shared_data()
+    candidate = shared / entry.folder if shared else None
+    return candidate if candidate is not None and candidate.is_dir() else None
+
+
+def _entry(name: str) -> CorpusEntry:
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; expected one of {', '.join(CORPORA)}")
+    return CORPORA[name]
+
+
 #: Where RAVDESS is looked for when no root is given (None if nowhere).
-DEFAULT_RAVDESS_ROOT: Path | None = _default_ravdess_root()
+DEFAULT_RAVDESS_ROOT: Path | None = default_root("ravdess")
 
 
 def open_corpus(name: str, root: str | os.PathLike | None = None) -> Corpus:
@@ -39,19 +89,18 @@ def open_corpus(name: str, root: str | os.PathLike | None = None) -> Corpus:
 
     Parameters
     ----------
-    name : {"ravdess", "ravdess-song", "ravdess-all"}
-        RAVDESS speech, song, or both.
+    name : str
+        A registered name (:data:`CORPORA`): ``ravdess``, ``ravdess-song``, ``ravdess-all``, ``savee``, ...
     root : str or path-like, optional
-        Where the corpus is (see :class:`Ravdess`); defaults to :data:`DEFAULT_RAVDESS_ROOT`.
+        Where the corpus is (a folder or its zip); defaults to :func:`default_root`.
 
     Returns
     -------
     Corpus
     """
-    if name not in CORPUS_NAMES:
-        raise ValueError(f"unknown corpus {name!r}; expected one of {', '.join(CORPUS_NAMES)}")
+    entry = _entry(name)
     if root is None:
-        if DEFAULT_RAVDESS_ROOT is None:
-            raise FileNotFoundError("no RAVDESS root given and none found; pass root or set EMOVOX_RAVDESS")
-        root = DEFAULT_RAVDESS_ROOT
-    return Ravdess(root, channels=CORPUS_NAMES[name])
+        root = default_root(name)
+        if root is None:
+            raise FileNotFoundError(f"no {name} root given and none found; pass root or set {entry.env}")
+    return entry.opener(Path(root))

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import zipfile
 from pathlib import Path, PurePosixPath
 
-from emovox.corpora.base import Corpus, Utterance
+from emovox.corpora.base import Corpus, Utterance, list_audio
 from emovox.labels import EMOTIONS
 
 #: Folder (and zip stem) of each vocal channel in the official release.
@@ -76,27 +75,8 @@ def parse_name(filename: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-def _is_audio(name: str) -> bool:
-    """True for a non-hidden file with an audio extension."""
-    base = PurePosixPath(name).name
-    return not base.startswith(".") and base.lower().endswith(AUDIO_EXTENSIONS)
-
-
-def _list_folder(folder: Path) -> list[tuple[str, None]]:
-    """All audio files below ``folder`` (hidden and ``__MACOSX`` folders skipped)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
-        found += [(os.path.join(dirpath, f), None) for f in filenames if _is_audio(f)]
-    return found
-
-
-def _list_zip(archive: Path) -> list[tuple[str, str]]:
-    """All audio members of ``archive`` (members under ``__MACOSX`` or hidden skipped)."""
-    with zipfile.ZipFile(archive) as zf:
-        names = zf.namelist()
-    return [(n, str(archive)) for n in names
-            if not n.endswith("/") and "__MACOSX" not in n.split("/") and _is_audio(n)]
+def _list(source: Path) -> list[tuple[str, str | None]]:
+    return list_audio(source, AUDIO_EXTENSIONS)
 
 
 class Ravdess(Corpus):
@@ -167,7 +147,7 @@ class Ravdess(Corpus):
     def _scan(self) -> list[Utterance]:
         utts: dict[str, Utterance] = {}
         for src, expected in self._sources():
-            entries = _list_folder(src) if src.is_dir() else _list_zip(src)
+            entries = _list(src)
             for path, archive in entries:
                 where = f"{archive}:{path}" if archive else path
                 info = parse_name(where)

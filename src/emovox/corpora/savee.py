@@ -1,0 +1,89 @@
+"""SAVEE (Surrey Audio-Visual Expressed Emotion; Haq & Jackson 2009): 4 male British speakers.
+
+Free of charge for research use from the University of Surrey: a model trained on it carries
+that restriction. Three layouts are found, recursively below the folder given or inside a zip:
+
+* the official ``AudioData/DC/a01.wav`` (speaker folder, then ``<code><nn>``);
+* the common flat copy ``ALL/DC_a01.wav`` or ``DC_a01.wav`` in any one folder.
+
+Codes: ``a`` anger, ``d`` disgust, ``f`` fear, ``h`` happiness, ``n`` neutral, ``sa`` sadness,
+``su`` surprise. Any audio container is accepted (the shared copy is FLAC).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from emovox.corpora.base import Corpus, Utterance, list_audio
+
+SPEAKERS: tuple[str, ...] = ("DC", "JE", "JK", "KL")
+#: SAVEE's emotion codes → emovox emotions (SAVEE has no calm).
+LABELS: dict[str, str] = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral",
+                          "sa": "sad", "su": "surprised"}
+_FLAT = re.compile(r"^(DC|JE|JK|KL)_(a|d|f|h|n|sa|su)(\d\d)$")
+_NESTED = re.compile(r"^(a|d|f|h|n|sa|su)(\d\d)$")
+
+
+def parse_name(path: str) -> tuple[str, str, str]:
+    """``(speaker, emotion, number)`` of a SAVEE file path.
+
+    ``AudioData/DC/a01.wav`` (speaker from the parent folder) or ``DC_a01.wav``.
+
+    Raises
+    ------
+    ValueError
+        If neither naming matches.
+    """
+    p = PurePosixPath(str(path).replace("\\", "/"))
+    stem = p.name.split(".", 1)[0]
+    flat = _FLAT.match(stem)
+    if flat:
+        speaker, code, number = flat.groups()
+        return speaker, LABELS[code], number
+    nested = _NESTED.match(stem)
+    if nested and p.parent.name in SPEAKERS:
+        code, number = nested.groups()
+        return p.parent.name, LABELS[code], number
+    raise ValueError(f"{path}: not a SAVEE file name (expected <SPEAKER>/<code><nn> or <SPEAKER>_<code><nn>, "
+                     f"speakers {', '.join(SPEAKERS)}, codes {', '.join(LABELS)})")
+
+
+class Savee(Corpus):
+    """The SAVEE audio files below ``root`` (a folder or a zip file).
+
+    Files whose names are not SAVEE names are skipped and counted in :attr:`skipped`; a second
+    copy of one utterance (e.g. both ``AudioData/DC/a01.wav`` and ``ALL/DC_a01.wav``) is kept once.
+    """
+
+    name = "savee"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not self.root.exists():
+            raise FileNotFoundError(f"SAVEE root {str(self.root)!r} does not exist; expected AudioData/<speaker>/ "
+                                    "folders, <speaker>_<code><nn> files, or the zip holding them")
+        self.skipped: list[tuple[str, str]] = []
+        self._utts: tuple[Utterance, ...] | None = None
+
+    def utterances(self) -> list[Utterance]:
+        if self._utts is None:
+            self._utts = tuple(self._scan())
+        return list(self._utts)
+
+    def _scan(self) -> list[Utterance]:
+        utts: dict[str, Utterance] = {}
+        for path, archive in list_audio(self.root):
+            try:
+                speaker, emotion, number = parse_name(path)
+            except ValueError as err:
+                self.skipped.append((path, str(err)))
+                continue
+            code = next(c for c, e in LABELS.items() if e == emotion)
+            utt = Utterance(path=path, emotion=emotion, speaker=speaker, gender="male", corpus="savee",
+                            archive=archive, extra=(("number", number),), name=f"{speaker}_{code}{number}")
+            utts.setdefault(utt.key, utt)
+        if not utts:
+            raise FileNotFoundError(f"no SAVEE audio found under {str(self.root)!r}")
+        return sorted(utts.values(), key=lambda u: u.key)
