@@ -256,6 +256,8 @@ def _config(args) -> dict:
     cfg = load_config(args.config, overrides)
     if getattr(args, "data", None):
         cfg["data"]["root"] = args.data
+    if getattr(args, "corpus", None):
+        cfg["data"]["corpus"] = args.corpus[0] if len(args.corpus) == 1 and "=" not in args.corpus[0] else list(args.corpus)
     return cfg
 
 
@@ -327,10 +329,26 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .training.evaluate import evaluate, results_table
-
     cfg = _config(args)
     _threads_from(cfg)
+    if args.test or args.protocol == "loco":
+        from .training import crosscorpus
+
+        train = args.train or ([cfg["data"]["corpus"]] if isinstance(cfg["data"]["corpus"], str) else cfg["data"]["corpus"])
+        if args.protocol == "loco":
+            results = crosscorpus.leave_one_corpus_out(cfg, train + (args.test or []), args.out)
+        else:
+            if args.protocol not in ("emobox", "cross"):  # emobox is only the default here
+                raise ValueError(f"--test runs the cross-corpus protocol, not {args.protocol!r}")
+            results = [crosscorpus.cross_corpus(cfg, train, args.test[0], args.out, test_list=args.test_list)]
+        for res in results:
+            print(crosscorpus.results_table(res))
+        print(f"wrote {Path(args.out)}/**/results.json")
+        return 0
+    if args.train or args.test_list:
+        raise ValueError("--train and --test-list go with --test (cross-corpus)")
+    from .training.evaluate import evaluate, results_table
+
     res = evaluate(cfg, args.protocol, args.out, folds=args.folds.split(",") if args.folds else None)
     print(results_table(res))
     print(f"wrote {Path(args.out) / 'results.json'}")
@@ -426,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.epochs=5 (repeatable)")
         sp.add_argument("--data", help="RAVDESS folder or zip (default: $EMOVOX_RAVDESS or ../shared/data/ravdess)")
+        sp.add_argument("--corpus", action="append", metavar="NAME[=DIR]",
+                        help="training corpus (repeatable: several are trained on together), e.g. --corpus ravdess "
+                             "--corpus savee=/data/SAVEE; default: the config's data.corpus")
         sp.add_argument("--out", required=True, help="output folder")
 
     sp = sub.add_parser("train", help="train a model; the run folder holds metrics, plots and checkpoints")
@@ -442,8 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("evaluate", help="run an evaluation protocol and print/save its table")
     config_opts(sp)
-    sp.add_argument("--protocol", choices=["emobox", "random", "loso"], default="emobox")
+    sp.add_argument("--protocol", choices=["emobox", "random", "loso", "cross", "loco"], default="emobox",
+                    help="within a corpus: emobox | random | loso; across corpora: cross (with --train/--test) | "
+                         "loco (leave one corpus out over --train and --test corpora)")
     sp.add_argument("--folds", help="comma-separated subset of folds, e.g. 1,2")
+    sp.add_argument("--train", action="append", metavar="NAME[=DIR]", help="cross-corpus: a training corpus (repeatable)")
+    sp.add_argument("--test", action="append", metavar="NAME[=DIR]", help="cross-corpus: the test corpus")
+    sp.add_argument("--test-list", help="cross-corpus: CSV of test files (column 'file', relative to the test corpus), "
+                                        "e.g. ../shared/data/savee/emobox-track2-savee-4class.csv")
     sp.set_defaults(func=cmd_evaluate)
     return p
 

@@ -16,7 +16,8 @@ DEFAULTS: dict = {
     "name": "resnet18-mel",
     "seed": 0,
     "threads": 2,
-    "data": {"corpus": "ravdess", "root": None, "test_corpora": None, "cache_dir": None},
+    # corpus: a name or a list of NAME / NAME=DIR; labels: all (emovox's 8) | union | intersection
+    "data": {"corpus": "ravdess", "root": None, "test_corpora": None, "cache_dir": None, "labels": "all"},
     "preprocessing": {"features": FeatureConfig().to_dict(), "trim_db": 30.0, "clip_seconds": 2.5,
                       "margin_seconds": 0.05},
     "model": {"name": "resnet18", "width": 32, "dropout": 0.2, "pretrained": None},
@@ -33,10 +34,13 @@ DEFAULTS: dict = {
         "channels_last": True,
         "val_speakers": 4,       # validation actors drawn from the training actors (0: none)
         "select_on": "val_ua",   # model selection metric on the validation actors
+        "balance": "none",       # none | sampler (classes drawn equally often) | loss (inverse-frequency weights)
+        "speaker_p": 0.0,        # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
     },
     "lr_find": {"start_lr": 1.0e-6, "end_lr": 1.0, "steps": 100},
-    # training-time augmentation of the feature windows; null = off (see emovox.augment)
-    "augment": {"spec_augment": None, "mixup": None},
+    # training-time augmentation; null = off (see emovox.augment): of the feature windows
+    # (spec_augment, mixup) and of the waveforms (wave: {speed, reverb, noise, codec, ...})
+    "augment": {"spec_augment": None, "mixup": None, "wave": None},
 }
 
 

@@ -13,12 +13,14 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 KINDS = ("spectrogram", "mel", "mfcc")
+NORMALIZE_MODES = ("window", "bins", "none")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,13 @@ class FeatureConfig:
     f_min, f_max : mel band edges in Hz (``f_max=None``: Nyquist).
     top_db : floor of each image, this many dB below its maximum (librosa's ``top_db``).
     deltas : stack first and second time derivatives as extra channels.
-    normalize : standardise each image to zero mean and unit variance (gain invariance).
+    normalize : how each model window is standardised (gain invariance):
+        ``"window"`` (or ``True``): one mean and one standard deviation per window;
+        ``"bins"``: each frequency bin minus its mean over a reference, divided by one
+        standard deviation of the reference — the reference being the clip's voiced frames
+        (per clip) or all of a speaker's clips (speaker-adaptive, see :class:`Stats`). It removes
+        a microphone's or a room's fixed colouring and the speaker's timbre;
+        ``"none"`` (or ``False``): the dB values as they are.
     """
 
     kind: str = "mel"
@@ -49,9 +57,13 @@ class FeatureConfig:
     f_max: float | None = None
     top_db: float = 80.0
     deltas: bool = False
-    normalize: bool = True
+    normalize: str = "window"
 
     def __post_init__(self) -> None:
+        if isinstance(self.normalize, bool):  # model folders written before the modes existed
+            object.__setattr__(self, "normalize", "window" if self.normalize else "none")
+        if self.normalize not in NORMALIZE_MODES:
+            raise ValueError(f"unknown normalize {self.normalize!r}; expected one of {', '.join(NORMALIZE_MODES)}")
         if self.kind not in KINDS:
             raise ValueError(f"unknown feature kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if self.win_length > self.n_fft:
@@ -149,14 +161,19 @@ class FeatureExtractor(nn.Module):
         """Log-power image in dB before normalisation and deltas: ``[batch, bins, frames]``."""
         return self.analyse(wave)[0]
 
-    def finish(self, db: torch.Tensor) -> torch.Tensor:
-        """dB images ``[batch, bins, frames]`` → model inputs ``[batch, channels, bins, frames]``:
-        per-image standardisation, then deltas. Applied to each model window."""
+    def finish(self, db: torch.Tensor, stats: "Stats | None" = None) -> torch.Tensor:
+        """dB windows ``[batch, bins, frames]`` → model inputs ``[batch, channels, bins, frames]``:
+        standardisation (``normalize``), then deltas. ``stats`` (one row per window) is the
+        reference of the ``"bins"`` mode; without it each window is its own reference."""
         x = db.unsqueeze(1)
-        if self.config.normalize:
+        if self.config.normalize == "window":
             mean = x.mean(dim=(-2, -1), keepdim=True)
             std = x.std(dim=(-2, -1), keepdim=True)
             x = (x - mean) / (std + 1e-5)
+        elif self.config.normalize == "bins":
+            if stats is None:
+                stats = Stats.of(db)
+            x = (x - stats.mean[:, None, :, None]) / (stats.std[:, None, None, None] + 1e-5)
         if self.config.deltas:
             d1 = deltas(x)
             x = torch.cat([x, d1, deltas(d1)], dim=1)
@@ -166,6 +183,63 @@ class FeatureExtractor(nn.Module):
         if wave.dim() == 1:
             wave = wave.unsqueeze(0)
         return self.finish(self.power_db(wave.float()))
+
+
+class Stats(NamedTuple):
+    """Reference statistics of dB images for the ``"bins"`` normalisation: the mean of each bin
+    ``[..., bins]`` and one standard deviation around those means ``[...]``.
+
+    Built from sums so that several clips (a speaker's) pool exactly: :meth:`of` one image's
+    frames in ``[first, end)``, :meth:`pool` a list of clips' sums.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @staticmethod
+    def sums(db: torch.Tensor, first=None, end=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frame count, per-bin sum and per-bin sum of squares of ``db[..., first:end]``
+        (a mask, so the frame range may be a tensor and the graph stays exportable)."""
+        n = db.shape[-1]
+        idx = torch.arange(n, device=db.device)
+        lo = torch.as_tensor(0 if first is None else first, device=db.device)
+        hi = torch.as_tensor(n if end is None else end, device=db.device)
+        mask = ((idx >= lo) & (idx < hi)).to(db.dtype)
+        count = mask.sum().clamp_min(1.0)
+        return count, (db * mask).sum(-1), (db.square() * mask).sum(-1)
+
+    @classmethod
+    def from_sums(cls, count, total, squares) -> "Stats":
+        mean = total / count.unsqueeze(-1) if torch.is_tensor(count) and count.dim() else total / count
+        var = squares / (count.unsqueeze(-1) if torch.is_tensor(count) and count.dim() else count) - mean.square()
+        return cls(mean, var.clamp_min(0).mean(-1).sqrt())
+
+    @classmethod
+    def of(cls, db: torch.Tensor, first=None, end=None) -> "Stats":
+        """Statistics of one image ``[bins, frames]`` (or a batch ``[B, bins, frames]``: one row
+        each) over the frames ``[first, end)`` (default: all)."""
+        count, total, squares = cls.sums(db, first, end)
+        return cls.from_sums(count, total, squares)
+
+    @classmethod
+    def pool(cls, images: list[torch.Tensor], bounds: list[tuple[int, int]]) -> "Stats":
+        """One reference for several clips (e.g. one speaker's): their voiced frames pooled."""
+        count, total, squares = 0.0, 0.0, 0.0
+        for db, (first, end) in zip(images, bounds):
+            c, t, s2 = cls.sums(db, first, end)
+            count, total, squares = count + c, total + t, squares + s2
+        return cls.from_sums(torch.as_tensor(count), total, squares)
+
+    def expand(self, n: int) -> "Stats":
+        """The same reference repeated for ``n`` windows."""
+        return Stats(self.mean.reshape(1, -1).expand(n, -1), self.std.reshape(1).expand(n))
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": float(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stats":
+        return cls(torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(float(d["std"])))
 
 
 def extract(wave, config: FeatureConfig) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import FeatureConfig, FeatureExtractor
+from .features import FeatureConfig, FeatureExtractor, Stats
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,12 @@ def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> tuple[torc
     return gather_windows(padded, starts, pipeline.clip_frames), weights
 
 
+def reference_stats(db: torch.Tensor, first, end, pipeline: Pipeline, speaker: Stats | None = None) -> Stats:
+    """The ``"bins"`` normalisation's reference for one clip: the speaker's statistics when given
+    (speaker-adaptive), else the clip's own voiced frames."""
+    return speaker if speaker is not None else Stats.of(db, first, end)
+
+
 def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator,
                   kind: str = "mel") -> torch.Tensor:
     """A training window ``[bins, clip]``: anywhere inside a voiced part longer than ``clip``,
@@ -175,20 +181,22 @@ class ClipClassifier(nn.Module):
         """A model folder's classifier, with its calibration (if it has one)."""
         return cls(bundle.model, bundle.pipeline, bundle.extra.get("calibration", {}).get("temperature", 1.0))
 
-    def window_logits(self, windows: torch.Tensor) -> torch.Tensor:
-        """Un-normalised dB windows ``[K, bins, clip]`` → the network's logits ``[K, n_classes]``."""
-        x = self.extractor.finish(windows).contiguous(memory_format=torch.channels_last)
+    def window_logits(self, windows: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
+        """Un-normalised dB windows ``[K, bins, clip]`` → the network's logits ``[K, n_classes]``.
+        ``stats``: the reference of each window for the ``"bins"`` normalisation."""
+        x = self.extractor.finish(windows, stats).contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
 
-    def window_probabilities(self, windows: torch.Tensor) -> torch.Tensor:
+    def window_probabilities(self, windows: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
         """Un-normalised dB windows ``[K, bins, clip]`` → probabilities ``[K, n_classes]``."""
-        return torch.softmax(self.window_logits(windows) / self.temperature, dim=-1)
+        return torch.softmax(self.window_logits(windows, stats) / self.temperature, dim=-1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         db, energy = self.extractor.analyse(wave.unsqueeze(0))
         first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
         windows, weights = clip_windows(db[0], first, end, self.pipeline)
-        return weighted_mean(self.window_probabilities(windows), weights)
+        stats = reference_stats(db[0], first, end, self.pipeline).expand(windows.shape[0])
+        return weighted_mean(self.window_probabilities(windows, stats), weights)
 
 
 class EnsembleClassifier(nn.Module):

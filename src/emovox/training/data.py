@@ -44,6 +44,7 @@ class FeatureSet:
     labels: np.ndarray
     utterances: list[Utterance]
     failed: list[tuple[Utterance, str]] = field(default_factory=list)
+    label_names: tuple[str, ...] = EMOTIONS
 
     def __len__(self) -> int:
         return len(self.images)
@@ -51,7 +52,32 @@ class FeatureSet:
     def subset(self, indices) -> "FeatureSet":
         idx = list(indices)
         return FeatureSet([self.images[i] for i in idx], [self.bounds[i] for i in idx], self.labels[idx],
-                          [self.utterances[i] for i in idx])
+                          [self.utterances[i] for i in idx], label_names=self.label_names)
+
+    def with_labels(self, names: tuple[str, ...]) -> "FeatureSet":
+        """The clips whose emotion is in ``names``, labelled by position in ``names``."""
+        keep = [i for i, u in enumerate(self.utterances) if u.emotion in names]
+        sub = self.subset(keep)
+        return FeatureSet(sub.images, sub.bounds, np.array([names.index(u.emotion) for u in sub.utterances], dtype=np.int64),
+                          sub.utterances, self.failed, tuple(names))
+
+
+#: how a training set's emotions become the model's: all of emovox's, those of any corpus, those of every one
+LABEL_SETS = ("all", "union", "intersection")
+
+
+def model_labels(utts: list[Utterance], mode: str) -> tuple[str, ...]:
+    """The model's emotions for training data ``utts`` (in emovox's order)."""
+    if mode not in LABEL_SETS:
+        raise ValueError(f"data.labels must be one of {', '.join(LABEL_SETS)}, not {mode!r}")
+    if mode == "all":
+        return EMOTIONS
+    per_corpus: dict[str, set[str]] = {}
+    for u in utts:
+        per_corpus.setdefault(u.corpus, set()).add(u.emotion)
+    sets = list(per_corpus.values()) or [set()]
+    chosen = set.union(*sets) if mode == "union" else set.intersection(*sets)
+    return tuple(e for e in EMOTIONS if e in chosen)
 
 
 def _stamp(utt: Utterance) -> str:
@@ -134,3 +160,30 @@ def _read_cache(path: Path, utts: list[Utterance], labels) -> FeatureSet:
     labels_arr = np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64)
     bounds = [tuple(b) for b in tensors["bounds"].tolist()]
     return FeatureSet(images, bounds, labels_arr, kept, failed)
+
+
+def load_waves(utts: list[Utterance], sample_rate: int, *, cache_dir: str | Path | None = None,
+               progress: bool = True) -> list[np.ndarray]:
+    """The decoded waveforms of ``utts`` (float32 at ``sample_rate``), for waveform augmentation.
+
+    Cached as 16-bit samples beside the feature images (half the memory of float32 on disk;
+    the quantisation is far below any augmentation's noise). ``utts`` must all decode: they
+    come from a :class:`FeatureSet`, which already left out the files that do not.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    h = hashlib.sha1(f"waves-v1-{sample_rate}".encode())
+    for u in utts:
+        h.update(_stamp(u).encode())
+    path = cache_dir / f"waves-{h.hexdigest()[:16]}.safetensors"
+    if path.is_file():
+        tensors = load_file(str(path))
+        lengths = tensors["lengths"].tolist()
+        return [w.numpy().astype(np.float32) / 32767.0 for w in torch.split(tensors["data"], lengths)]
+    waves = [audio.load(u.source(), sample_rate) for u in tqdm(utts, desc="waveforms", unit="clip", disable=not progress)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = torch.from_numpy(np.concatenate([np.round(np.clip(w, -1, 1) * 32767).astype(np.int16) for w in waves])
+                            if waves else np.zeros(0, np.int16))
+    tmp = path.with_suffix(".tmp")
+    save_file({"data": data, "lengths": torch.tensor([len(w) for w in waves], dtype=torch.int64)}, str(tmp))
+    tmp.replace(path)
+    return waves

@@ -35,19 +35,43 @@ PROTOCOL_NOTES = {
 
 
 def machine() -> str:
+    """CPU model, its vector extensions that matter for training speed, cores and torch version."""
     import os
 
     import torch
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{model} ({' '.join(vector) or 'no AVX2'}), {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
+            f"torch {torch.__version__}")
 
 
 def load_dataset(cfg: dict, *, progress: bool = True):
-    """The corpus of ``cfg`` and its feature images (cached)."""
+    """The corpora of ``cfg`` and their feature images (cached), labelled with the model's emotions.
+
+    ``data.corpus`` is a name or a list of ``NAME`` / ``NAME=DIR``; ``data.root`` is the folder of a
+    single named corpus; ``data.labels`` picks the model's emotions (:data:`LABEL_SETS`).
+    """
+    from .crosscorpus import load_corpora
+    from .data import model_labels
     from .trainer import pipeline_from
 
-    utts = open_corpus(cfg["data"]["corpus"], cfg["data"]["root"]).utterances()
-    return build_features(utts, pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    corpus = cfg["data"]["corpus"]
+    if isinstance(corpus, str):
+        utts = open_corpus(corpus, cfg["data"]["root"]).utterances()
+        data = build_features(utts, pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    else:
+        data = load_corpora(list(corpus), pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    names = model_labels(data.utterances, cfg["data"]["labels"])
+    return data if names == data.label_names else data.with_labels(names)
 
 
 def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
@@ -78,7 +102,7 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
         if not all_folds:
             raise ValueError(f"no fold named {', '.join(sorted(wanted))} in protocol {protocol!r}")
     rows = []
-    n_classes = len(EMOTIONS)
+    n_classes = len(data.label_names)
     total = np.zeros((n_classes, n_classes), dtype=np.int64)
     for fold in all_folds:
         run_dir = out / fold.name
@@ -96,7 +120,7 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
             pred = probs.argmax(1)
             calibration = held_out_calibration(logits, weights, owner, test.labels, float(classifier.temperature))
             cm = confusion(test.labels, pred, n_classes)
-            plot_confusion(cm, EMOTIONS, run_dir / "confusion_test.png", title=f"{fold.name} test")
+            plot_confusion(cm, data.label_names, run_dir / "confusion_test.png", title=f"{fold.name} test")
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
                    "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
                    "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
@@ -110,18 +134,18 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
         rows.append(row)
         if progress:
             print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}")
-    results = summarize(cfg, protocol, rows, total)
+    results = summarize(cfg, protocol, rows, total, data.label_names)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_table(results))
-    plot_confusion(total, EMOTIONS, out / "confusion.png", title=f"{protocol}: all folds")
+    plot_confusion(total, data.label_names, out / "confusion.png", title=f"{protocol}: all folds")
     return results
 
 
-def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray) -> dict:
+def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
     res = {"protocol": protocol, "protocol_note": PROTOCOL_NOTES[protocol],
            "features": cfg["preprocessing"]["features"]["kind"], "model": cfg["model"], "config": cfg,
            "machine": machine(), "folds": [{k: v for k, v in r.items() if k != "confusion"} for r in rows],
-           "confusion": total.tolist(), "labels": list(EMOTIONS)}
+           "confusion": total.tolist(), "labels": list(labels)}
     res.update(fold_means(rows, ("wa", "ua", "f1", "train_seconds")))
     if all("calibration" in r for r in rows):  # ECE on the test actors, T fitted on validation actors
         res.update(fold_means(rows, ("test_ece_before", "test_ece_after"), lambda r, k: r["calibration"][k]))

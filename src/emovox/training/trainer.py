@@ -25,20 +25,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
-from ..augment import mixup_from_config
 from ..config import save_config
 from ..features import FeatureExtractor
 from ..inference.engine import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
-from ..pipeline import ClipClassifier, Pipeline, random_window
+from ..pipeline import ClipClassifier, Pipeline
+from .batches import Batch, BatchMaker
 from .data import FeatureSet
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
 
 CHECKPOINT = "checkpoint.pt"
+#: ways to balance the classes: none, draw them equally often, or weight their losses
+BALANCE = ("none", "sampler", "loss")
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_ua", "val_f1", "lr", "seconds"]
 
 
@@ -65,45 +68,22 @@ def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
     return bundle
 
 
-def batch_iterator(fs: FeatureSet, clip: int, batch_size: int, seed: int, epoch: int, kind: str, augment=None,
-                   mixup=None):
-    """The batches of one epoch: shuffled clips, one random window of each (un-normalised dB
-    ``[batch, bins, clip]``) and their labels; with ``mixup``, ``(windows, y, y_partner, lam)``.
-    Derived from (seed, epoch) alone, so a resumed run sees exactly the batches an
-    uninterrupted one would."""
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(fs))
-    n_batches = max(1, len(fs) // batch_size)  # drop the ragged tail: BatchNorm needs >1 sample
-    for b in range(n_batches):
-        idx = order[b * batch_size:(b + 1) * batch_size]
-        windows = torch.stack([random_window(fs.images[i], *fs.bounds[i], clip, rng, kind) for i in idx])
-        if augment is not None:
-            windows = augment(windows, rng)
-        y = torch.from_numpy(fs.labels[idx])
-        yield mixup.mix(windows, y, rng) if mixup is not None else (windows, y)
-
-
-def endless_batches(fs: FeatureSet, clip: int, batch_size: int, seed: int, kind: str):
-    epoch = 10_000  # distinct from the training epochs' streams
-    while True:
-        yield from batch_iterator(fs, clip, batch_size, seed, epoch, kind)
-        epoch += 1
-
-
-def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool) -> Callable:
-    """One optimisation step ``(model, optimizer, (windows, y)) -> (loss, n_correct)``."""
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
+              class_weights: torch.Tensor | None = None) -> Callable:
+    """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
+    :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``."""
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def step(model, optimizer, batch):
-        windows, y = batch[:2]
-        x = extractor.finish(windows).contiguous(memory_format=fmt)  # the same per-window normalisation as inference
+        windows, y = batch[0], batch[1]
+        stats = batch.stats if isinstance(batch, Batch) else None
+        x = extractor.finish(windows, stats).contiguous(memory_format=fmt)  # the same normalisation as inference
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
-            if len(batch) == 4:  # mixup: the loss blended like the inputs
-                y2, lam = batch[2], batch[3]
-                loss = lam * loss + (1 - lam) * loss_fn(logits.float(), y2)
+            if isinstance(batch, Batch) and batch.y2 is not None:  # mixup: the loss blended like the inputs
+                loss = batch.lam * loss + (1 - batch.lam) * loss_fn(logits.float(), batch.y2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -122,19 +102,51 @@ def make_optimizer(tcfg: dict) -> Callable[[nn.Module], torch.optim.Optimizer]:
     return build
 
 
-def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True) -> RangeTest:
+def class_weights(fs: FeatureSet, balance: str, n_classes: int) -> torch.Tensor | None:
+    """``balance="loss"``: each class's loss weighted by the inverse of its share (mean 1)."""
+    if balance not in BALANCE:
+        raise ValueError(f"training.balance must be one of {', '.join(BALANCE)}, not {balance!r}")
+    if balance != "loss":
+        return None
+    counts = np.bincount(fs.labels, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def batch_maker(cfg: dict, train_set: FeatureSet, waves: list[np.ndarray] | None) -> BatchMaker:
+    """The training batches of ``cfg``: window and waveform augmentation, speaker references, balance."""
+    tcfg, acfg = cfg["training"], cfg["augment"]
+    wave_aug = chain_from_config(acfg.get("wave"), pool=waves, seed=cfg["seed"]) if acfg.get("wave") else None
+    return BatchMaker(train_set, pipeline_from(cfg), tcfg["batch_size"], cfg["seed"],
+                      augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
+                      wave_augment=wave_aug, speaker_p=float(tcfg["speaker_p"]), balance=tcfg["balance"])
+
+
+def training_waves(cfg: dict, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
+    """The training clips' waveforms when ``cfg`` augments waveforms, else None."""
+    if not cfg["augment"].get("wave"):
+        return None
+    from .data import load_waves
+
+    return load_waves(train_set.utterances, pipeline_from(cfg).sample_rate, cache_dir=cfg["data"]["cache_dir"],
+                      progress=progress)
+
+
+def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True,
+            waves: list[np.ndarray] | None = None) -> RangeTest:
     """Smith's LR range test on the training data of ``cfg``."""
     torch.manual_seed(cfg["seed"])
-    bundle = bundle_from(cfg)
+    bundle = bundle_from(cfg, train_set.label_names)
     tcfg, pipe = cfg["training"], pipeline_from(cfg)
     bf16 = tcfg["bf16"] and bf16_available()
     model = bundle.model.to(memory_format=torch.channels_last) if tcfg["channels_last"] else bundle.model
     model.train()
     lcfg = cfg["lr_find"]
-    step = make_step(pipe.extractor(), bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    step = make_step(pipe.extractor(), bf16, tcfg["label_smoothing"], tcfg["channels_last"],
+                     class_weights(train_set, tcfg["balance"], len(bundle.labels)))
     return lr_range_test(
         model, lambda m, o, b: step(m, o, b)[0],
-        endless_batches(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], pipe.features.kind),
+        batch_maker(cfg, train_set, waves).endless(),
         make_optimizer(tcfg), start_lr=lcfg["start_lr"], end_lr=lcfg["end_lr"], steps=lcfg["steps"],
         progress=progress,
     )
@@ -205,7 +217,7 @@ def train(
     if tcfg["select_on"] not in SELECTION_METRICS:
         raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg['select_on']!r}")
     torch.manual_seed(cfg["seed"])
-    bundle = bundle_from(cfg)
+    bundle = bundle_from(cfg, train_set.label_names)
     model = bundle.model
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
@@ -215,10 +227,11 @@ def train(
     epochs = int(tcfg["epochs"])
 
     state = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
+    waves = training_waves(cfg, train_set, progress)
     if state is not None:
         max_lr = state["max_lr"]
     elif tcfg["max_lr"] == "auto":
-        rt = find_lr(cfg, train_set, progress=progress)
+        rt = find_lr(cfg, train_set, progress=progress, waves=waves)
         plot_lr_find(rt.lrs, rt.losses, run_dir / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
         _write_json(run_dir / "lr_find.json", rt.to_dict())
         max_lr = rt.upper
@@ -242,9 +255,9 @@ def train(
         start_epoch = state["epoch"] + 1
 
     classifier = ClipClassifier(model, pipe)
-    augment = augment_from_config(cfg["augment"])
-    mixup = mixup_from_config(cfg["augment"])
-    step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"])
+    batches = batch_maker(cfg, train_set, waves)
+    step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"],
+                     class_weights(train_set, tcfg["balance"], len(bundle.labels)))
     n_classes = len(bundle.labels)
     select_on = tcfg["select_on"]
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
@@ -253,8 +266,7 @@ def train(
         t0 = time.perf_counter()
         model.train()
         losses, correct, seen = [], 0, 0
-        for batch in batch_iterator(train_set, pipe.clip_frames, tcfg["batch_size"], cfg["seed"], epoch,
-                                    pipe.features.kind, augment, mixup):
+        for batch in batches.epoch(epoch):
             loss, n_ok = step(model, optimizer, batch)
             scheduler.step()
             lr_trace.append(scheduler.get_last_lr()[0])

@@ -52,10 +52,14 @@ class Mixup:
             raise ValueError(f"mixup alpha must be positive, got {alpha}")
         self.alpha = alpha
 
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[float, torch.Tensor]:
+        """The blend weight and each sample's partner for a batch of ``n``."""
+        lam = float(rng.beta(self.alpha, self.alpha))
+        return lam, torch.from_numpy(rng.permutation(n))
+
     def mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         """``(x, y)`` → ``(mixed x, y, y of the partners, lam)``."""
-        lam = float(rng.beta(self.alpha, self.alpha))
-        perm = torch.from_numpy(rng.permutation(len(x)))
+        lam, perm = self.draw(len(x), rng)
         return lam * x + (1.0 - lam) * x[perm], y, y[perm], lam
 
 
@@ -78,10 +82,10 @@ AUGMENTATIONS = {"spec_augment": SpecAugment}
 
 def from_config(cfg: dict) -> Compose | None:
     """``{"spec_augment": {...}}`` (``None`` entries off) → a Compose, or None if nothing is on."""
-    unknown = set(cfg) - set(AUGMENTATIONS) - {"mixup"}
+    unknown = set(cfg) - set(AUGMENTATIONS) - {"mixup", "wave"}
     if unknown:
         raise ValueError(f"unknown augmentation {', '.join(sorted(unknown))}; expected "
-                         f"{', '.join(sorted([*AUGMENTATIONS, 'mixup']))}")
+                         f"{', '.join(sorted([*AUGMENTATIONS, 'mixup', 'wave']))}")
     chosen = [AUGMENTATIONS[name](**(opts or {})) for name, opts in cfg.items()
               if opts is not None and name in AUGMENTATIONS]
     return Compose(chosen) if chosen else None

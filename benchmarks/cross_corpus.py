@@ -1,0 +1,88 @@
+"""Cross-corpus figures: train on RAVDESS speech (validation actors from it), test on SAVEE.
+
+Usage::
+
+    python benchmarks/cross_corpus.py NAME CONFIG [key=value ...] [--train ravdess] [--test savee]
+    python benchmarks/cross_corpus.py --model DIR NAME      # an existing model folder (e.g. the bundled one)
+
+One training (reused when the run folder already holds it), then the test corpus twice: all its
+clips, and EmoBox's balanced 4-emotion list when the test corpus is SAVEE. Each with the per-clip
+and (``bins`` models) the speaker-adaptive protocol, and the two readings (the model's own answer;
+the argmax over the test emotions). SAVEE is the development corpus: these are development figures.
+Writes ``benchmarks/results/cross/NAME.json``; the run is in ``runs/bench/cross/NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAVEE_LIST = ROOT.parent / "shared" / "data" / "savee" / "emobox-track2-savee-4class.csv"
+
+
+def evaluate_model(bundle, test_spec: str, cache_dir=None) -> dict:
+    from emovox.training.crosscorpus import corpus_root, evaluate_test_set, load_corpora, parse_spec, read_test_list
+
+    test = load_corpora([test_spec], bundle.pipeline, cache_dir=cache_dir, progress=False)
+    out = {"all": evaluate_test_set(bundle, test)}
+    name, root = parse_spec(test_spec)
+    if name == "savee" and SAVEE_LIST.is_file():
+        out["emobox-4"] = evaluate_test_set(bundle, test.subset(read_test_list(SAVEE_LIST, test, corpus_root(name, root))))
+    return out
+
+
+def summary(res: dict) -> str:
+    lines = []
+    for subset, r in res.items():
+        for protocol in ("per-clip", "speaker-adaptive"):
+            if protocol in r:
+                own, rest = r[protocol]["own"], r[protocol]["restricted"]
+                lines.append(f"{subset:9s} {protocol:17s} own WA {100 * own['wa']:5.1f} UA {100 * own['ua']:5.1f} | "
+                             f"restricted WA {100 * rest['wa']:5.1f} UA {100 * rest['ua']:5.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("config", nargs="?")
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--model", help="evaluate this model folder instead of training one")
+    ap.add_argument("--train", action="append", help="training corpus (repeatable; default ravdess)")
+    ap.add_argument("--test", default="savee")
+    args = ap.parse_args(argv)
+    import torch
+
+    from emovox.config import load_config
+    from emovox.models.folder import load_bundle
+    from emovox.training.crosscorpus import cross_corpus
+    from emovox.training.evaluate import machine
+
+    if args.model:
+        torch.set_num_threads(1)
+        bundle, cfg, train = load_bundle(args.model), None, None
+    else:
+        cfg = load_config(args.config, args.overrides)
+        torch.set_num_threads(cfg["threads"])
+        train = args.train or ["ravdess"]
+        run = ROOT / "runs" / "bench" / "cross" / args.name
+        cross_corpus(cfg, train, args.test, run)
+        bundle = load_bundle(run / "train" / "best")
+    res = evaluate_model(bundle, args.test, cfg["data"]["cache_dir"] if cfg else None)
+    doc = {"name": args.name, "protocol": "cross-corpus (development: SAVEE)", "train": train, "test": args.test,
+           "model": args.model, "config": cfg, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
+           "machine": machine(), "seed": cfg["seed"] if cfg else None,
+           "validation": bundle.extra.get("validation", {}), **res}
+    out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(summary(res))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

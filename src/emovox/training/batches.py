@@ -1,0 +1,196 @@
+"""Training batches: one random window per clip, with its normalisation reference.
+
+Two sources, one output. Without waveform augmentation the windows are cut from the cached dB
+images. With it, each clip's voiced audio (± the margin) is augmented as a waveform and
+featurised by the same extractor the model uses, so the augmented image is exactly what
+prediction would compute for that audio. Every draw comes from a generator seeded by
+``(seed, epoch)``: a resumed run sees the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+from ..features import FeatureExtractor, Stats
+from ..pipeline import Pipeline, random_window
+from .data import FeatureSet
+
+
+class Batch(NamedTuple):
+    """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics,
+    and for mixup the partners' labels and the blend weight."""
+
+    windows: torch.Tensor
+    y: torch.Tensor
+    stats: Stats
+    y2: torch.Tensor | None = None
+    lam: float | None = None
+
+
+def speaker_stats(fs: FeatureSet) -> dict[str, Stats]:
+    """Each speaker's reference (their clips' voiced frames pooled), keyed like
+    :func:`speaker_of`. Uses only audio, never labels: a test speaker's can be computed too."""
+    groups: dict[str, list[int]] = {}
+    for i, u in enumerate(fs.utterances):
+        groups.setdefault(speaker_of(u), []).append(i)
+    return {s: Stats.pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
+
+
+def speaker_of(utt) -> str:
+    """A speaker id unique across corpora."""
+    return f"{utt.corpus}:{utt.speaker}"
+
+
+def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.ndarray:
+    """This epoch's clip order: a permutation, or (``balance="sampler"``) as many draws with
+    replacement, each class equally likely."""
+    if balance != "sampler":
+        return rng.permutation(len(fs))
+    counts = np.bincount(fs.labels)
+    p = 1.0 / counts[fs.labels]
+    return rng.choice(len(fs), size=len(fs), replace=True, p=p / p.sum())
+
+
+class BatchMaker:
+    """Builds the batches of an epoch for one training set.
+
+    Parameters
+    ----------
+    fs : the training clips (cached dB images and voiced bounds).
+    pipeline : the model's preprocessing.
+    batch_size : clips per batch (the ragged tail is dropped: BatchNorm needs > 1 sample).
+    seed : run seed.
+    augment : window augmentation ``(windows, rng) -> windows`` (SpecAugment), or None.
+    mixup : a :class:`emovox.augment.Mixup`, or None.
+    waves : each clip's waveform at the working rate, needed by ``wave_augment``.
+    wave_augment : waveform augmentation ``(wave, rng) -> wave``, or None.
+    speaker_p : probability that a clip is normalised with its speaker's statistics instead of
+        its own (``"bins"`` normalisation only): trains one model for both protocols.
+    balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
+    """
+
+    def __init__(self, fs: FeatureSet, pipeline: Pipeline, batch_size: int, seed: int, *, augment=None,
+                 mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
+                 balance: str = "none") -> None:
+        if wave_augment is not None and waves is None:
+            raise ValueError("waveform augmentation needs the clips' waveforms")
+        self.fs, self.pipeline, self.batch_size, self.seed = fs, pipeline, batch_size, seed
+        self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
+        self.speaker_p, self.balance = speaker_p, balance
+        self.extractor = FeatureExtractor(pipeline.features)
+        self.bins_mode = pipeline.features.normalize == "bins"
+        self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
+        self.own = [Stats.of(img, *b) for img, b in zip(fs.images, fs.bounds)] if self.speakers else []
+
+    def __len__(self) -> int:
+        return max(1, len(self.fs) // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """The batches of ``epoch``. With waveform augmentation they are made one batch ahead in a
+        background thread (decoding-side work that numpy, soxr and PyAV run outside the GIL), so
+        the augmentation overlaps the training step; the order and content stay the same."""
+        if self.wave_augment is None:
+            yield from self._make(epoch)
+            return
+        yield from _prefetch(self._make(epoch), depth=2)
+
+    def _make(self, epoch: int) -> Iterator[Batch]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = class_order(self.fs, rng, self.balance)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            windows, means, stds = [], [], []
+            for i in idx:
+                w, ref = self._window(int(i), rng)
+                windows.append(w)
+                means.append(ref.mean)
+                stds.append(ref.std)
+            windows = torch.stack(windows)
+            if self.augment is not None:
+                windows = self.augment(windows, rng)
+            y = torch.from_numpy(self.fs.labels[idx])
+            stats = Stats(torch.stack(means), torch.stack(stds))
+            if self.mixup is not None:  # windows and references blended alike, as dB
+                lam, perm = self.mixup.draw(len(windows), rng)
+                mixed = lam * windows + (1.0 - lam) * windows[perm]
+                stats = Stats(lam * stats.mean + (1 - lam) * stats.mean[perm], lam * stats.std + (1 - lam) * stats.std[perm])
+                yield Batch(mixed, y, stats, y[perm], lam)
+            else:
+                yield Batch(windows, y, stats)
+
+    def endless(self, start: int = 10_000) -> Iterator[Batch]:
+        """Batches forever (the LR range test), from epochs distinct from training's."""
+        epoch = start
+        while True:
+            yield from self.epoch(epoch)
+            epoch += 1
+
+    def _window(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, Stats]:
+        clip, kind = self.pipeline.clip_frames, self.pipeline.features.kind
+        if self.wave_augment is None:
+            db, (first, end) = self.fs.images[i], self.fs.bounds[i]
+            own = Stats.of(db, first, end)
+        else:
+            db = self._augmented_image(i, rng)
+            first, end = 0, db.shape[-1]
+            own = Stats.of(db)
+        window = random_window(db, first, end, clip, rng, kind)
+        if self.speakers and rng.random() < self.speaker_p:
+            spk, clean = self.speakers[speaker_of(self.fs.utterances[i])], self.own[i]
+            # the speaker's reference moved by what augmentation did to this clip, as if the
+            # whole session had gone through the same room and microphone
+            own = Stats(spk.mean + own.mean - clean.mean, spk.std * own.std / clean.std.clamp_min(1e-5))
+        return window, own
+
+    def _augmented_image(self, i: int, rng: np.random.Generator) -> torch.Tensor:
+        hop = self.pipeline.features.hop_length
+        first, end = self.fs.bounds[i]
+        wave = self.waves[i][first * hop:end * hop]
+        wave = self.wave_augment(wave, rng)
+        with torch.no_grad():
+            db, _ = self.extractor.analyse(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None])
+        return db[0]
+
+
+def _prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+    """Run ``batches`` in a thread, ``depth`` items ahead; errors surface in the consumer."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                for b in batches:
+                    while not stop.is_set():
+                        try:
+                            q.put(b, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+        except BaseException as err:  # handed to the consumer
+            q.put(err)
+            return
+        q.put(done)
+
+    thread = threading.Thread(target=work, name="emovox-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -1,0 +1,201 @@
+"""Cross-corpus evaluation: train on some corpora, test on another, on the emotions both have.
+
+Model selection uses validation speakers of the training corpora only; the test corpus is read
+once. Scores are reported two ways (EmoBox's cross-corpus track reads the second):
+
+* ``own``: the model's answer over all its emotions (an answer the test corpus lacks, like
+  RAVDESS's calm on SAVEE, counts as wrong);
+* ``restricted``: the argmax over the emotions of the test set only.
+
+Each way is given per clip (the clip alone) and, when the model normalises with reference
+statistics (``features.normalize: bins``), speaker-adaptive (each test speaker's statistics
+from all their clips' audio, no labels): a protocol of its own, reported beside the other.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..corpora import default_root, open_corpus
+from ..labels import EMOTIONS
+from .data import FeatureSet, build_features
+from .metrics import confusion, scores
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"savee=/data/SAVEE"`` → ``("savee", "/data/SAVEE")``; ``"ravdess"`` → ``("ravdess", None)``."""
+    name, _, root = spec.partition("=")
+    if not name:
+        raise ValueError(f"corpus {spec!r}: expected NAME or NAME=DIR")
+    return name.strip(), (root.strip() or None)
+
+
+def corpus_root(name: str, root: str | None) -> Path:
+    where = root or default_root(name)
+    if where is None:
+        raise FileNotFoundError(f"no folder for corpus {name!r}: give it as {name}=DIR")
+    return Path(where)
+
+
+def load_corpora(specs: list[str], pipeline, *, cache_dir=None, progress: bool = True) -> FeatureSet:
+    """The feature images of every utterance of the named corpora (``NAME`` or ``NAME=DIR``)."""
+    utts = []
+    for spec in specs:
+        name, root = parse_spec(spec)
+        utts += open_corpus(name, corpus_root(name, root)).utterances()
+    keys = [u.key for u in utts]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"corpora {specs} list some utterances twice")
+    return build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
+
+
+def read_test_list(path: str | Path, fs: FeatureSet, root: Path) -> list[int]:
+    """Indices of the clips of ``fs`` named by a CSV list with a ``file`` (or ``path``) column,
+    relative to the corpus ``root`` (the extension may differ: ``.wav`` lists match ``.flac`` files)."""
+    def stem(p: str) -> str:
+        return str(Path(p).with_suffix("")).replace("\\", "/")
+
+    index = {}
+    for i, u in enumerate(fs.utterances):
+        rel = Path(u.path)
+        if u.archive is None:
+            try:
+                rel = rel.resolve().relative_to(root.resolve())
+            except ValueError:
+                pass
+        index[stem(str(rel))] = i
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: an empty test list")
+    column = "file" if "file" in rows[0] else "path" if "path" in rows[0] else None
+    if column is None:
+        raise ValueError(f"{path}: a test list needs a 'file' or 'path' column")
+    missing = [r[column] for r in rows if stem(r[column]) not in index]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} listed files are not in the test corpus (e.g. {missing[0]})")
+    return sorted(index[stem(r[column])] for r in rows)
+
+
+def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ...]) -> dict:
+    """WA/UA/F1, per-class recall and confusion, ``own`` and ``restricted``.
+
+    ``truth`` indexes ``model_labels``; the test emotions are those present in ``truth``.
+    """
+    present = sorted(set(truth.tolist()))
+    names = [model_labels[i] for i in present]
+    out = {"test_labels": names}
+    own = probs.argmax(1)
+    restricted = np.asarray(present)[probs[:, present].argmax(1)]
+    for way, pred in (("own", own), ("restricted", restricted)):
+        s = scores(truth, pred, len(model_labels))
+        cm = confusion(truth, pred, len(model_labels))
+        s["recall"] = {model_labels[c]: float((pred[truth == c] == c).mean()) for c in present}
+        s["confusion"] = cm[present].tolist() if way == "own" else cm[np.ix_(present, present)].tolist()
+        s["predicted"] = {model_labels[c]: int((pred == c).sum()) for c in range(len(model_labels))}
+        out[way] = s
+    return out
+
+
+def test_predictions(bundle, test: FeatureSet) -> dict[str, np.ndarray]:
+    """Per-clip probabilities, and speaker-adaptive ones for ``bins`` models."""
+    from ..inference.engine import predict_clips
+    from ..pipeline import ClipClassifier
+    from .batches import speaker_of, speaker_stats
+
+    classifier = ClipClassifier.from_bundle(bundle)
+    out = {"per-clip": predict_clips(classifier, test.images, test.bounds)}
+    if bundle.pipeline.features.normalize == "bins":
+        refs = speaker_stats(test)
+        out["speaker-adaptive"] = predict_clips(classifier, test.images, test.bounds,
+                                                speakers=[refs[speaker_of(u)] for u in test.utterances])
+    return out
+
+
+def evaluate_test_set(bundle, test: FeatureSet) -> dict:
+    """Every score of ``bundle`` on ``test`` (clips whose emotion the model lacks are left out)."""
+    labels = tuple(bundle.labels)
+    keep = [i for i, u in enumerate(test.utterances) if u.emotion in labels]
+    dropped = sorted({u.emotion for u in test.utterances if u.emotion not in labels})
+    test = test.subset(keep)
+    truth = np.array([labels.index(u.emotion) for u in test.utterances])
+    res = {"n_test": len(test), "dropped_emotions": dropped,
+           "intersection": [e for e in labels if e in {u.emotion for u in test.utterances}]}
+    for protocol, probs in test_predictions(bundle, test).items():
+        res[protocol] = score_ways(probs, truth, labels)
+    return res
+
+
+def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str | Path, *,
+                 test_list: str | None = None, progress: bool = True) -> dict:
+    """Train on ``train_specs`` (validation speakers drawn from them), test on ``test_spec``;
+    write ``results.json`` and ``results.md`` to ``out_dir`` (a finished training is reused)."""
+    from ..config import save_config
+    from ..models.folder import load_bundle
+    from ..splits import no_test_fold
+    from .trainer import CHECKPOINT, pipeline_from, train
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = pipeline_from(cfg)
+    data = load_corpora(train_specs, pipeline, cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    run_dir = out / "train"
+    t0 = time.perf_counter()
+    if (run_dir / "best" / "config.json").exists() and (run_dir / "report.md").exists():
+        bundle = load_bundle(run_dir / "best")
+    else:
+        fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"])
+        result = train(cfg, run_dir, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
+                       resume=(run_dir / CHECKPOINT).exists(), progress=progress,
+                       provenance={"protocol": "cross-corpus", "train": train_specs})
+        bundle = result.best
+    save_config(cfg, out / "config.yaml")
+    name, root = parse_spec(test_spec)
+    test = load_corpora([test_spec], pipeline, cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    if test_list:
+        test = test.subset(read_test_list(test_list, test, corpus_root(name, root)))
+    res = {"protocol": "cross-corpus", "train": train_specs, "test": test_spec, "test_list": test_list,
+           "config": cfg, "model_labels": list(bundle.labels), **evaluate_test_set(bundle, test),
+           "validation": bundle.extra.get("validation", {}), "seconds": time.perf_counter() - t0}
+    from .evaluate import machine
+
+    res["machine"] = machine()
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / "results.md").write_text(results_table(res))
+    return res
+
+
+def results_table(res: dict) -> str:
+    """Markdown: one row per protocol and way, then the per-class recall."""
+    lines = [f"# cross-corpus: {' + '.join(res['train'])} → {res['test']}"
+             + (f" (list {Path(res['test_list']).name})" if res.get("test_list") else ""), "",
+             f"Emotions both have: {', '.join(res['intersection'])}"
+             + (f"; test emotions the model lacks (left out): {', '.join(res['dropped_emotions'])}"
+                if res["dropped_emotions"] else ""), "",
+             "| protocol | answer | WA % | UA % | macro-F1 % | recall per emotion |", "|---|---|---|---|---|---|"]
+    for protocol in ("per-clip", "speaker-adaptive"):
+        if protocol not in res:
+            continue
+        for way, label in (("own", "model's own (all its emotions)"), ("restricted", "argmax over the test emotions")):
+            s = res[protocol][way]
+            recall = " ".join(f"{k} {100 * v:.0f}" for k, v in s["recall"].items())
+            lines.append(f"| {protocol} | {label} | {100 * s['wa']:.1f} | {100 * s['ua']:.1f} | {100 * s['f1']:.1f} "
+                         f"| {recall} |")
+    lines += ["", f"{res['n_test']} test clips. Machine: {res['machine']}", ""]
+    return "\n".join(lines)
+
+
+def leave_one_corpus_out(cfg: dict, specs: list[str], out_dir: str | Path, *, progress: bool = True) -> list[dict]:
+    """Each corpus of ``specs`` tested once, with a model trained on all the others."""
+    if len(specs) < 2:
+        raise ValueError("leave-one-corpus-out needs at least two corpora")
+    results = []
+    for held in specs:
+        rest = [s for s in specs if s != held]
+        results.append(cross_corpus(cfg, rest, held, Path(out_dir) / parse_spec(held)[0], progress=progress))
+    return results
