@@ -116,8 +116,12 @@ class Manifest(Corpus):
                 self.skip(where, f"no such file: {file}")
                 continue
             name = Path(path).with_suffix("").as_posix()
-            self._keep(found, Utterance(path=str(file), emotion=emotion, speaker=speaker or name, gender=gender,
-                                        corpus="manifest", name=name, speaker_known=bool(speaker)))
+            utt = Utterance(path=str(file), emotion=emotion, speaker=speaker or name, gender=gender, corpus="manifest",
+                            name=name, speaker_known=bool(speaker))
+            if utt.key in found:  # named by its line, not by the path as _keep would
+                self.skip(where, f"a second copy of {found[utt.key].path}")
+                continue
+            found[utt.key] = utt
         if not found:
             raise self._nothing_found("usable")
         # a speaker's gender given on one row holds for its rows that left it empty
