@@ -190,7 +190,7 @@ def format_table(report: CheckReport, examples: int = 10) -> str:
             by_reason[reason].append(where)
         for reason, wheres in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
             lines.append(f"  {reason}: {len(wheres)}")
-            lines += [f"    {w}" for w in wheres[:examples]] + ([f"    ..."] if len(wheres) > examples else [])
+            lines += [f"    {w}" for w in wheres[:examples]] + (["    ..."] if len(wheres) > examples else [])
     lines += ["", f"unreadable: {len(report.unreadable)}"] + [f"  {w}: {r}" for w, r in report.unreadable]
     lines += ["", f"identical audio: {len(report.duplicates)} groups"] + ["  " + "  =  ".join(g) for g in report.duplicates]
     return "\n".join(lines)
