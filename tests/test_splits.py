@@ -1,4 +1,5 @@
-"""Split protocols on the real RAVDESS listing (no audio decoding)."""
+"""Split protocols on the real RAVDESS listing (no audio decoding), and on synthetic listings
+of several corpora, with and without speaker ids."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from emovox.corpora import Ravdess
+from emovox.corpora import Ravdess, Utterance
+from emovox.labels import EMOTIONS
 from emovox.splits import (EMOBOX_RAVDESS_FOLDS, Fold, emobox_folds, loso_folds, make_folds, random_split,
-                           validation_speakers)
+                           no_test_fold, validation_speakers)
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
-pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason=f"RAVDESS not found at {ROOT}")
+
+
+def _ravdess(channels):
+    if not ROOT.is_dir():
+        pytest.skip(f"RAVDESS not found at {ROOT}")
+    return Ravdess(ROOT, channels=channels).utterances()
 
 
 @pytest.fixture(scope="module")
 def speech():
-    return Ravdess(ROOT).utterances()
+    return _ravdess(("speech",))
 
 
 @pytest.fixture(scope="module")
 def both():
-    return Ravdess(ROOT, channels=("speech", "song")).utterances()
+    return _ravdess(("speech", "song"))
 
 
 def check_speaker_folds(folds: list[Fold], utts, test_corpora=None):
@@ -141,3 +148,66 @@ def test_no_test_fold_trains_on_all_but_validation_speakers(speech):
     assert {speech[i].speaker for i in fold.val} == set(fold.val_speakers)
     assert not {speech[i].speaker for i in fold.train} & set(fold.val_speakers)
     assert no_test_fold(speech, n_val_speakers=0).val == ()
+
+
+def _listing(corpus: str, speakers: dict[str, str], per_speaker: int = 4, known: bool = True) -> list[Utterance]:
+    """``per_speaker`` utterances of each speaker (``{id: gender}``), emotions cycling."""
+    return [Utterance(path=f"{corpus}/{s}_{k}.wav", emotion=EMOTIONS[k % 4], speaker=s if known else f"{s}_{k}",
+                      gender=g, corpus=corpus, speaker_known=known)
+            for s, g in speakers.items() for k in range(per_speaker)]
+
+
+def test_speakers_are_qualified_by_corpus():
+    # both corpora have speakers 01..04: eight people, not four
+    a = _listing("a", {"01": "male", "02": "female", "03": "male", "04": "female"})
+    b = _listing("b", {"01": "unknown", "02": "unknown", "03": "female", "04": "male"})
+    utts = a + b
+    folds = loso_folds(utts, n_val_speakers=2, seed=0)
+    assert [f.name for f in folds] == [f"loso-{c}-0{k}" for c in "ab" for k in range(1, 5)]
+    fold = folds[0]
+    assert fold.test_speakers == ("a/01",) and fold.speaker_disjoint
+    assert {utts[i].speaker_id for i in fold.test} == {"a/01"}
+    assert any(utts[i].speaker_id == "b/01" for i in fold.train + fold.val)  # b's 01 is someone else
+    check_speaker_folds(folds, [_Qualified(u) for u in utts])
+    # testing on a only: b's speakers all train, and a's validation pair is one man, one woman
+    for f in loso_folds(utts, n_val_speakers=2, seed=1, test_corpora={"a"}):
+        assert {utts[i].corpus for i in f.val + f.test} == {"a"}
+        assert {utts[i].speaker_id for i in f.train if utts[i].corpus == "b"} == {f"b/0{k}" for k in range(1, 5)}
+        assert sorted(utts[i].gender for i in f.val[::4]) == ["female", "male"]
+
+
+class _Qualified:
+    """An utterance whose ``speaker`` is its ``speaker_id``, for check_speaker_folds."""
+
+    def __init__(self, u):
+        self.speaker, self.corpus = u.speaker_id, u.corpus
+
+
+def test_validation_with_unknown_genders():
+    genders = {**{f"m{k}": "male" for k in range(3)}, **{f"f{k}": "female" for k in range(3)},
+               **{f"u{k}": "unknown" for k in range(4)}}
+    for seed in range(5):
+        chosen = validation_speakers(genders, 5, seed, genders)
+        picked = Counter(genders[s] for s in chosen)
+        assert picked["unknown"] == 2 and abs(picked["male"] - picked["female"]) <= 1  # 4 of 10: 2 of 5
+        assert chosen == validation_speakers(sorted(genders, reverse=True), 5, seed, genders)
+    only_unknown = {f"u{k}": "unknown" for k in range(5)}
+    assert len(validation_speakers(only_unknown, 3, 0, only_unknown)) == 3
+
+
+def test_unknown_speakers_are_not_speaker_disjoint():
+    mine = _listing("folder", {f"x{k}": "unknown" for k in range(10)}, per_speaker=2, known=False)
+    assert len({u.speaker_id for u in mine}) == 20  # each file its own speaker
+    (rf,) = random_split(mine, seed=0)
+    assert not rf.speaker_disjoint
+    folds = loso_folds(mine, n_val_speakers=2)
+    assert len(folds) == 20 and not any(f.speaker_disjoint for f in folds)
+    # trained on beside a corpus with speakers, tested on that corpus: still disjoint
+    savee = _listing("savee", {s: "male" for s in ("DC", "JE", "JK", "KL")})
+    utts = savee + mine
+    folds = loso_folds(utts, n_val_speakers=1, test_corpora={"savee"})
+    assert [f.name for f in folds] == ["loso-savee-DC", "loso-savee-JE", "loso-savee-JK", "loso-savee-KL"]
+    assert all(f.speaker_disjoint for f in folds)
+    assert all(set(range(16, 36)) <= set(f.train) for f in folds)
+    assert not no_test_fold(utts, n_val_speakers=2, test_corpora={"folder"}).speaker_disjoint
+    assert no_test_fold(savee, n_val_speakers=1).speaker_disjoint

@@ -249,6 +249,14 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_data_check(args) -> int:
+    from .corpora.check import check_corpus, format_table
+
+    report = check_corpus(args.corpus, args.dir, workers=args.workers, progress=not args.quiet)
+    print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else format_table(report))
+    return 0 if report.ok else 1
+
+
 def _config(args) -> dict:
     from .config import load_config
 
@@ -438,6 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("clip")
     sp.add_argument("-o", "--output", required=True, help="PNG to write")
     sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("data", help="inspect a corpus before training on it")
+    data_sub = sp.add_subparsers(dest="data_command", required=True)
+    sp = data_sub.add_parser("check", help="counts, durations, formats, unreadable files and identical audio")
+    sp.add_argument("dir", help="the corpus folder or zip (--corpus manifest: the manifest file)")
+    sp.add_argument("--corpus", required=True,
+                    help="reader: ravdess, ravdess-song, savee, tess, crema-d, emodb, folder, manifest")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.add_argument("--workers", type=int, default=2, help="threads decoding files")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_data_check)
 
     def config_opts(sp):
         sp.add_argument("--config", help="YAML recipe (configs/*.yaml); defaults otherwise")

@@ -28,3 +28,16 @@ def index_of(emotion: str, labels: tuple[str, ...] = EMOTIONS) -> int:
 def probabilities(probs: np.ndarray, labels: tuple[str, ...] = EMOTIONS) -> dict[str, float]:
     """Map a probability vector to ``{emotion: probability}`` in label order."""
     return {name: float(p) for name, p in zip(labels, probs)}
+
+
+#: Common label names (lower case) → emovox emotions, for folder trees and manifests.
+SYNONYMS: dict[str, str] = {
+    **{e: e for e in EMOTIONS},
+    "anger": "angry", "happiness": "happy", "joy": "happy", "sadness": "sad", "fear": "fearful",
+    "afraid": "fearful", "surprise": "surprised", "disgusted": "disgust",
+}
+
+
+def from_synonym(label: str) -> str | None:
+    """The emovox emotion a label names (any case, see :data:`SYNONYMS`), or ``None``."""
+    return SYNONYMS.get(label.strip().lower())

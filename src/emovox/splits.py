@@ -8,10 +8,17 @@ Three protocols:
 * ``"random"``: one file-level split stratified by emotion (speakers shared between
   train and test: optimistic, for comparison with papers that report it).
 
-For the speaker protocols, validation speakers are drawn (seeded, gender-balanced) from
-the training speakers, so no speaker is in two of train/val/test. ``test_corpora``
-restricts val and test to some corpora (e.g. ``{"ravdess-speech"}``): utterances of other
-corpora go to train if their speaker trains, and are dropped otherwise.
+For the speaker protocols, validation speakers are drawn (seeded, gender-balanced where
+genders are known) from the training speakers, so no speaker is in two of train/val/test.
+``test_corpora`` restricts val and test to some corpora (e.g. ``{"ravdess-speech"}``):
+utterances of other corpora go to train if their speaker trains, and are dropped otherwise.
+
+Speakers are grouped by :attr:`~emovox.corpora.Utterance.speaker_id`, the speaker qualified by
+its corpus (its ``speaker_scope``): SAVEE's and another corpus's speaker ``"01"`` are two
+people, RAVDESS speech and song actor ``"01"`` one. Folds name speakers bare (``"01"``) when
+all utterances share one scope, else qualified (``"savee/DC"``). A file whose corpus gave no
+speaker (``speaker_known=False``) is its own speaker; a fold where such a file could share a
+speaker with another part says so with ``speaker_disjoint=False``.
 """
 
 from __future__ import annotations
@@ -51,6 +58,12 @@ class Fold:
         The held-out speakers (random protocol: the speakers present in ``test``).
     val_speakers : tuple of str
         The validation speakers; empty for the random protocol.
+    speaker_disjoint : bool
+        Whether train, val and test are known to share no speaker. ``False`` for the random
+        protocol, and for a speaker protocol when a file without a speaker id (a folder tree, a
+        manifest without speakers: each file is then its own speaker) is in one part while
+        another part holds files of the same corpus: they may be the same person, and figures
+        from such a fold are not speaker-independent.
     """
 
     name: str
@@ -59,6 +72,7 @@ class Fold:
     test: tuple[int, ...]
     test_speakers: tuple[str, ...]
     val_speakers: tuple[str, ...]
+    speaker_disjoint: bool = True
 
 
 def validation_speakers(train_speakers: Collection[str], n: int, seed: int,
@@ -74,8 +88,10 @@ def validation_speakers(train_speakers: Collection[str], n: int, seed: int,
     seed : int
         Seed of the choice.
     genders : dict, optional
-        ``{speaker: "male" | "female"}``; if given, take ``n // 2`` of each gender (the odd one,
-        or any shortfall, from the larger remaining group; ties go to female/male by seed).
+        ``{speaker: "male" | "female" | "unknown"}``; if given, take ``n // 2`` of each known
+        gender (the odd one, or any shortfall, from the larger remaining group; ties go to
+        female/male by seed). Speakers of unknown gender get their share of ``n`` (rounded; at
+        least what the known ones cannot fill), drawn at random, and the rest is balanced.
 
     Returns
     -------
@@ -91,6 +107,17 @@ def validation_speakers(train_speakers: Collection[str], n: int, seed: int,
     missing = [s for s in pool if s not in genders]
     if missing:
         raise ValueError(f"no gender for speakers {missing}")
+    unknown = [s for s in pool if genders[s] not in ("male", "female")]
+    if not unknown:
+        return tuple(sorted(_balanced(pool, n, rng, genders)))
+    known = [s for s in pool if s not in set(unknown)]
+    n_unknown = min(len(unknown), max(round(n * len(unknown) / len(pool)), n - len(known)))
+    chosen = _balanced(known, n - n_unknown, rng, genders) + rng.permutation(unknown)[:n_unknown].tolist()
+    return tuple(sorted(chosen))
+
+
+def _balanced(pool: list[str], n: int, rng: np.random.Generator, genders: dict[str, str]) -> list[str]:
+    """``n`` of ``pool`` (male/female speakers), as even between the genders as the pool allows."""
     groups = [rng.permutation([s for s in pool if genders[s] == g]).tolist() for g in ("male", "female")]
     chosen: list[str] = []
     turn = int(rng.integers(2))
@@ -102,7 +129,7 @@ def validation_speakers(train_speakers: Collection[str], n: int, seed: int,
         best = min(options, key=lambda i: (taken[i], -left[i], i != turn))
         chosen.append(groups[best].pop(0))
         turn = 1 - turn
-    return tuple(sorted(chosen))
+    return chosen
 
 
 def _test_corpora(utts: Sequence[Utterance], test_corpora: Collection[str] | str | None) -> set[str]:
@@ -118,30 +145,51 @@ def _test_corpora(utts: Sequence[Utterance], test_corpora: Collection[str] | str
 
 
 def _genders(utts: Sequence[Utterance]) -> dict[str, str]:
+    """``{speaker_id: gender}``; "unknown" on some rows yields to a gender given on others."""
     genders: dict[str, str] = {}
     for u in utts:
-        if genders.setdefault(u.speaker, u.gender) != u.gender:
-            raise ValueError(f"speaker {u.speaker} has utterances of both genders (e.g. {u.path})")
+        said = genders.setdefault(u.speaker_id, u.gender)
+        if said == "unknown":
+            genders[u.speaker_id] = u.gender
+        elif u.gender not in ("unknown", said):
+            raise ValueError(f"speaker {u.speaker_id} has utterances of both genders (e.g. {u.path})")
     return genders
+
+
+def _namer(utts: Sequence[Utterance]):
+    """How folds name a speaker id: bare when every utterance shares one scope, else qualified."""
+    if len({u.speaker_id.split("/", 1)[0] for u in utts}) == 1:
+        return lambda sid: sid.split("/", 1)[1]
+    return lambda sid: sid
+
+
+def _disjoint(utts: Sequence[Utterance], parts: Sequence[Sequence[int]]) -> bool:
+    """False if a file without a speaker id is in one part and its scope has files in another."""
+    scopes = [{utts[i].speaker_id.split("/", 1)[0] for i in part} for part in parts]
+    blind = [{utts[i].speaker_id.split("/", 1)[0] for i in part if not utts[i].speaker_known} for part in parts]
+    return not any(blind[a] & scopes[b] for a in range(len(parts)) for b in range(len(parts)) if a != b)
 
 
 def _speaker_fold(name: str, utts: Sequence[Utterance], test_set: set[str], test_speakers: Collection[str],
                   n_val: int, seed: int, genders: dict[str, str]) -> Fold:
-    """A fold holding out ``test_speakers``; val speakers among the others with test-corpus data."""
+    """A fold holding out ``test_speakers`` (speaker ids); val speakers among the others with test-corpus data."""
     test_spk = set(test_speakers)
-    candidates = {u.speaker for u in utts if u.corpus in test_set} - test_spk
+    ids = [u.speaker_id for u in utts]
+    candidates = {ids[i] for i, u in enumerate(utts) if u.corpus in test_set} - test_spk
     val_spk = set(validation_speakers(candidates, n_val, seed, genders))
     train, val, test = [], [], []
     for i, u in enumerate(utts):
-        if u.speaker in test_spk:
+        if ids[i] in test_spk:
             if u.corpus in test_set:
                 test.append(i)
-        elif u.speaker in val_spk:
+        elif ids[i] in val_spk:
             if u.corpus in test_set:
                 val.append(i)
         else:
             train.append(i)
-    return Fold(name, tuple(train), tuple(val), tuple(test), tuple(sorted(test_spk)), tuple(sorted(val_spk)))
+    show = _namer(utts)
+    return Fold(name, tuple(train), tuple(val), tuple(test), tuple(sorted(map(show, test_spk))),
+                tuple(sorted(map(show, val_spk))), _disjoint(utts, (train, val, test)))
 
 
 def no_test_fold(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0,
@@ -179,7 +227,10 @@ def emobox_folds(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int =
     if unknown:
         raise ValueError(f"speakers {unknown} are in no EmoBox RAVDESS fold (expected actors 01..24)")
     genders = _genders(utts)
-    return [_speaker_fold(f"emobox-{k}", utts, test_set, spk, n_val_speakers, seed, genders)
+    # a fold's actors in each speaker scope tested (RAVDESS: the one scope "ravdess")
+    scopes = sorted({u.speaker_id.split("/", 1)[0] for u in utts if u.corpus in test_set})
+    return [_speaker_fold(f"emobox-{k}", utts, test_set, [f"{sc}/{a}" for sc in scopes for a in spk],
+                          n_val_speakers, seed, genders)
             for k, spk in sorted(EMOBOX_RAVDESS_FOLDS.items())]
 
 
@@ -187,12 +238,16 @@ def loso_folds(utts: Sequence[Utterance], n_val_speakers: int = 4, seed: int = 0
                test_corpora: Collection[str] | None = None) -> list[Fold]:
     """Leave-one-speaker-out: one fold ``"loso-<speaker>"`` per speaker of the test corpora.
 
-    Parameters are as in :func:`emobox_folds`.
+    Parameters are as in :func:`emobox_folds`. With several speaker scopes the name is
+    qualified, ``"loso-savee-DC"``. A corpus without speaker ids gives one fold per file
+    (leave-one-file-out), marked ``speaker_disjoint=False``.
     """
     test_set = _test_corpora(utts, test_corpora)
     genders = _genders(utts)
-    speakers = sorted({u.speaker for u in utts if u.corpus in test_set})
-    return [_speaker_fold(f"loso-{s}", utts, test_set, (s,), n_val_speakers, seed, genders) for s in speakers]
+    show = _namer(utts)
+    speakers = sorted({u.speaker_id for u in utts if u.corpus in test_set})
+    return [_speaker_fold("loso-" + show(s).replace("/", "-").replace("\\", "-"), utts, test_set, (s,),
+                          n_val_speakers, seed, genders) for s in speakers]
 
 
 def random_split(utts: Sequence[Utterance], test_fraction: float = 0.2, val_fraction: float = 0.1,
@@ -213,7 +268,7 @@ def random_split(utts: Sequence[Utterance], test_fraction: float = 0.2, val_frac
     Returns
     -------
     list of Fold
-        A single fold, with empty ``val_speakers``.
+        A single fold, with empty ``val_speakers`` and ``speaker_disjoint=False``.
     """
     if not (0 < test_fraction < 1 and 0 <= val_fraction < 1 and test_fraction + val_fraction < 1):
         raise ValueError(f"need 0 < test_fraction, 0 <= val_fraction, sum < 1; got {test_fraction}, {val_fraction}")
@@ -227,8 +282,9 @@ def random_split(utts: Sequence[Utterance], test_fraction: float = 0.2, val_frac
         n_val = round(val_fraction * len(pool))
         rest, val = train_test_split(rest, test_size=n_val, stratify=rest_labels, random_state=seed)
     train = sorted(rest + [i for i, u in enumerate(utts) if u.corpus not in test_set])
-    test_spk = tuple(sorted({utts[i].speaker for i in test}))
-    return [Fold("random", tuple(train), tuple(sorted(val)), tuple(sorted(test)), test_spk, ())]
+    show = _namer(utts)
+    test_spk = tuple(sorted({show(utts[i].speaker_id) for i in test}))
+    return [Fold("random", tuple(train), tuple(sorted(val)), tuple(sorted(test)), test_spk, (), False)]
 
 
 def make_folds(protocol: str, utts: Sequence[Utterance], *, n_val_speakers: int = 4, seed: int = 0,

@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 from emovox.corpora.base import Corpus, Utterance
+from emovox.corpora.crema_d import CremaD
+from emovox.corpora.emodb import EmoDB
+from emovox.corpora.folder import FolderTree
+from emovox.corpora.manifest import Manifest
 from emovox.corpora.ravdess import Ravdess
 from emovox.corpora.savee import Savee
+from emovox.corpora.tess import Tess
 
-__all__ = ["Utterance", "Corpus", "Ravdess", "Savee", "open_corpus", "register", "CORPORA", "CORPUS_NAMES",
+__all__ = ["Utterance", "Corpus", "Ravdess", "Savee", "Tess", "CremaD", "EmoDB", "FolderTree", "Manifest",
+           "open_corpus", "register", "CORPORA", "CORPUS_NAMES",
            "default_root", "DEFAULT_RAVDESS_ROOT"]
 
 
@@ -25,8 +31,8 @@ class CorpusEntry:
     """How to open one corpus name: ``opener(root) -> Corpus`` and where it usually lives."""
 
     opener: Callable[[Path], Corpus]
-    folder: str          # under ../shared/data (and the EMOVOX_<ENV> variable's name)
-    env: str
+    folder: str | None   # under ../shared/data; None: no default location (your own data)
+    env: str | None      # the EMOVOX_<NAME> variable naming its location
     description: str
 
 
@@ -34,7 +40,8 @@ class CorpusEntry:
 CORPORA: dict[str, CorpusEntry] = {}
 
 
-def register(name: str, opener: Callable[[Path], Corpus], *, folder: str, env: str, description: str) -> None:
+def register(name: str, opener: Callable[[Path], Corpus], *, folder: str | None, env: str | None,
+             description: str) -> None:
     """Make ``open_corpus(name)`` call ``opener(root)``."""
     CORPORA[name] = CorpusEntry(opener, folder, env, description)
 
@@ -47,6 +54,16 @@ register("ravdess-all", lambda root: Ravdess(root, channels=("speech", "song")),
          env="EMOVOX_RAVDESS", description="RAVDESS speech and song")
 register("savee", Savee, folder="savee", env="EMOVOX_SAVEE",
          description="SAVEE: 4 male British speakers, 7 emotions (research use)")
+register("tess", Tess, folder="tess", env="EMOVOX_TESS",
+         description="TESS: 2 female Canadian speakers, 7 emotions")
+register("crema-d", CremaD, folder="crema-d", env="EMOVOX_CREMA_D",
+         description="CREMA-D: 91 actors, 6 emotions")
+register("emodb", EmoDB, folder="emodb", env="EMOVOX_EMODB",
+         description="EmoDB: 10 German actors, 6 emotions (boredom skipped)")
+register("folder", FolderTree, folder=None, env=None,
+         description="your own recordings in <emotion>/ folders (no speakers)")
+register("manifest", Manifest, folder=None, env=None,
+         description="your own recordings listed in a CSV or JSONL manifest (path,label[,speaker][,gender])")
 
 #: Names accepted by :func:`open_corpus` (kept for compatibility: the RAVDESS channels).
 CORPUS_NAMES: dict[str, tuple[str, ...]] = {
@@ -66,11 +83,11 @@ def _shared_data() -> Path | None:
 def default_root(name: str) -> Path | None:
     """``$EMOVOX_<NAME>`` if set, else ``<repo>/../shared/data/<folder>`` if it exists, else None."""
     entry = _entry(name)
-    env = os.environ.get(entry.env)
+    env = os.environ.get(entry.env) if entry.env else None
     if env:
         return Path(env)
     shared = _shared_data()
-    candidate = shared / entry.folder if shared else None
+    candidate = shared / entry.folder if shared and entry.folder else None
     return candidate if candidate is not None and candidate.is_dir() else None
 
 
@@ -90,9 +107,11 @@ def open_corpus(name: str, root: str | os.PathLike | None = None) -> Corpus:
     Parameters
     ----------
     name : str
-        A registered name (:data:`CORPORA`): ``ravdess``, ``ravdess-song``, ``ravdess-all``, ``savee``, ...
+        A registered name (:data:`CORPORA`): ``ravdess``, ``ravdess-song``, ``ravdess-all``, ``savee``,
+        ``tess``, ``crema-d``, ``emodb``, ``folder``, ``manifest``.
     root : str or path-like, optional
-        Where the corpus is (a folder or its zip); defaults to :func:`default_root`.
+        Where the corpus is (a folder or its zip; for ``manifest`` the manifest file); defaults to
+        :func:`default_root`.
 
     Returns
     -------
@@ -102,5 +121,6 @@ def open_corpus(name: str, root: str | os.PathLike | None = None) -> Corpus:
     if root is None:
         root = default_root(name)
         if root is None:
-            raise FileNotFoundError(f"no {name} root given and none found; pass root or set {entry.env}")
+            hint = f"pass root or set {entry.env}" if entry.env else "pass its folder or manifest file"
+            raise FileNotFoundError(f"no {name} root given and none found; {hint}")
     return entry.opener(Path(root))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +40,13 @@ class Utterance:
     name : str or None
         The utterance's name within its corpus when the file stem is not unique
         (SAVEE's ``AudioData/DC/a01.wav`` is ``DC_a01``); ``None``: the file stem.
+    speaker_scope : str or None
+        Whose speaker ids these are: utterances with the same scope and speaker are one person
+        (RAVDESS speech and song share ``"ravdess"``); ``None``: the corpus. Splits group by
+        :attr:`speaker_id`, so two corpora that both have a speaker ``"01"`` stay two people.
+    speaker_known : bool
+        ``False`` when the corpus gave no speaker id: ``speaker`` is then the utterance's own
+        name (each file its own speaker) and splits cannot promise speaker disjointness.
     """
 
     path: str
@@ -49,6 +57,8 @@ class Utterance:
     archive: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
     name: str | None = None
+    speaker_scope: str | None = None
+    speaker_known: bool = True
 
     def __post_init__(self) -> None:
         if self.emotion not in EMOTIONS:
@@ -60,6 +70,11 @@ class Utterance:
     def key(self) -> str:
         """Stable unique id, ``"<corpus>/<file stem>"``."""
         return f"{self.corpus}/{self.name or PurePosixPath(self.path.replace(chr(92), '/')).stem}"
+
+    @property
+    def speaker_id(self) -> str:
+        """The speaker qualified by its scope, ``"<scope>/<speaker>"`` (e.g. ``"ravdess/01"``)."""
+        return f"{self.speaker_scope or self.corpus}/{self.speaker}"
 
     def field(self, name: str, default: str | None = None) -> str | None:
         """Value of ``name`` in :attr:`extra`, or ``default`` if absent."""
@@ -77,13 +92,64 @@ class Utterance:
 
 
 class Corpus(abc.ABC):
-    """A labelled speech corpus: a named, deterministic list of :class:`Utterance`."""
+    """A labelled speech corpus: a named, deterministic list of :class:`Utterance`.
+
+    A reader implements :meth:`_scan` (or overrides :meth:`utterances`). What it cannot load
+    (a name that does not parse, a label without an emovox emotion, a bad manifest row, a
+    missing file, a second copy of one utterance) it records with :meth:`skip` and goes on.
+
+    Attributes
+    ----------
+    name : str
+        The registry name (:func:`emovox.corpora.open_corpus`).
+    skipped : list of (str, str)
+        ``(path or "manifest:line", reason)`` of everything not loaded, filled by
+        :meth:`utterances`; :meth:`skip_counts` counts the reasons.
+    """
 
     name: str
+    skipped: list[tuple[str, str]] = []  # replaced per instance by utterances(); never appended to here
+    _utts: tuple[Utterance, ...] | None = None
 
-    @abc.abstractmethod
     def utterances(self) -> list[Utterance]:
-        """All utterances, sorted deterministically by path."""
+        """All utterances, sorted deterministically (listed once, then cached)."""
+        if self._utts is None:
+            self.skipped = []
+            self._utts = tuple(self._scan())
+        return list(self._utts)
+
+    def _scan(self) -> list[Utterance]:
+        """List the corpus (called once by :meth:`utterances`)."""
+        raise NotImplementedError
+
+    def skip(self, where: str, reason: str) -> None:
+        """Record that ``where`` (a path, or ``"file:line"``) was not loaded, and why.
+
+        Keep ``reason`` free of the path, so that :meth:`skip_counts` groups equal reasons.
+        """
+        if "skipped" not in self.__dict__:  # never append to the class-level default
+            self.skipped = []
+        self.skipped.append((where, reason))
+
+    def _keep(self, found: dict[str, Utterance], utt: Utterance) -> None:
+        """Add ``utt`` to ``found`` by key; a second copy of one utterance is skipped."""
+        first = found.setdefault(utt.key, utt)
+        if first is not utt:
+            self.skip(location(utt.path, utt.archive), f"a second copy of {utt.key}")
+
+    def _nothing_found(self, what: str) -> FileNotFoundError:
+        """The error for a listing that kept nothing, naming the first skipped file if any."""
+        hint = f" ({len(self.skipped)} skipped, e.g. {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
+        return FileNotFoundError(f"no {what} audio found under {str(getattr(self, 'root', '?'))!r}{hint}")
+
+    def skip_counts(self) -> dict[str, int]:
+        """How many files or rows were skipped for each reason, most frequent first."""
+        return dict(Counter(reason for _, reason in self.skipped).most_common())
+
+
+def location(path: str, archive: str | None) -> str:
+    """How to name a file in messages: ``path``, or ``"archive.zip:member"``."""
+    return f"{archive}:{path}" if archive else path
 
 
 def is_audio_name(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> bool:

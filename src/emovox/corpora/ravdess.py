@@ -106,7 +106,10 @@ class Ravdess(Corpus):
         If ``root`` does not exist, or a requested channel has no files under it.
     ValueError
         For an unknown channel, or (when listing) an audio file whose name does not parse,
-        that sits in the wrong ``Actor_XX`` / channel folder, or that duplicates another.
+        that sits in the wrong ``Actor_XX`` / channel folder, or that duplicates another:
+        RAVDESS names are exact, so an odd one means a damaged copy. Only files of a channel
+        not asked for (in a zip holding both) go to :attr:`skipped`. Speakers are scoped
+        ``"ravdess"``: an actor is one person in speech and song.
     """
 
     def __init__(self, root: str | os.PathLike, channels: str | tuple[str, ...] = ("speech",)):
@@ -122,7 +125,6 @@ class Ravdess(Corpus):
                 f"RAVDESS root {str(self.root)!r} does not exist; expected a folder with "
                 f"{' / '.join(CHANNEL_DIRS.values())} (folders or .zip files) or Actor_XX folders, or one such .zip")
         self.name = {("speech",): "ravdess", ("song",): "ravdess-song"}.get(self.channels, "ravdess-all")
-        self._utts: tuple[Utterance, ...] | None = None
 
     def _sources(self) -> list[tuple[Path, str | None]]:
         """``(folder or zip, channel it must hold or None)`` to list."""
@@ -140,9 +142,7 @@ class Ravdess(Corpus):
 
     def utterances(self) -> list[Utterance]:
         """All utterances of the requested channels, sorted by path (listed once, then cached)."""
-        if self._utts is None:
-            self._utts = tuple(self._scan())
-        return list(self._utts)
+        return super().utterances()
 
     def _scan(self) -> list[Utterance]:
         utts: dict[str, Utterance] = {}
@@ -157,10 +157,11 @@ class Ravdess(Corpus):
                 if parent and parent.group(1) != info["actor"]:
                     raise ValueError(f"{where}: actor {info['actor']} file in folder Actor_{parent.group(1)}")
                 if info["channel"] not in self.channels:
+                    self.skip(where, f"a {info['channel']} file; channels read: {', '.join(self.channels)}")
                     continue
                 utt = Utterance(
                     path=path, emotion=info["emotion"], speaker=info["actor"], gender=info["gender"],
-                    corpus=f"ravdess-{info['channel']}", archive=archive,
+                    corpus=f"ravdess-{info['channel']}", archive=archive, speaker_scope="ravdess",
                     extra=(("intensity", info["intensity"]), ("statement", info["statement"]),
                            ("repetition", info["repetition"])))
                 if utt.key in utts:

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from emovox.corpora.base import Corpus, Utterance, list_audio
+from emovox.corpora.base import Corpus, Utterance, list_audio, location
 
 SPEAKERS: tuple[str, ...] = ("DC", "JE", "JK", "KL")
 #: SAVEE's emotion codes → emovox emotions (SAVEE has no calm).
@@ -53,8 +53,9 @@ def parse_name(path: str) -> tuple[str, str, str]:
 class Savee(Corpus):
     """The SAVEE audio files below ``root`` (a folder or a zip file).
 
-    Files whose names are not SAVEE names are skipped and counted in :attr:`skipped`; a second
-    copy of one utterance (e.g. both ``AudioData/DC/a01.wav`` and ``ALL/DC_a01.wav``) is kept once.
+    Files whose names are not SAVEE names are recorded in :attr:`skipped`; a second copy of one
+    utterance (e.g. both ``AudioData/DC/a01.wav`` and ``ALL/DC_a01.wav``) is kept once, the
+    other recorded in :attr:`skipped` too.
     """
 
     name = "savee"
@@ -64,26 +65,18 @@ class Savee(Corpus):
         if not self.root.exists():
             raise FileNotFoundError(f"SAVEE root {str(self.root)!r} does not exist; expected AudioData/<speaker>/ "
                                     "folders, <speaker>_<code><nn> files, or the zip holding them")
-        self.skipped: list[tuple[str, str]] = []
-        self._utts: tuple[Utterance, ...] | None = None
-
-    def utterances(self) -> list[Utterance]:
-        if self._utts is None:
-            self._utts = tuple(self._scan())
-        return list(self._utts)
 
     def _scan(self) -> list[Utterance]:
-        utts: dict[str, Utterance] = {}
+        found: dict[str, Utterance] = {}
         for path, archive in list_audio(self.root):
             try:
                 speaker, emotion, number = parse_name(path)
-            except ValueError as err:
-                self.skipped.append((path, str(err)))
+            except ValueError:
+                self.skip(location(path, archive), "not a SAVEE file name")
                 continue
             code = next(c for c, e in LABELS.items() if e == emotion)
-            utt = Utterance(path=path, emotion=emotion, speaker=speaker, gender="male", corpus="savee",
-                            archive=archive, extra=(("number", number),), name=f"{speaker}_{code}{number}")
-            utts.setdefault(utt.key, utt)
-        if not utts:
-            raise FileNotFoundError(f"no SAVEE audio found under {str(self.root)!r}")
-        return sorted(utts.values(), key=lambda u: u.key)
+            self._keep(found, Utterance(path=path, emotion=emotion, speaker=speaker, gender="male", corpus="savee",
+                                        archive=archive, extra=(("number", number),), name=f"{speaker}_{code}{number}"))
+        if not found:
+            raise self._nothing_found("SAVEE")
+        return sorted(found.values(), key=lambda u: u.key)
