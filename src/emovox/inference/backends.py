@@ -36,19 +36,15 @@ class TorchBackend:
         self.clip_seconds = max(b.pipeline.clip_seconds for b in self.members)
         self.calibration = self.bundle.extra.get("calibration", {})
         self.classifiers = [ClipClassifier.from_bundle(b).eval() for b in self.members]
-        self.classifier = self.classifiers[0]
 
-    def analyse(self, wave: np.ndarray):
+    def analyse(self, wave: np.ndarray) -> list:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
-        return [b.pipeline.analyse(wave, c.extractor) for b, c in zip(self.members, self.classifiers)]
+        return [c.analyse(wave) for c in self.classifiers]
 
     def probabilities(self, analysed: list) -> np.ndarray:
-        from .engine import predict_clips
+        from ..pipeline import predict_members
 
-        if not analysed:
-            return np.zeros((0, len(self.labels)), np.float32)
-        return np.mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
-                        for i, c in enumerate(self.classifiers)], axis=0)
+        return predict_members(self.classifiers, analysed)
 
 
 class OnnxBackend:
