@@ -193,13 +193,15 @@ def cmd_timeline(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .inference import Recognizer
+    from .inference import Prediction, Recognizer
     from .plots import plot_explanation
 
     rec = Recognizer.load(args.model, threads=args.threads)
     expl = rec.explain(args.clip, target=args.target, stage=args.stage)
     out = plot_explanation(expl, args.output, title=Path(args.clip).name)
-    print(f"{Path(args.clip).name}: {expl.label} {expl.probabilities[expl.label]:.2f}; wrote {out}")
+    top = max(expl.probabilities, key=expl.probabilities.get)
+    _writer("table", rec.labels).row(Prediction(top, expl.probabilities, args.clip))  # predict's own line
+    print(f"explained {expl.label!r} with {len(expl.maps)} map(s); wrote {out}")
     return 0
 
 

@@ -153,15 +153,16 @@ class Recognizer:
 
     def explain(self, source, sample_rate: int | None = None, target: str | None = None, stage: int | None = None):
         """Grad-CAM of one clip: which time-frequency regions drove the decision (for ``target``,
-        default the predicted emotion) at ResNet ``stage`` (default the last). Needs the torch backend. Returns an
-        :class:`emovox.explain.Explanation`."""
-        from ..explain import grad_cam
-
+        default the predicted emotion) at ResNet ``stage`` (default the last), one map per
+        ensemble member, with the probabilities :meth:`predict` gives. Needs the torch backend.
+        Returns an :class:`emovox.explain.Explanation`."""
         if self.backend.name != "torch":
             raise ValueError("explanations need gradients: load the model with backend='torch'")
         if target is not None and target not in self.labels:
             raise ValueError(f"unknown emotion {target!r}; expected one of {', '.join(self.labels)}")
-        return grad_cam(self.backend.classifier, self._wave(source, sample_rate), self.labels, target, stage)
+        from ..explain import grad_cam
+
+        return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
     def stream(self, config=None, **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
