@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_NAME = "model.onnx"
-
+from ..models.folder import CONFIG_NAME, ONNX_NAME, fingerprint, load_members
 
 class TorchBackend:
     """A model folder (config.json + model.safetensors, or an ensemble of such folders) run
@@ -25,7 +24,6 @@ class TorchBackend:
     def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
         import torch
 
-        from ..models.folder import load_members
         from ..pipeline import ClipClassifier
 
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
@@ -75,9 +73,7 @@ class OnnxBackend:
         self.clip_seconds = float(config.get("preprocessing", config).get("clip_seconds", 2.5))
         self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
-        if folder is not None and (folder / "config.json").is_file() and "model_id" in meta:
-            from ..modelfiles import fingerprint
-
+        if folder is not None and (folder / CONFIG_NAME).is_file() and "model_id" in meta:
             if not meta["model_id"].endswith("@" + fingerprint(folder)):
                 raise ValueError(f"{path} was exported from another version of {folder} (its weights or "
                                  f"calibration changed); re-export it with `emovox export --model {folder} -o {path}`")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.folder import CONFIG_NAME, fingerprint, load_members
+
 
 def model_id(folder: Path) -> str:
     """Name of the recipe plus a short hash of the weights and calibration."""
-    from ..modelfiles import fingerprint
-
-    cfg = json.loads((folder / "config.json").read_text())
+    cfg = json.loads((folder / CONFIG_NAME).read_text())
     return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{fingerprint(folder)}"
 
 
@@ -55,7 +55,6 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     import torch
 
     from .. import __version__
-    from ..models.folder import load_members
     from ..pipeline import ClipClassifier, EnsembleClassifier
 
     folder, out = Path(folder), Path(out)
@@ -88,7 +87,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
             "temperatures": json.dumps([b.extra.get("calibration", {}).get("temperature", 1.0) for b in members]),
             "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
             "output": "probabilities [len(labels)], summing to 1",
-            "config": (folder / "config.json").read_text()}
+            "config": (folder / CONFIG_NAME).read_text()}
     del model.metadata_props[:]
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import audio
 from ..labels import probabilities as to_mapping
+from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
@@ -67,7 +68,7 @@ class Recognizer:
         ``uncertain``.
         """
         folder = Path(path) if path is not None else BUNDLED_MODEL
-        if path is None and not (folder / "config.json").is_file():
+        if path is None and not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         if backend == "onnx" or folder.suffix == ".onnx":
             return cls(OnnxBackend(folder, threads), min_confidence)
