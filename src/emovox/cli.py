@@ -207,8 +207,8 @@ def cmd_explain(args) -> int:
 
 def cmd_listen(args) -> int:
     from .inference import Recognizer
-    from .listen import Microphone, file_blocks
-    from .live import LiveDisplay
+    from .live_input import Microphone, file_blocks
+    from .live_display import LiveDisplay
 
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     engine = rec.stream(**_timeline_options(args))
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from .audio import AudioError
-    from .listen import MicrophoneError
+    from .live_input import MicrophoneError
 
     try:
         return args.func(args)

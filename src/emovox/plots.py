@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
 from emovox.features import FeatureConfig, FeatureExtractor
+from emovox.labels import EMOTION_COLORS
 
 __all__ = [
     "clip_figure", "plot_clip",
@@ -398,12 +399,6 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], out: str | os.Pa
                  upper: float, smoothed: Sequence[float] | None = None) -> Path:
     """Save :func:`lr_find_figure` to ``out``; return the path."""
     return _save(lr_find_figure(lrs, losses, lower=lower, upper=upper, smoothed=smoothed), out)
-
-
-#: One colour per emotion (and grey for silence / uncertain) in timeline figures.
-EMOTION_COLORS = {"neutral": "#9e9e9e", "calm": "#4db6ac", "happy": "#fbc02d", "sad": "#3f51b5",
-                  "angry": "#d32f2f", "fearful": "#7b1fa2", "disgust": "#689f38", "surprised": "#f57c00",
-                  "silence": "#ffffff", "uncertain": "#e0e0e0"}
 
 
 def _emotion_color(label: str, i: int) -> str:
