@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,11 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         logging.getLogger("torch").setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates every step
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # stdout: the exporter narrates every step. The warning: torch 2.13's exporter copies
+            # its own pytree specs, and re-creating a LeafSpec trips torch's deprecation of that
+            # class; it is about torch's internals, and users of `emovox export` can do nothing about it
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
             torch.onnx.export(clf, (example,), str(raw), dynamo=True, opset_version=opset,
                               input_names=["waveform"], output_names=["probabilities"],
                               dynamic_shapes={"wave": {0: samples}}, external_data=False)
