@@ -201,7 +201,7 @@ def cmd_explain(args) -> int:
     out = plot_explanation(expl, args.output, title=Path(args.clip).name)
     top = max(expl.probabilities, key=expl.probabilities.get)
     _writer("table", rec.labels).row(Prediction(top, expl.probabilities, args.clip))  # predict's own line
-    print(f"explained {expl.label!r} with {len(expl.maps)} map(s); wrote {out}")
+    print(f"explained {expl.label!r} with maps of {', '.join(m.name for m in expl.maps)}; wrote {out}")
     return 0
 
 
