@@ -5,7 +5,8 @@ windows → per-window normalisation → model``. Training takes one window at a
 inside the voiced part; prediction averages the model over windows covering it. Everything
 after decoding is written in tensor operations with no data-dependent shapes, so
 :class:`ClipClassifier` — the whole path from waveform to probabilities — exports to one
-ONNX graph, and the torch backend runs the very same module.
+ONNX graph, and the torch backend runs the very same module, batched over many clips
+(:func:`predict_clips`: validation, evaluation and the Recognizer).
 """
 
 from __future__ import annotations

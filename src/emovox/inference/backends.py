@@ -15,6 +15,7 @@ import numpy as np
 
 from ..models.folder import CONFIG_NAME, ONNX_NAME, fingerprint, load_members
 
+
 class TorchBackend:
     """A model folder (config.json + model.safetensors, or an ensemble of such folders) run
     with PyTorch. An ensemble averages its members' probabilities, as its ONNX export does."""
