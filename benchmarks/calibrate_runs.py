@@ -16,9 +16,8 @@ import numpy as np
 import yaml
 
 from emovox.calibration import held_out_calibration
-from emovox.inference.engine import window_logits
 from emovox.models.folder import load_bundle, save_bundle
-from emovox.pipeline import ClipClassifier
+from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
 from emovox.training.evaluate import load_dataset, summarize
 from emovox.training.trainer import calibrate_on

@@ -26,10 +26,9 @@ import torch
 import yaml
 
 from emovox.calibration import ensemble_probabilities, expected_calibration_error, fit_temperature
-from emovox.inference.engine import window_logits
 from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
-from emovox.pipeline import ClipClassifier
+from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
 from emovox.training.evaluate import load_dataset, machine
 from emovox.training.metrics import fold_means, scores

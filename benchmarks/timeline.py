@@ -64,7 +64,7 @@ def build_recording(path: Path, minutes: float, seed: int = 0, actor: str | None
 
 def speed_and_agreement(path: Path, seconds: float) -> dict:
     from emovox.inference import Recognizer
-    from emovox.listen import file_blocks
+    from emovox.live_input import file_blocks
 
     out = {}
     for backend in ("torch", "onnx"):

@@ -26,7 +26,8 @@ import yaml
 
 from emovox.cli import main as cli
 from emovox.inference.export import export_onnx
-from emovox.models.folder import CONFIG_NAME, is_ensemble, load_bundle, save_bundle, save_ensemble
+from emovox.models.folder import (CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, is_ensemble, load_bundle, save_bundle,
+                                  save_ensemble)
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "emovox" / "assets" / "model"
@@ -71,7 +72,7 @@ def write_card() -> None:
     top = json.loads((ASSETS / CONFIG_NAME).read_text())
     names = top["members"] if is_ensemble(ASSETS) else [""]
     members = [(n, json.loads((ASSETS / n / CONFIG_NAME).read_text())) for n in names]
-    size_mb = sum((ASSETS / n / "model.safetensors").stat().st_size for n in names) / 1e6
+    size_mb = sum((ASSETS / n / WEIGHTS_NAME).stat().st_size for n in names) / 1e6
     rows = []
     for n, cfg in members:
         prov, cal = cfg["provenance"], cfg.get("calibration", {})
@@ -182,6 +183,6 @@ if __name__ == "__main__":
                                                     "test_ece_after")}
             extra["emobox"]["source"] = args.ensemble_results
         save_ensemble(members, ASSETS, half=True, extra=extra)
-        export_onnx(ASSETS, ASSETS / "model.onnx", half=True)  # the same model for onnxruntime, fp16 storage
+        export_onnx(ASSETS, ASSETS / ONNX_NAME, half=True)  # the same model for onnxruntime, fp16 storage
         print(f"wrote {ASSETS}")
     write_card()

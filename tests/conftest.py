@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny RAVDESS copy (real files), a tiny config and a tiny trained model."""
+"""Shared fixtures: a tiny RAVDESS copy (real files), a tiny config, a tiny trained model and its
+ONNX exports (session-scoped: each is made once per run)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ def tiny_model(tiny_config, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
     train(tiny_config, run, data.subset(train_idx), data.subset(val_idx), progress=False)
     return run / "best"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model, tmp_path_factory) -> Path:
+    """``tiny_model`` exported to ONNX, once per run (an export takes seconds)."""
+    from emovox.inference.export import export_onnx
+
+    return export_onnx(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_half_onnx(tiny_model, tmp_path_factory) -> Path:
+    """``tiny_model`` exported with float16 weights through the CLI, as a user would."""
+    from emovox.cli import main
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny-half.onnx"
+    assert main(["export", "--model", str(tiny_model), "--half", "-o", str(out)]) == 0
+    return out

@@ -66,7 +66,7 @@ def test_trained_model_is_calibrated_on_validation_actors(tiny_model):
     assert 0.05 <= cal["temperature"] <= 20 and cal["fitted_on"] == "8 validation clips"
     assert cal["nll_after"] <= cal["nll_before"] + 1e-6
     rec = Recognizer.load(tiny_model)
-    assert float(rec.backend.classifier.temperature) == pytest.approx(cal["temperature"])
+    assert float(rec.backend.classifiers[0].temperature) == pytest.approx(cal["temperature"])
 
 
 def test_min_confidence_marks_uncertain_answers(tiny_model, capsys):

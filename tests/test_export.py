@@ -19,22 +19,17 @@ from .conftest import SPEECH
 CLIPS = [SPEECH / "Actor_09" / "03-01-02-02-02-01-09.flac", SPEECH / "Actor_10" / "03-01-07-02-01-02-10.flac"]
 
 
-@pytest.fixture(scope="module")
-def onnx_file(tiny_model, tmp_path_factory):
-    return export_onnx(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-
-
-def test_metadata_names_labels_rate_and_model(onnx_file, tiny_model):
-    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+def test_metadata_names_labels_rate_and_model(tiny_onnx, tiny_model):
+    meta = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
     assert json.loads(meta["labels"])[4] == "angry" and meta["sample_rate"] == "16000"
     assert meta["model_id"].startswith("resnet18-mel@") and json.loads(meta["config"])["model"]["width"] == 8
-    graph_ops = {n.op_type for n in onnx.load(str(onnx_file)).graph.node}
+    graph_ops = {n.op_type for n in onnx.load(str(tiny_onnx)).graph.node}
     assert "STFT" in graph_ops  # the features are inside the graph
 
 
-def test_onnx_matches_torch_on_real_clips_of_any_length(onnx_file, tiny_model):
+def test_onnx_matches_torch_on_real_clips_of_any_length(tiny_onnx, tiny_model):
     torch_rec = Recognizer.load(tiny_model, threads=2)
-    onnx_rec = Recognizer.load(onnx_file, threads=2)
+    onnx_rec = Recognizer.load(tiny_onnx, threads=2)
     long = np.tile(audio.load(CLIPS[0]), 4)  # ~15 s: several windows
     noise = (0.05 * np.random.default_rng(0).standard_normal(6000)).astype(np.float32)  # shorter than a window
     for src in [*CLIPS, long, noise]:
@@ -44,7 +39,7 @@ def test_onnx_matches_torch_on_real_clips_of_any_length(onnx_file, tiny_model):
         assert a.label == b.label
 
 
-def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, onnx_file, tmp_path):
+def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, tiny_onnx, tmp_path):
     q = export_onnx(tiny_model, tmp_path / "q.onnx", quantize=True)
     assert {n.op_type for n in onnx.load(str(q)).graph.node} & {"ConvInteger", "DynamicQuantizeLinear"}
     probs = np.array(list(Recognizer.load(q).predict(CLIPS[0]).probabilities.values()))
@@ -52,30 +47,29 @@ def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, onnx_f
 
 
 @pytest.mark.parametrize("model", ["file", "bundled folder"])
-def test_onnx_path_never_imports_torch(onnx_file, model):
-    target = repr(str(onnx_file)) if model == "file" else "None"  # a folder is checked against its weights too
+def test_onnx_path_never_imports_torch(tiny_onnx, model):
+    target = repr(str(tiny_onnx)) if model == "file" else "None"  # a folder is checked against its weights too
     code = ("import sys; from emovox import Recognizer; "
             f"p = Recognizer.load({target}, backend='onnx').predict({str(CLIPS[0])!r}); "
             "assert 'torch' not in sys.modules and 'librosa' not in sys.modules, 'heavy import'; print(p.label)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() in Recognizer.load(onnx_file).labels
+    assert proc.stdout.strip() in Recognizer.load(tiny_onnx).labels
 
 
-def test_cli_export_and_predict_with_onnx_backend(tiny_model, tmp_path, capsys):
-    out = tmp_path / "cli.onnx"
-    assert main(["export", "--model", str(tiny_model), "-o", str(out)]) == 0
+def test_cli_export_and_predict_with_onnx_backend(tiny_half_onnx, capsys):
+    out = tiny_half_onnx  # written by `emovox export --half`
     assert main(["predict", str(CLIPS[1]), "--model", str(out), "--backend", "onnx", "--format", "json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    (row,) = json.loads(capsys.readouterr().out)
     assert row["path"] == str(CLIPS[1]) and len(row["probabilities"]) == 8
 
 
-def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, onnx_file, tmp_path):
+def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, tiny_onnx, tmp_path):
     import shutil
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
-    shutil.copy(onnx_file, folder / "model.onnx")
+    shutil.copy(tiny_onnx, folder / "model.onnx")
     assert Recognizer.load(folder, backend="onnx").labels[0] == "neutral"  # matching weights: fine
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")  # the weights change, the export does not
@@ -83,15 +77,15 @@ def test_a_stale_onnx_file_in_a_model_folder_is_refused(tiny_model, onnx_file, t
         Recognizer.load(folder, backend="onnx")
 
 
-def test_the_calibration_is_inside_the_graph_and_checked(tiny_model, onnx_file, tmp_path):
+def test_the_calibration_is_inside_the_graph_and_checked(tiny_model, tiny_onnx, tmp_path):
     import shutil
 
-    meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    meta = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
     t = json.loads((tiny_model / "config.json").read_text())["calibration"]["temperature"]
     assert json.loads(meta["temperatures"]) == pytest.approx([t])
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
-    shutil.copy(onnx_file, folder / "model.onnx")
+    shutil.copy(tiny_onnx, folder / "model.onnx")
     cfg = json.loads((folder / "config.json").read_text())
     cfg["calibration"]["temperature"] = t * 2  # recalibrated after the export
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -99,6 +93,7 @@ def test_the_calibration_is_inside_the_graph_and_checked(tiny_model, onnx_file, 
         Recognizer.load(folder, backend="onnx")
 
 
+@pytest.mark.slow  # exports two networks as one graph; the bundled ensemble's graph is checked below
 def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, tmp_path):
     from emovox.models import is_ensemble, load_bundle, save_ensemble
 
@@ -124,11 +119,18 @@ def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, t
     assert tl.probabilities.shape[1] == 8
 
 
-def test_half_weight_export_is_half_the_size_and_agrees(tiny_model, onnx_file, tmp_path):
-    half = export_onnx(tiny_model, tmp_path / "half.onnx", half=True)
-    assert half.stat().st_size < 0.7 * onnx_file.stat().st_size  # the tiny net: feature constants weigh more
+def test_the_bundled_ensembles_graph_agrees_with_torch():
+    clip = CLIPS[0]
+    torch_pred = Recognizer.load(threads=2).predict(clip)
+    onnx_pred = Recognizer.load(backend="onnx", threads=2).predict(clip)
+    assert onnx_pred.probabilities == pytest.approx(torch_pred.probabilities, abs=1e-4)
+
+
+def test_half_weight_export_is_half_the_size_and_agrees(tiny_half_onnx, tiny_onnx):
+    half = tiny_half_onnx
+    assert half.stat().st_size < 0.7 * tiny_onnx.stat().st_size  # the tiny net: feature constants weigh more
     meta = {p.key: p.value for p in onnx.load(str(half)).metadata_props}
     assert meta["half_weights"] == "true"
-    full = Recognizer.load(onnx_file).predict(CLIPS[0]).probabilities
+    full = Recognizer.load(tiny_onnx).predict(CLIPS[0]).probabilities
     small = Recognizer.load(half).predict(CLIPS[0]).probabilities
     assert small == pytest.approx(full, abs=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import types
@@ -14,7 +15,7 @@ import soundfile as sf
 from emovox import audio
 from emovox.cli import main
 from emovox.inference import Recognizer
-from emovox.listen import Microphone, MicrophoneError, file_blocks
+from emovox.live_input import Microphone, MicrophoneError, file_blocks
 
 from .conftest import tiny_files
 
@@ -132,3 +133,13 @@ def test_cli_listen_session_matches_timeline(tiny_model, session, tmp_path, caps
     offline = json.loads(capsys.readouterr().out)
     assert live["segments"] == offline["segments"]
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_the_live_display_and_inputs_import_neither_torch_nor_matplotlib():
+    code = ("import sys, numpy as np; from emovox.labels import EMOTIONS; from emovox.live_input import file_blocks; "
+            "from emovox.live_display import LiveDisplay; from emovox.timeline import Cell; "
+            "probs = np.full(8, 1 / 8); probs[4] = 0.5; "
+            "LiveDisplay(EMOTIONS)._render(Cell(0, 0.0, 1.25, 1.0, probs), probs, 'angry'); "
+            "heavy = {'torch', 'matplotlib'} & set(sys.modules); assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

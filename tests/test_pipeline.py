@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from emovox import audio
-from emovox.inference.engine import predict_clips
 from emovox.models import resnet18
-from emovox.pipeline import ClipClassifier, Pipeline, clip_windows, random_window, voiced_bounds, window_plan
+from emovox.pipeline import (ClipClassifier, Pipeline, clip_windows, predict_clips, random_window, voiced_bounds,
+                             window_plan)
 
 from .conftest import SPEECH
 
@@ -78,8 +78,8 @@ def test_clip_classifier_equals_batched_engine():
         single = np.stack([clf(torch.from_numpy(w)).numpy() for w in waves])
     np.testing.assert_allclose(batched, single, atol=1e-5)
     np.testing.assert_allclose(batched.sum(1), 1, atol=1e-5)
-    windows, weights = clip_windows(*[analysed[2][0], *analysed[2][1]], pipe)
-    assert int(weights.sum()) >= 3 and windows.shape[1:] == (64, pipe.clip_frames)
+    w = clip_windows(analysed[2][0], *analysed[2][1], pipe)
+    assert int(w.weights.sum()) >= 3 and w.windows.shape[1:] == (64, pipe.clip_frames)
 
 
 def test_padding_is_silence_for_each_kind():

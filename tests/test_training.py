@@ -32,6 +32,7 @@ def test_run_folder_holds_everything(tiny_model):
     assert "selected epoch" in (run / "report.md").read_text()
 
 
+@pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_resume_gives_the_same_run(tiny_config, tmp_path):
     data = load_dataset(tiny_config, progress=False)
     tr, va = split(data)
@@ -73,6 +74,7 @@ def test_lr_bounds_follow_the_loss_curve_and_ignore_divergence():
         suggest_bounds(lrs, np.full(7, np.nan))
 
 
+@pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(tiny_config, tmp_path):
     cfg = {**tiny_config, "training": {**tiny_config["training"], "max_lr": "auto", "epochs": 2}}
     data = load_dataset(cfg, progress=False)
@@ -93,6 +95,7 @@ def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(ti
         train(other, tmp_path / "auto", tr, va, resume=True, progress=False)
 
 
+@pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_loso_protocol_writes_results(tiny_config, tmp_path):
     cfg = load_config(None, [])
     cfg.update({k: tiny_config[k] for k in ("data", "model", "training", "lr_find")})

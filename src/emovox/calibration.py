@@ -12,17 +12,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import pipeline
+
 T_RANGE = (0.05, 20.0)
 
 
 def clip_probabilities(logits: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, n_clips: int,
                        temperature: float = 1.0) -> np.ndarray:
     """Window logits ``[W, C]`` (with each window's weight and clip index) → clip probabilities
-    ``[n_clips, C]`` at ``temperature``; the same weighted mean as :class:`ClipClassifier`."""
-    from .pipeline import weighted_mean
-
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
-    return weighted_mean(probs, weights.double(), owner, n_clips).numpy()
+    ``[n_clips, C]`` at ``temperature``: :class:`ClipClassifier`'s computation, in float64."""
+    return pipeline.clip_probabilities(logits.double(), weights.double(), temperature, owner, n_clips).numpy()
 
 
 def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -32,7 +31,7 @@ def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
 def ensemble_probabilities(members: list[tuple], n_clips: int, temperature: float = 1.0) -> np.ndarray:
     """The mean of several models' clip probabilities, each model given as its
     ``(window logits, weights, owner)`` and all at one shared ``temperature``."""
-    return np.mean([clip_probabilities(*m, n_clips, temperature) for m in members], axis=0)
+    return pipeline.ensemble_mean([clip_probabilities(*m, n_clips, temperature) for m in members])
 
 
 def fit_temperature(logits, weights, owner, labels: np.ndarray) -> float:

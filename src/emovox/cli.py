@@ -193,20 +193,22 @@ def cmd_timeline(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .inference import Recognizer
+    from .inference import Prediction, Recognizer
     from .plots import plot_explanation
 
     rec = Recognizer.load(args.model, threads=args.threads)
     expl = rec.explain(args.clip, target=args.target, stage=args.stage)
     out = plot_explanation(expl, args.output, title=Path(args.clip).name)
-    print(f"{Path(args.clip).name}: {expl.label} {expl.probabilities[expl.label]:.2f}; wrote {out}")
+    top = max(expl.probabilities, key=expl.probabilities.get)
+    _writer("table", rec.labels).row(Prediction(top, expl.probabilities, args.clip))  # predict's own line
+    print(f"explained {expl.label!r} with maps of {', '.join(m.name for m in expl.maps)}; wrote {out}")
     return 0
 
 
 def cmd_listen(args) -> int:
     from .inference import Recognizer
-    from .listen import Microphone, file_blocks
-    from .live import LiveDisplay
+    from .live_input import Microphone, file_blocks
+    from .live_display import LiveDisplay
 
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
     engine = rec.stream(**_timeline_options(args))
@@ -499,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from .audio import AudioError
-    from .listen import MicrophoneError
+    from .live_input import MicrophoneError
 
     try:
         return args.func(args)

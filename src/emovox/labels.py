@@ -17,6 +17,14 @@ EMOTIONS: tuple[str, ...] = (
 )
 
 
+#: One colour per emotion, and for the two answers that are not emotions, wherever answers are
+#: drawn (figures, the live display); here so that a display needs neither matplotlib nor torch.
+EMOTION_COLORS: dict[str, str] = {
+    "neutral": "#9e9e9e", "calm": "#4db6ac", "happy": "#fbc02d", "sad": "#3f51b5", "angry": "#d32f2f",
+    "fearful": "#7b1fa2", "disgust": "#689f38", "surprised": "#f57c00", "silence": "#ffffff", "uncertain": "#e0e0e0",
+}
+
+
 def index_of(emotion: str, labels: tuple[str, ...] = EMOTIONS) -> int:
     """Position of ``emotion`` in ``labels``; a clear error for unknown names."""
     try:

@@ -5,19 +5,22 @@ windows → per-window normalisation → model``. Training takes one window at a
 inside the voiced part; prediction averages the model over windows covering it. Everything
 after decoding is written in tensor operations with no data-dependent shapes, so
 :class:`ClipClassifier` — the whole path from waveform to probabilities — exports to one
-ONNX graph, and the torch backend runs the very same module.
+ONNX graph, and the torch backend runs the very same module, batched over many clips
+(:func:`predict_clips`: validation, evaluation and the Recognizer).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from .features import FeatureConfig, FeatureExtractor, Stats
+from .labels import EMOTIONS
 
 
 @dataclass(frozen=True)
@@ -138,20 +141,6 @@ def gather_windows(padded: torch.Tensor, starts: torch.Tensor, clip: int) -> tor
     return padded[:, idx].permute(1, 0, 2)
 
 
-def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prediction windows of one clip's dB image (un-normalised) and their weights."""
-    first, end = torch.as_tensor(first), torch.as_tensor(end)
-    starts, weights = window_plan(first, end, db.shape[-1], pipeline.clip_frames, pipeline.hop_frames)
-    padded = pad_for_windows(db, pipeline.clip_frames, pipeline.features.kind)
-    return gather_windows(padded, starts, pipeline.clip_frames), weights
-
-
-def reference_stats(db: torch.Tensor, first, end, pipeline: Pipeline, speaker: Stats | None = None) -> Stats:
-    """The ``"bins"`` normalisation's reference for one clip: the speaker's statistics when given
-    (speaker-adaptive), else the clip's own voiced frames."""
-    return speaker if speaker is not None else Stats.of(db, first, end)
-
-
 def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator,
                   kind: str = "mel") -> torch.Tensor:
     """A training window ``[bins, clip]``: anywhere inside a voiced part longer than ``clip``,
@@ -162,41 +151,94 @@ def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.ran
     return padded[:, start:start + clip]
 
 
+def reference_stats(db: torch.Tensor, first, end, speaker: Stats | None = None) -> Stats:
+    """The ``"bins"`` normalisation's reference for one clip: the speaker's statistics when given
+    (speaker-adaptive), else the clip's own voiced frames ``[first, end)``."""
+    return speaker if speaker is not None else Stats.of(db, first, end)
+
+
+class ClipWindows(NamedTuple):
+    """One clip's prediction windows and where they come from."""
+
+    windows: torch.Tensor  # [K, bins, clip] un-normalised dB windows
+    weights: torch.Tensor  # [K] 1 for a window that counts, 0 for an unneeded candidate
+    starts: torch.Tensor   # [K] first frame of each window on the clip's image
+    image: torch.Tensor    # [bins, frames] the clip's dB image
+    first: torch.Tensor    # voiced frames: first ...
+    end: torch.Tensor      # ... and one past the last
+
+
+def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> ClipWindows:
+    """The prediction windows of one clip's dB image with voiced frames ``[first, end)``:
+    planning, padding and gathering, the one copy of them."""
+    first, end = torch.as_tensor(first), torch.as_tensor(end)
+    clip = pipeline.clip_frames
+    starts, weights = window_plan(first, end, db.shape[-1], clip, pipeline.hop_frames)
+    padded = pad_for_windows(db, clip, pipeline.features.kind)
+    return ClipWindows(gather_windows(padded, starts, clip), weights, starts, db, first, end)
+
+
+def clip_probabilities(logits: torch.Tensor, weights: torch.Tensor, temperature, owner: torch.Tensor | None = None,
+                       n_clips: int = 1) -> torch.Tensor:
+    """Window logits ``[W, n_classes]`` → clip probabilities: ``softmax(logits / temperature)``,
+    then each clip's mean over its windows weighted by ``weights``. Without ``owner`` (the clip
+    index of each window) the windows are one clip's and the result is ``[n_classes]``;
+    with it, ``[n_clips, n_classes]``."""
+    probs = torch.softmax(logits / temperature, dim=-1) * weights.unsqueeze(1)
+    if owner is None:
+        return probs.sum(0) / weights.sum()
+    total = torch.zeros(n_clips, probs.shape[1], dtype=probs.dtype).index_add_(0, owner, probs)
+    return total / torch.zeros(n_clips, dtype=weights.dtype).index_add_(0, owner, weights).unsqueeze(1)
+
+
+def ensemble_mean(member_probs: list):
+    """An ensemble's probabilities: the plain mean of its members' (arrays or tensors alike)."""
+    return sum(member_probs[1:], member_probs[0]) / len(member_probs)
+
+
 class ClipClassifier(nn.Module):
     """Waveform ``[samples]`` at the working rate → probabilities ``[n_classes]``.
 
     The complete inference path in one module: features, trimming, windows, the network,
     softmax at the model's calibrated ``temperature`` and the weighted mean over windows.
+    :func:`predict_clips` is its batched form, for many clips at once.
     """
 
-    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0) -> None:
+    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0,
+                 labels: tuple[str, ...] = EMOTIONS) -> None:
         super().__init__()
         self.extractor = pipeline.extractor()
         self.model = model
         self.pipeline = pipeline
+        self.labels = tuple(labels)
         self.register_buffer("temperature", torch.tensor(float(temperature)), persistent=False)
 
     @classmethod
     def from_bundle(cls, bundle) -> "ClipClassifier":
         """A model folder's classifier, with its calibration (if it has one)."""
-        return cls(bundle.model, bundle.pipeline, bundle.extra.get("calibration", {}).get("temperature", 1.0))
+        return cls(bundle.model, bundle.pipeline, bundle.extra.get("calibration", {}).get("temperature", 1.0),
+                   bundle.labels)
+
+    def analyse(self, wave: np.ndarray | torch.Tensor):
+        """One clip → its dB image and voiced frame range (the per-clip work before batching)."""
+        return self.pipeline.analyse(wave, self.extractor)
+
+    def windows(self, wave: torch.Tensor) -> ClipWindows:
+        """A waveform's prediction windows: features, trimming, then :func:`clip_windows`."""
+        db, energy = self.extractor.analyse(wave.unsqueeze(0))
+        first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
+        return clip_windows(db[0], first, end, self.pipeline)
 
     def window_logits(self, windows: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
         """Un-normalised dB windows ``[K, bins, clip]`` → the network's logits ``[K, n_classes]``.
-        ``stats``: the reference of each window for the ``"bins"`` normalisation."""
+        ``stats``: each window's reference for the ``"bins"`` normalisation (:func:`reference_stats`)."""
         x = self.extractor.finish(windows, stats).contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
 
-    def window_probabilities(self, windows: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
-        """Un-normalised dB windows ``[K, bins, clip]`` → probabilities ``[K, n_classes]``."""
-        return torch.softmax(self.window_logits(windows, stats) / self.temperature, dim=-1)
-
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        db, energy = self.extractor.analyse(wave.unsqueeze(0))
-        first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
-        windows, weights = clip_windows(db[0], first, end, self.pipeline)
-        stats = reference_stats(db[0], first, end, self.pipeline).expand(windows.shape[0])
-        return weighted_mean(self.window_probabilities(windows, stats), weights)
+        w = self.windows(wave)
+        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0])
+        return clip_probabilities(self.window_logits(w.windows, stats), w.weights, self.temperature)
 
 
 class EnsembleClassifier(nn.Module):
@@ -208,14 +250,58 @@ class EnsembleClassifier(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(wave) for m in self.members]).mean(0)
+        return ensemble_mean([m(wave) for m in self.members])
 
 
-def weighted_mean(probs: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor | None = None,
-                  n_clips: int = 1) -> torch.Tensor:
-    """A clip's probabilities: the mean of its windows' weighted by ``weights``; with ``owner``
-    (the clip index of each window) one row per clip ``[n_clips, n_classes]``."""
-    if owner is None:
-        return (probs * weights.unsqueeze(1)).sum(0) / weights.sum()
-    total = torch.zeros(n_clips, probs.shape[1], dtype=probs.dtype).index_add_(0, owner, probs * weights.unsqueeze(1))
-    return total / torch.zeros(n_clips, dtype=weights.dtype).index_add_(0, owner, weights).unsqueeze(1)
+# ---------------------------------------------------------------- batched: many clips at once
+
+
+def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds: list[tuple[int, int]], *,
+                  batch_size: int = 64, speakers: list[Stats | None] | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits of every prediction window of the clips ``[W, n_classes]``, with each window's
+    weight and clip index (calibration needs them before the softmax). ``images`` and
+    ``bounds`` are the clips' dB images and voiced frames (:meth:`ClipClassifier.analyse`);
+    ``speakers`` each clip's speaker statistics (speaker-adaptive ``"bins"`` normalisation)."""
+    if not images:
+        return torch.zeros(0, len(classifier.labels)), torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    windows, weights, owner, means, stds = [], [], [], [], []
+    for i, (db, (first, end)) in enumerate(zip(images, bounds)):
+        w = clip_windows(db, first, end, classifier.pipeline)
+        keep = w.weights > 0  # skip the zero-weight candidates: same result, less work
+        n = int(keep.sum())
+        ref = reference_stats(db, first, end, speakers[i] if speakers else None)
+        windows.append(w.windows[keep])
+        weights.append(w.weights[keep])
+        owner.append(torch.full((n,), i))
+        means.append(ref.mean.reshape(1, -1).expand(n, -1))
+        stds.append(ref.std.reshape(1).expand(n))
+    windows, weights, owner = torch.cat(windows), torch.cat(weights), torch.cat(owner)
+    means, stds = torch.cat(means), torch.cat(stds)
+    was_training = classifier.training
+    classifier.eval()
+    with torch.inference_mode():
+        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size],
+                                                     Stats(means[s:s + batch_size], stds[s:s + batch_size]))
+                            for s in range(0, len(windows), batch_size)])
+    classifier.train(was_training)
+    return logits, weights, owner
+
+
+def predict_clips(classifier: ClipClassifier, images: list[torch.Tensor], bounds: list[tuple[int, int]], *,
+                  batch_size: int = 64, speakers: list[Stats | None] | None = None) -> np.ndarray:
+    """Probabilities ``[n_clips, n_classes]`` of the clips: :class:`ClipClassifier`'s result for
+    each, with the windows of many clips packed into each batch."""
+    logits, weights, owner = window_logits(classifier, images, bounds, batch_size=batch_size, speakers=speakers)
+    if not images:
+        return logits.numpy()
+    return clip_probabilities(logits, weights, classifier.temperature, owner, len(images)).numpy()
+
+
+def predict_members(classifiers: list[ClipClassifier], analysed: list[list]) -> np.ndarray:
+    """Probabilities ``[n_clips, n_classes]`` of an ensemble (or of one model: a list of one);
+    ``analysed[clip][member]`` is that member's :meth:`ClipClassifier.analyse` of the clip."""
+    if not analysed:
+        return np.zeros((0, len(classifiers[0].labels)), np.float32)
+    return ensemble_mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
+                          for i, c in enumerate(classifiers)])

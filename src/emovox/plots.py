@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
 from emovox.features import FeatureConfig, FeatureExtractor
+from emovox.labels import EMOTION_COLORS
 
 __all__ = [
     "clip_figure", "plot_clip",
@@ -400,12 +401,6 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], out: str | os.Pa
     return _save(lr_find_figure(lrs, losses, lower=lower, upper=upper, smoothed=smoothed), out)
 
 
-#: One colour per emotion (and grey for silence / uncertain) in timeline figures.
-EMOTION_COLORS = {"neutral": "#9e9e9e", "calm": "#4db6ac", "happy": "#fbc02d", "sad": "#3f51b5",
-                  "angry": "#d32f2f", "fearful": "#7b1fa2", "disgust": "#689f38", "surprised": "#f57c00",
-                  "silence": "#ffffff", "uncertain": "#e0e0e0"}
-
-
 def _emotion_color(label: str, i: int) -> str:
     import matplotlib
 
@@ -451,29 +446,32 @@ def plot_timeline(timeline, out: str | os.PathLike, *, title: str | None = None)
 
 
 def explanation_figure(expl, *, title: str | None = None) -> Figure:
-    """The feature image the model saw, then the same image with the Grad-CAM map over it, and
-    the clip's probabilities."""
-    fig = _new_figure(11, 6)
-    grid = fig.add_gridspec(2, 2, width_ratios=(1, 0.22))
-    ax_img = fig.add_subplot(grid[0, 0])
-    ax_cam = fig.add_subplot(grid[1, 0], sharex=ax_img, sharey=ax_img)
-    ax_p = fig.add_subplot(grid[:, 1])
-    frames = expl.image.shape[1]
-    extent = (-0.5 * expl.hop_seconds, (frames - 0.5) * expl.hop_seconds, -0.5, expl.image.shape[0] - 0.5)
-    what = {"mel": "mel band", "spectrogram": "frequency bin", "mfcc": "MFCC"}.get(expl.kind, "bin")
-    ax_img.imshow(expl.image, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    ax_img.set_ylabel(what)
-    ax_img.set_title(f"{expl.kind} image")
-    ax_cam.imshow(expl.image, origin="lower", aspect="auto", extent=extent, cmap="gray")
-    ax_cam.imshow(np.ma.masked_less(expl.heat, 0.05), origin="lower", aspect="auto", extent=extent,
-                  cmap="jet", alpha=0.5, vmin=0, vmax=1)
-    ax_cam.contour(np.linspace(extent[0], extent[1], frames), np.arange(expl.heat.shape[0]), expl.heat,
-                   levels=[0.5], colors="white", linewidths=0.8)
-    for f in expl.voiced:
-        ax_cam.axvline(f * expl.hop_seconds, color="cyan", ls="--", lw=0.8)
-    ax_cam.set_ylabel(what)
-    ax_cam.set_xlabel("time (s)")
-    ax_cam.set_title(f"Grad-CAM (stage {expl.stage}): what drove '{expl.label}' (dashed: voiced part)")
+    """One row per ensemble member: the feature image it saw, then the same image with its
+    Grad-CAM map over it; the clip's probabilities beside them."""
+    rows = len(expl.maps)
+    fig = _new_figure(13, 1.0 + 2.6 * rows)
+    grid = fig.add_gridspec(rows, 3, width_ratios=(1, 1, 0.3))
+    for r, m in enumerate(expl.maps):
+        ax_img = fig.add_subplot(grid[r, 0])
+        ax_cam = fig.add_subplot(grid[r, 1], sharex=ax_img, sharey=ax_img)
+        frames = m.image.shape[1]
+        extent = (-0.5 * m.hop_seconds, (frames - 0.5) * m.hop_seconds, -0.5, m.image.shape[0] - 0.5)
+        what = {"mel": "mel band", "spectrogram": "frequency bin", "mfcc": "MFCC"}.get(m.kind, "bin")
+        ax_img.imshow(m.image, origin="lower", aspect="auto", extent=extent, cmap="magma")
+        ax_img.set_ylabel(what)
+        ax_img.set_title(f"{m.name} image")
+        ax_cam.imshow(m.image, origin="lower", aspect="auto", extent=extent, cmap="gray")
+        ax_cam.imshow(np.ma.masked_less(m.heat, 0.05), origin="lower", aspect="auto", extent=extent,
+                      cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        ax_cam.contour(np.linspace(extent[0], extent[1], frames), np.arange(m.heat.shape[0]), m.heat,
+                       levels=[0.5], colors="white", linewidths=0.8)
+        for f in m.voiced:
+            ax_cam.axvline(f * m.hop_seconds, color="cyan", ls="--", lw=0.8)
+        ax_cam.set_title(f"Grad-CAM (stage {expl.stage}): what drove '{expl.label}' (dashed: voiced part)")
+        if r == rows - 1:
+            ax_img.set_xlabel("time (s)")
+            ax_cam.set_xlabel("time (s)")
+    ax_p = fig.add_subplot(grid[:, 2])
     labels = list(expl.probabilities)
     values = [expl.probabilities[k] for k in labels]
     colors = [_emotion_color(k, i) for i, k in enumerate(labels)]

@@ -21,7 +21,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .vad import FRAME, SAMPLE_RATE, SpeechDetector
+from .audio import WORKING_RATE
+from .vad import FRAME, SpeechDetector
 
 SILENCE = "silence"
 UNCERTAIN = "uncertain"
@@ -190,10 +191,10 @@ class TimelineEngine:
         hop = config.hop if config.hop is not None else window / 2
         self.config = TimelineConfig(**{**config.__dict__, "window": window, "hop": hop})
         self.config.check(window)
-        if backend.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"the timeline runs at {SAMPLE_RATE} Hz; this model expects {backend.sample_rate} Hz")
-        self.W = int(round(window * SAMPLE_RATE))
-        self.H = int(round(self.config.hop * SAMPLE_RATE))
+        if backend.sample_rate != WORKING_RATE:
+            raise ValueError(f"the timeline runs at {WORKING_RATE} Hz; this model expects {backend.sample_rate} Hz")
+        self.W = int(round(window * WORKING_RATE))
+        self.H = int(round(self.config.hop * WORKING_RATE))
         self.batch_windows = batch_windows
         self.source = source
         self.vad = SpeechDetector(self.config.vad_threshold)
@@ -214,7 +215,7 @@ class TimelineEngine:
     @property
     def seconds(self) -> float:
         """Audio received so far, in seconds."""
-        return self._total / SAMPLE_RATE
+        return self._total / WORKING_RATE
 
     # ------------------------------------------------------------------ input
     def push(self, block: np.ndarray) -> list[Cell]:
@@ -307,7 +308,7 @@ class TimelineEngine:
             v, n = self._voiced.pop(c, (0, 0))
             w = self._weight.pop(c, 0.0)
             p = self._sum.pop(c, None)
-            cell = Cell(c, c * self.H / SAMPLE_RATE, min((c + 1) * self.H, self._total) / SAMPLE_RATE,
+            cell = Cell(c, c * self.H / WORKING_RATE, min((c + 1) * self.H, self._total) / WORKING_RATE,
                         v / n if n else 0.0, None if p is None or w == 0 else (p / w).astype(np.float32))
             self._cells.append(cell)
             closed.append(cell)
@@ -315,7 +316,7 @@ class TimelineEngine:
         return closed
 
     def _envelope(self, x: np.ndarray | None) -> None:
-        step = SAMPLE_RATE // ENVELOPE_RATE
+        step = WORKING_RATE // ENVELOPE_RATE
         rest = self._env_rest if x is None else np.concatenate([self._env_rest, x])
         n = len(rest) // step if x is not None else -(-len(rest) // step)
         if n:
@@ -335,7 +336,7 @@ class TimelineEngine:
                        np.float32).reshape(len(cells), C)
         speech = np.array([c.speech for c in cells], np.float32)
         mask = (speech >= self.config.min_speech) & ~np.isnan(raw).any(axis=1)
-        return Timeline(self.labels, self.config, self._total / SAMPLE_RATE,
+        return Timeline(self.labels, self.config, self._total / WORKING_RATE,
                         np.array([c.start for c in cells]), np.array([c.end for c in cells]), speech,
                         smooth_cells(raw, mask, self.config.smooth),
                         np.concatenate(self._env) if self._env else np.zeros((0, 2), np.float32), self.source)

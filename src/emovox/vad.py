@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
-FRAME = 512      # samples per VAD frame (32 ms at 16 kHz)
+FRAME = 512      # samples per VAD frame: 32 ms at the working rate (audio.WORKING_RATE, silero's 16 kHz)
 CONTEXT = 64     # samples of the previous frame the model sees before each frame
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 MAX_FRAMES = 512  # frames per onnxruntime call (16 s)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_NAME = "model.onnx"
+from ..models.folder import CONFIG_NAME, ONNX_NAME, fingerprint, load_members
 
 
 class TorchBackend:
@@ -25,7 +25,6 @@ class TorchBackend:
     def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
         import torch
 
-        from ..models.folder import load_members
         from ..pipeline import ClipClassifier
 
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
@@ -36,19 +35,15 @@ class TorchBackend:
         self.clip_seconds = max(b.pipeline.clip_seconds for b in self.members)
         self.calibration = self.bundle.extra.get("calibration", {})
         self.classifiers = [ClipClassifier.from_bundle(b).eval() for b in self.members]
-        self.classifier = self.classifiers[0]
 
-    def analyse(self, wave: np.ndarray):
+    def analyse(self, wave: np.ndarray) -> list:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
-        return [b.pipeline.analyse(wave, c.extractor) for b, c in zip(self.members, self.classifiers)]
+        return [c.analyse(wave) for c in self.classifiers]
 
     def probabilities(self, analysed: list) -> np.ndarray:
-        from .engine import predict_clips
+        from ..pipeline import predict_members
 
-        if not analysed:
-            return np.zeros((0, len(self.labels)), np.float32)
-        return np.mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
-                        for i, c in enumerate(self.classifiers)], axis=0)
+        return predict_members(self.classifiers, analysed)
 
 
 class OnnxBackend:
@@ -79,9 +74,7 @@ class OnnxBackend:
         self.clip_seconds = float(config.get("preprocessing", config).get("clip_seconds", 2.5))
         self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
-        if folder is not None and (folder / "config.json").is_file() and "model_id" in meta:
-            from ..modelfiles import fingerprint
-
+        if folder is not None and (folder / CONFIG_NAME).is_file() and "model_id" in meta:
             if not meta["model_id"].endswith("@" + fingerprint(folder)):
                 raise ValueError(f"{path} was exported from another version of {folder} (its weights or "
                                  f"calibration changed); re-export it with `emovox export --model {folder} -o {path}`")

@@ -10,16 +10,17 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..models.folder import CONFIG_NAME, fingerprint, load_members
+
 
 def model_id(folder: Path) -> str:
     """Name of the recipe plus a short hash of the weights and calibration."""
-    from ..modelfiles import fingerprint
-
-    cfg = json.loads((folder / "config.json").read_text())
+    cfg = json.loads((folder / CONFIG_NAME).read_text())
     return f"{cfg.get('provenance', {}).get('name', 'emovox')}@{fingerprint(folder)}"
 
 
@@ -55,7 +56,6 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     import torch
 
     from .. import __version__
-    from ..models.folder import load_members
     from ..pipeline import ClipClassifier, EnsembleClassifier
 
     folder, out = Path(folder), Path(out)
@@ -70,7 +70,11 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         logging.getLogger("torch").setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates every step
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # stdout: the exporter narrates every step. The warning: torch 2.13's exporter copies
+            # its own pytree specs, and re-creating a LeafSpec trips torch's deprecation of that
+            # class; it is about torch's internals, and users of `emovox export` can do nothing about it
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
             torch.onnx.export(clf, (example,), str(raw), dynamo=True, opset_version=opset,
                               input_names=["waveform"], output_names=["probabilities"],
                               dynamic_shapes={"wave": {0: samples}}, external_data=False)
@@ -88,7 +92,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
             "temperatures": json.dumps([b.extra.get("calibration", {}).get("temperature", 1.0) for b in members]),
             "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
             "output": "probabilities [len(labels)], summing to 1",
-            "config": (folder / "config.json").read_text()}
+            "config": (folder / CONFIG_NAME).read_text()}
     del model.metadata_props[:]
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)

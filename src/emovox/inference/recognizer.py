@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import audio
 from ..labels import probabilities as to_mapping
+from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
@@ -67,7 +68,7 @@ class Recognizer:
         ``uncertain``.
         """
         folder = Path(path) if path is not None else BUNDLED_MODEL
-        if path is None and not (folder / "config.json").is_file():
+        if path is None and not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         if backend == "onnx" or folder.suffix == ".onnx":
             return cls(OnnxBackend(folder, threads), min_confidence)
@@ -153,15 +154,16 @@ class Recognizer:
 
     def explain(self, source, sample_rate: int | None = None, target: str | None = None, stage: int | None = None):
         """Grad-CAM of one clip: which time-frequency regions drove the decision (for ``target``,
-        default the predicted emotion) at ResNet ``stage`` (default the last). Needs the torch backend. Returns an
-        :class:`emovox.explain.Explanation`."""
-        from ..explain import grad_cam
-
+        default the predicted emotion) at ResNet ``stage`` (default the last), one map per
+        ensemble member, with the probabilities :meth:`predict` gives. Needs the torch backend.
+        Returns an :class:`emovox.explain.Explanation`."""
         if self.backend.name != "torch":
             raise ValueError("explanations need gradients: load the model with backend='torch'")
         if target is not None and target not in self.labels:
             raise ValueError(f"unknown emotion {target!r}; expected one of {', '.join(self.labels)}")
-        return grad_cam(self.backend.classifier, self._wave(source, sample_rate), self.labels, target, stage)
+        from ..explain import grad_cam
+
+        return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
     def stream(self, config=None, **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio

@@ -1,6 +1,22 @@
-from .folder import ModelBundle, is_ensemble, load_bundle, load_members, save_bundle, save_ensemble
-from .registry import MODELS, build_model
-from .resnet import ResNet, load_torchvision_weights, resnet18
+"""Networks (ResNet18, the registry) and the model-folder format.
 
-__all__ = ["MODELS", "ModelBundle", "ResNet", "build_model", "is_ensemble", "load_bundle", "load_members",
-           "load_torchvision_weights", "resnet18", "save_bundle", "save_ensemble"]
+Names load lazily: ``emovox.models.folder`` answers questions about a folder without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "ModelBundle": "folder", "is_ensemble": "folder", "load_bundle": "folder", "load_members": "folder",
+    "new_bundle": "folder", "save_bundle": "folder", "save_ensemble": "folder",
+    "MODELS": "registry", "build_model": "registry",
+    "ResNet": "resnet", "load_torchvision_weights": "resnet", "resnet18": "resnet",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'emovox.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

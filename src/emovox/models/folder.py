@@ -1,19 +1,55 @@
-"""A model is a folder: ``config.json`` + ``model.safetensors``. Loading never unpickles."""
+"""A model is a folder: ``config.json`` + ``model.safetensors`` (+ ``model.onnx`` once exported);
+an ensemble is a folder whose ``config.json`` names member folders. Loading never unpickles.
+
+The one module that knows the format. torch is imported only by the functions that build or
+save networks, so the ONNX backend can check a folder (:func:`is_ensemble`,
+:func:`fingerprint`) without importing it (cold start).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..labels import EMOTIONS
-from ..modelfiles import CONFIG_NAME, ENSEMBLE_FORMAT, WEIGHTS_NAME, fingerprint, is_ensemble  # noqa: F401
-from ..pipeline import Pipeline
-from .registry import build_model
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..pipeline import Pipeline
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+ONNX_NAME = "model.onnx"
+MODEL_FORMAT = "emovox-model/1"
+ENSEMBLE_FORMAT = "emovox-ensemble/1"
+
+
+def is_ensemble(folder: str | Path) -> bool:
+    path = Path(folder) / CONFIG_NAME
+    return path.is_file() and json.loads(path.read_text()).get("format") == ENSEMBLE_FORMAT
+
+
+def member_folders(folder: str | Path) -> list[Path]:
+    """The model folders of ``folder``: its members if it is an ensemble, else itself."""
+    folder = Path(folder)
+    if is_ensemble(folder):
+        return [folder / m for m in json.loads((folder / CONFIG_NAME).read_text())["members"]]
+    return [folder]
+
+
+def fingerprint(folder: str | Path) -> str:
+    """Short hash of everything that changes a folder's predictions: each member's weights
+    and calibration. Ties an ONNX export to the folder it came from."""
+    h = hashlib.sha256()
+    for member in member_folders(folder):
+        h.update((member / WEIGHTS_NAME).read_bytes())
+        cal = json.loads((member / CONFIG_NAME).read_text()).get("calibration", {})
+        h.update(repr(float(cal.get("temperature", 1.0))).encode())
+    return h.hexdigest()[:12]
 
 
 @dataclass
@@ -29,7 +65,7 @@ class ModelBundle:
 
     def config(self) -> dict:
         return {
-            "format": "emovox-model/1",
+            "format": MODEL_FORMAT,
             "labels": list(self.labels),
             "model": {"name": self.model_name, **self.model_options},
             "preprocessing": self.pipeline.to_dict(),
@@ -39,12 +75,16 @@ class ModelBundle:
 
 def new_bundle(pipeline: Pipeline, model_name: str = "resnet18", labels=EMOTIONS, **options) -> ModelBundle:
     """A freshly initialised network for ``pipeline``'s feature images."""
+    from .registry import build_model
+
     model = build_model(model_name, len(labels), pipeline.features.channels, **options)
     return ModelBundle(model, pipeline, tuple(labels), model_name, dict(options))
 
 
 def save_bundle(bundle: ModelBundle, folder: str | Path, *, half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` (float16 weights when ``half``)."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in bundle.model.state_dict().items()}
@@ -57,6 +97,11 @@ def save_bundle(bundle: ModelBundle, folder: str | Path, *, half: bool = False) 
 
 def load_bundle(folder: str | Path) -> ModelBundle:
     """Read a model folder written by :func:`save_bundle` (weights returned as float32)."""
+    from safetensors.torch import load_file
+
+    from ..pipeline import Pipeline
+    from .registry import build_model
+
     folder = Path(folder)
     cfg_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for p in (cfg_path, weights):
@@ -76,8 +121,6 @@ def load_bundle(folder: str | Path) -> ModelBundle:
 
 
 # ---------------------------------------------------------------- ensembles
-
-
 
 
 def save_ensemble(members: dict[str, ModelBundle], folder: str | Path, *, half: bool = False,
@@ -100,8 +143,4 @@ def save_ensemble(members: dict[str, ModelBundle], folder: str | Path, *, half: 
 
 def load_members(folder: str | Path) -> list[ModelBundle]:
     """The models of a folder: its members if it is an ensemble, else the one model."""
-    folder = Path(folder)
-    if is_ensemble(folder):
-        cfg = json.loads((folder / CONFIG_NAME).read_text())
-        return [load_bundle(folder / m) for m in cfg["members"]]
-    return [load_bundle(folder)]
+    return [load_bundle(m) for m in member_folders(folder)]

@@ -81,11 +81,15 @@ class ResNet(nn.Module):
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
 
+    def stages(self) -> list[nn.Sequential]:
+        """The stages (``layer1`` ...) in order: where Grad-CAM hooks in."""
+        return [getattr(self, f"layer{i + 1}") for i in range(self.n_stages)]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps of the last stage, before pooling."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for i in range(self.n_stages):
-            x = getattr(self, f"layer{i + 1}")(x)
+        for stage in self.stages():
+            x = stage(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

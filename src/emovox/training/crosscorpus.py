@@ -104,8 +104,7 @@ def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ..
 
 def test_predictions(bundle, test: FeatureSet) -> dict[str, np.ndarray]:
     """Per-clip probabilities, and speaker-adaptive ones for ``bins`` models."""
-    from ..inference.engine import predict_clips
-    from ..pipeline import ClipClassifier
+    from ..pipeline import ClipClassifier, predict_clips
     from .batches import speaker_of, speaker_stats
 
     classifier = ClipClassifier.from_bundle(bundle)

@@ -19,8 +19,7 @@ import yaml
 from ..config import save_config
 from ..corpora import open_corpus
 from ..calibration import clip_probabilities, held_out_calibration
-from ..inference.engine import window_logits
-from ..pipeline import ClipClassifier
+from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
 from ..splits import make_folds
 from .data import build_features

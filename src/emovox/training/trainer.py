@@ -29,7 +29,7 @@ from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
 from ..config import save_config
 from ..features import FeatureExtractor
-from ..inference.engine import predict_clips
+from ..pipeline import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
@@ -254,7 +254,7 @@ def train(
         best_row = state["best_row"] or None
         start_epoch = state["epoch"] + 1
 
-    classifier = ClipClassifier(model, pipe)
+    classifier = ClipClassifier(model, pipe, labels=bundle.labels)
     batches = batch_maker(cfg, train_set, waves)
     step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"],
                      class_weights(train_set, tcfg["balance"], len(bundle.labels)))
@@ -308,9 +308,9 @@ def train(
 def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
     """Temperature scaling of ``bundle`` on the clips of ``fs`` (validation actors)."""
     from ..calibration import calibrate
-    from ..inference.engine import window_logits
+    from ..pipeline import window_logits
 
-    logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline), fs.images, fs.bounds)
+    logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline, labels=bundle.labels), fs.images, fs.bounds)
     return calibrate(logits, weights, owner, fs.labels)
 
 

@@ -1,5 +1,6 @@
 """The rolling display of ``emovox listen``: a rich live panel on a terminal, one plain line
-per finished cell otherwise (pipes, logs, tests)."""
+per finished cell otherwise (pipes, logs, tests). Imports neither torch nor matplotlib, so
+``listen --backend onnx`` stays light. Its audio comes from :mod:`emovox.live_input`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import deque
 
 import numpy as np
 
+from .labels import EMOTION_COLORS
 from .timeline import SILENCE, UNCERTAIN, Cell
 
 BAR = 28
@@ -64,8 +66,6 @@ class LiveDisplay:
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
-
-        from .plots import EMOTION_COLORS
 
         table = Table.grid(padding=(0, 1))
         table.add_column(justify="right")

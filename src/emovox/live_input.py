@@ -1,6 +1,7 @@
-"""Live input for the timeline engine: a microphone (PortAudio via sounddevice) or a file
-played as if it were one. Both are plain iterators of mono float32 blocks at 16 kHz, so the
-engine, the display and the tests do not care where audio comes from."""
+"""Live input sources for the timeline engine: a microphone (PortAudio via sounddevice) or a
+file played as if it were one. Both are plain iterators of mono float32 blocks at the working
+rate, so the engine, the display (:mod:`emovox.live_display`) and the tests do not care where
+audio comes from."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import numpy as np
 import soxr
 
 from . import audio
-
-SAMPLE_RATE = audio.WORKING_RATE
 
 
 class MicrophoneError(RuntimeError):
@@ -51,8 +50,8 @@ class Microphone:
         self.rate = int(info["default_samplerate"])
         self.dropped_samples = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max(2, int(max_queue_seconds / block_seconds)))
-        self._resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32") \
-            if self.rate != SAMPLE_RATE else None
+        self._resampler = soxr.ResampleStream(self.rate, audio.WORKING_RATE, 1, dtype="float32") \
+            if self.rate != audio.WORKING_RATE else None
         try:
             self._stream = sd.InputStream(device=device, channels=1, samplerate=self.rate,
                                           blocksize=max(1, int(self.rate * block_seconds)), dtype="float32",
@@ -92,12 +91,12 @@ def file_blocks(path, block_seconds: float = 0.25, realtime: bool = True) -> Ite
     time unless ``realtime=False``."""
     t0 = time.perf_counter()
     sent = 0
-    for big in audio.stream(path, SAMPLE_RATE, block_seconds=max(block_seconds, 5.0)):
-        step = max(1, int(block_seconds * SAMPLE_RATE))
+    for big in audio.stream(path, audio.WORKING_RATE, block_seconds=max(block_seconds, 5.0)):
+        step = max(1, int(block_seconds * audio.WORKING_RATE))
         for s in range(0, len(big), step):
             block = big[s:s + step]
             if realtime:
-                wait = t0 + sent / SAMPLE_RATE - time.perf_counter()
+                wait = t0 + sent / audio.WORKING_RATE - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
             sent += len(block)
