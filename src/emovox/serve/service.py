@@ -56,8 +56,9 @@ class Service:
         self.max_seconds = max_seconds
         self.info = describe(recognizer, self.path)
         self._local = threading.local()
-        self._extractor = None
-        self._lock = threading.Lock()
+        from ..features import FeatureExtractor
+
+        self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)
 
     # ------------------------------------------------------------------ input
     def check_header(self, path: Path) -> float | None:
@@ -125,11 +126,6 @@ class Service:
         """The mel-spectrogram (dB) of the model's feature settings as a small PNG, base64."""
         import torch
 
-        with self._lock:  # built once, then shared read-only by the threads
-            if self._extractor is None:
-                from ..features import FeatureExtractor
-
-                self._extractor = FeatureExtractor(self.info["_mel"])
         config = self._extractor.config
         with torch.inference_mode():
             db = self._extractor.power_db(torch.from_numpy(np.ascontiguousarray(wave))[None])[0].numpy()
