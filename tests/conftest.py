@@ -57,3 +57,14 @@ def tiny_model(tiny_config, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
     train(tiny_config, run, data.subset(train_idx), data.subset(val_idx), progress=False)
     return run / "best"
+
+
+@pytest.fixture(scope="session")
+def serve_url():
+    """`emovox serve` on a free 127.0.0.1 port: the bundled model (ONNX backend, the faster start)
+    behind an API key, with small limits. Shared by the API and the browser tests."""
+    from .serve_util import KEY, running_server
+
+    with running_server("--backend", "onnx", "--api-key", KEY, "--max-upload-mb", "1.5",
+                        "--max-seconds", "30", "--max-concurrent", "1") as url:
+        yield url

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "emovox" / "assets" / "examples"
+KEY = "test-key-123"  # the API key of the test server (tests/conftest.py: serve_url)
 ANGRY = EXAMPLES / "03-01-05-02-01-01-05.flac"  # RAVDESS actor 05, strong "angry" (bundled example)
 
 

@@ -16,17 +16,12 @@ from emovox.cli import main
 from emovox.serve import Settings
 from emovox.serve.settings import check_bind, is_loopback
 
-from .serve_util import ANGRY, conversation, free_port, running_server, webm_opus, write_wav
-
-KEY = "test-key-123"
+from .serve_util import ANGRY, KEY, conversation, free_port, webm_opus, write_wav
 
 
 @pytest.fixture(scope="session")
-def server():
-    """The bundled model (ONNX backend: the faster start) behind an API key, with small limits."""
-    with running_server("--backend", "onnx", "--api-key", KEY, "--max-upload-mb", "1.5",
-                        "--max-seconds", "30", "--max-concurrent", "1") as url:
-        yield url
+def server(serve_url):
+    return serve_url
 
 
 @pytest.fixture(scope="session")
