@@ -66,7 +66,7 @@ def test_health_ready_model(client):
     assert info["calibration"]["temperature"] > 0
     assert "non-commercial" in info["card"]["data_licence"] and info["card"]["limits"]
     assert info["limits"] == {"max_upload_mb": 1.5, "max_seconds": 30.0, "max_concurrent": 1, "max_queue": 64,
-                              "timeout": 60.0, "threads_per_inference": 2 if _cpus() >= 2 else 1,
+                              "timeout": 60.0, "threads_per_inference": _cpus(),  # one slot: all CPUs
                               "api_key_required": True}
 
 
@@ -200,6 +200,18 @@ def test_size_and_duration_limits(client, clips):
     body = error_of(client.post("/v1/predict", files={"file": clips["overlong"].open("rb")}), 422, "too_long")
     assert "40.0 s" in body["message"] and "30 s" in body["message"]  # known from the header
     error_of(client.post("/v1/timeline", files={"file": clips["overlong"].open("rb")}), 422, "too_long")
+
+
+def test_decoding_stops_at_the_limit_without_a_header(clips):
+    """A header may lack the duration (MediaRecorder's WebM) or lie: decoding stops at the limit."""
+    from emovox.serve.service import Service, TooLong
+
+    svc = Service(SlowRecognizer(), max_seconds=5.0)
+    import soundfile as sf
+
+    assert len(svc.decode(clips["angry"])) == sf.info(str(clips["angry"])).frames  # 16 kHz already
+    with pytest.raises(TooLong, match="up to 5 s"):
+        svc.decode(clips["long"])
 
 
 def test_no_temporary_files_left(client, clips):

@@ -107,6 +107,8 @@ def focused(page) -> str:
 
 
 def test_upload_with_the_keyboard_shows_bars(page, tmp_path):
+    # listening early: interception set up at the moment the dialog opens can miss it
+    page.on("filechooser", lambda chooser: chooser.set_files(str(ANGRY)))
     order = []
     for _ in range(5):  # skip link, the two buttons, the key box, its field
         page.keyboard.press("Tab")
@@ -117,9 +119,7 @@ def test_upload_with_the_keyboard_shows_bars(page, tmp_path):
         page.keyboard.press("Shift+Tab")
     assert focused(page) == "choose"
     _wait(page, "document.getElementById('model-id').textContent.includes('@')")  # the key was taken
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(str(ANGRY))
+    page.keyboard.press("Enter")  # opens the file chooser (intercepted since the start of the test)
     page.wait_for_selector("#bars li", timeout=30_000)
     assert page.text_content("#answer") == "angry"
     assert page.locator("#bars li").count() == 8
