@@ -76,3 +76,14 @@ def tiny_half_onnx(tiny_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "tiny-half.onnx"
     assert main(["export", "--model", str(tiny_model), "--half", "-o", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def serve_url():
+    """`emovox serve` on a free 127.0.0.1 port: the bundled model (ONNX backend, the faster start)
+    behind an API key, with small limits. Shared by the API and the browser tests."""
+    from .serve_util import KEY, running_server
+
+    with running_server("--backend", "onnx", "--api-key", KEY, "--max-upload-mb", "1.5",
+                        "--max-seconds", "30", "--max-concurrent", "1") as url:
+        yield url

@@ -259,6 +259,15 @@ def cmd_data_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_serve(args) -> int:
+    from .serve.run import serve
+
+    opts = {k: getattr(args, k) for k in ("model", "backend", "min_confidence", "max_upload_mb", "max_seconds",
+                                         "max_concurrent", "max_queue", "timeout", "threads", "workers", "api_key")}
+    return serve(host=args.host, port=args.port, insecure=args.insecure, log_level=args.log_level,
+                 cors_origins=args.cors_origin, **opts)
+
+
 def _config(args) -> dict:
     from .config import load_config
 
@@ -459,6 +468,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, default=2, help="threads decoding files")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_data_check)
+
+    sp = sub.add_parser("serve", help="HTTP API and web page (flags override EMOVOX_* environment variables)")
+    sp.add_argument("--model", help="model folder or .onnx file (default: the bundled model) [EMOVOX_MODEL]")
+    sp.add_argument("--backend", choices=["torch", "onnx"], help="default torch [EMOVOX_BACKEND]")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--workers", type=int, help="server processes, each with its own model (default 1) [EMOVOX_WORKERS]")
+    sp.add_argument("--api-key", help="require this key on /v1/* [EMOVOX_API_KEY]")
+    sp.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without an API key")
+    sp.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                    help="allow calls from pages of this origin (repeatable; default: CORS off) [EMOVOX_CORS_ORIGINS]")
+    sp.add_argument("--max-upload-mb", type=float, help="largest upload (default 20) [EMOVOX_MAX_UPLOAD_MB]")
+    sp.add_argument("--max-seconds", type=float, help="longest recording (default 600) [EMOVOX_MAX_SECONDS]")
+    sp.add_argument("--max-concurrent", type=int, help="inferences at once per worker (default CPUs / workers) "
+                    "[EMOVOX_MAX_CONCURRENT]")
+    sp.add_argument("--max-queue", type=int, help="requests waiting for a slot before 503 (default 64) [EMOVOX_MAX_QUEUE]")
+    sp.add_argument("--timeout", type=float, help="seconds per request (default 60) [EMOVOX_TIMEOUT]")
+    sp.add_argument("--threads", type=int, help="threads per inference (default CPUs / (workers x slots)) "
+                    "[EMOVOX_THREADS]")
+    sp.add_argument("--min-confidence", type=float, help="answer 'uncertain' below this [EMOVOX_MIN_CONFIDENCE]")
+    sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sp.set_defaults(func=cmd_serve)
 
     def config_opts(sp):
         sp.add_argument("--config", help="YAML recipe (configs/*.yaml); defaults otherwise")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import WORKING_RATE
+
 FRAME = 512      # samples per VAD frame: 32 ms at the working rate (audio.WORKING_RATE, silero's 16 kHz)
 CONTEXT = 64     # samples of the previous frame the model sees before each frame
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
@@ -92,3 +94,15 @@ class SpeechDetector:
             self._speaking = p >= (self.release if self._speaking else self.threshold)
             flags[i] = self._speaking
         return probs, flags
+
+
+def speech_seconds(wave: np.ndarray, threshold: float = 0.5, detector: SpeechDetector | None = None) -> float:
+    """Seconds of speech in a 16 kHz mono wave (frames flagged by :class:`SpeechDetector`).
+
+    ``detector`` is reset and reused when given (creating one loads the ONNX model).
+    """
+    detector = detector or SpeechDetector(threshold)
+    detector.reset()
+    _, flags = detector.push(wave)
+    _, last = detector.finish()
+    return float(flags.sum() + last.sum()) * FRAME / WORKING_RATE

@@ -1,0 +1,210 @@
+"""The work behind each endpoint, run in an inference thread: decode, check for speech,
+predict or build the timeline, draw the mel-spectrogram. Plain dicts out (see :mod:`.schemas`).
+
+Nothing here re-implements a step of the library: decoding is :mod:`emovox.audio`, the speech
+check is :mod:`emovox.vad`, predictions and timelines are the :class:`~emovox.Recognizer`'s,
+and the spectrogram is the model's own :class:`~emovox.features.FeatureExtractor` output.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import audio
+from ..vad import speech_seconds
+
+#: Below this much voiced audio (silero VAD) a clip is answered ``no_speech``.
+MIN_SPEECH_SECONDS = 0.3
+#: The spectrogram image is at most this many columns wide (max-pooled over time).
+SPECTROGRAM_WIDTH = 600
+NO_SPEECH = "no_speech"
+
+
+class TooLong(Exception):
+    """A recording longer than the server's limit."""
+
+    def __init__(self, seconds: float | None, limit: float) -> None:
+        what = f"{seconds:.1f} s" if seconds is not None else "longer than that"
+        super().__init__(f"the recording is {what}; this server accepts up to {limit:g} s")
+        self.seconds, self.limit = seconds, limit
+
+
+class Service:
+    """One loaded :class:`~emovox.Recognizer` and what the endpoints need of it.
+
+    Parameters
+    ----------
+    recognizer : the loaded model.
+    model_path : its folder or ``.onnx`` file (``None``: the bundled model), for ``/v1/model``.
+    max_seconds : longest recording accepted.
+    """
+
+    def __init__(self, recognizer, model_path=None, *, max_seconds: float = 600.0) -> None:
+        from ..inference.recognizer import BUNDLED_MODEL
+
+        self.rec = recognizer
+        self.path = Path(model_path) if model_path is not None else BUNDLED_MODEL
+        self.max_seconds = max_seconds
+        self.info = describe(recognizer, self.path)
+        self._local = threading.local()
+        from ..features import FeatureExtractor
+
+        self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)
+
+    # ------------------------------------------------------------------ input
+    def check_header(self, path: Path) -> float | None:
+        """Duration from the file's header, refused early when over the limit (cheap: the
+        file is not decoded). ``None`` when the header does not say (e.g. MediaRecorder webm)."""
+        seconds = audio.duration(path)
+        if seconds is not None and seconds > self.max_seconds:
+            raise TooLong(seconds, self.max_seconds)
+        return seconds
+
+    def decode(self, path: Path) -> np.ndarray:
+        """The recording at the model's rate, decoded block by block and stopped as soon as it
+        passes the limit (a header can lie or be missing). Raises AudioError or TooLong."""
+        rate = self.rec.sample_rate
+        limit = int(self.max_seconds * rate)
+        blocks, n = [], 0
+        for block in audio.stream(path, rate, block_seconds=10.0):
+            n += len(block)
+            if n > limit:
+                raise TooLong(None, self.max_seconds)
+            blocks.append(block)
+        return np.concatenate(blocks)
+
+    def speech(self, wave: np.ndarray) -> float:
+        """Seconds of speech (silero VAD); one detector per inference thread."""
+        detector = getattr(self._local, "vad", None)
+        if detector is None:
+            from ..vad import SpeechDetector
+
+            detector = self._local.vad = SpeechDetector()
+        return speech_seconds(wave, detector=detector)
+
+    # ------------------------------------------------------------------ answers
+    def predict(self, path: Path, spectrogram: bool = False) -> dict:
+        start = time.perf_counter()
+        wave = self.decode(path)
+        voiced = self.speech(wave)
+        out = {"duration": round(len(wave) / self.rec.sample_rate, 3), "speech_seconds": round(voiced, 3),
+               "model_id": self.info["model_id"]}
+        if voiced < MIN_SPEECH_SECONDS:
+            out.update(answer=NO_SPEECH, label=None, confidence=None, uncertain=False, speech=False,
+                       probabilities=None)
+        else:
+            pred = self.rec.predict(wave, sample_rate=self.rec.sample_rate)
+            out.update(answer=pred.answer, label=pred.label, confidence=round(pred.confidence, 4),
+                       uncertain=pred.uncertain, speech=True,
+                       probabilities={k: round(float(v), 4) for k, v in pred.probabilities.items()})
+        out["spectrogram"] = self.spectrogram(wave) if spectrogram else None
+        out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
+        return out
+
+    def timeline(self, path: Path, spectrogram: bool = False) -> dict:
+        start = time.perf_counter()
+        wave = self.decode(path)
+        tl = self.rec.timeline(wave, sample_rate=self.rec.sample_rate)
+        out = tl.to_dict()
+        out.pop("source", None)
+        out["speech"] = any(s["label"] != "silence" for s in out["segments"])
+        out["model_id"] = self.info["model_id"]
+        out["spectrogram"] = self.spectrogram(wave) if spectrogram else None
+        out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
+        return out
+
+    def spectrogram(self, wave: np.ndarray) -> dict:
+        """The mel-spectrogram (dB) of the model's feature settings as a small PNG, base64."""
+        import torch
+
+        config = self._extractor.config
+        with torch.inference_mode():
+            db = self._extractor.power_db(torch.from_numpy(np.ascontiguousarray(wave))[None])[0].numpy()
+        frames = db.shape[1]
+        step = -(-frames // SPECTROGRAM_WIDTH)
+        if step > 1:  # max-pool over time: short events stay visible
+            pad = (-frames) % step
+            db = np.concatenate([db, np.repeat(db[:, -1:], pad, axis=1)], axis=1)
+            db = db.reshape(db.shape[0], -1, step).max(axis=2)
+        return {"png_base64": base64.b64encode(_png(db, config.top_db)).decode("ascii"), "width": db.shape[1],
+                "height": db.shape[0], "seconds": round(len(wave) / config.sample_rate, 3),
+                "n_mels": config.n_mels, "hop_length": config.hop_length * step, "sample_rate": config.sample_rate}
+
+
+def _png(db: np.ndarray, top_db: float) -> bytes:
+    """dB image ``[bins, frames]`` → PNG bytes, low frequencies at the bottom, magma colours."""
+    import matplotlib
+    from PIL import Image
+
+    hi = float(db.max())
+    x = np.clip((db - (hi - top_db)) / max(top_db, 1e-6), 0, 1)[::-1]
+    rgb = (matplotlib.colormaps["magma"](x)[..., :3] * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- /v1/model
+
+
+def describe(rec, path: Path) -> dict:
+    """Labels, preprocessing, calibration and model-card fields of the loaded model."""
+    from ..features import FeatureConfig
+
+    info = {"model_id": _model_id(rec, path), "backend": rec.backend.name, "labels": list(rec.labels),
+            "sample_rate": rec.sample_rate, "clip_seconds": rec.clip_seconds,
+            "min_confidence": rec.min_confidence, "calibration": rec.calibration or {}}
+    members = []
+    if path.is_dir() and (path / "config.json").is_file():
+        cfg = json.loads((path / "config.json").read_text())
+        names = cfg.get("members") or [""]
+        for name in names:
+            member = json.loads(((path / name) if name else path).joinpath("config.json").read_text())
+            members.append({"name": name or cfg.get("provenance", {}).get("name", path.name),
+                            "model": member.get("model", {}), "preprocessing": member.get("preprocessing", {})})
+        if not info["calibration"]:  # an ensemble shares one temperature, kept by each member
+            first = (path / names[0]) if names[0] else path
+            info["calibration"] = cfg.get("calibration") or json.loads((first / "config.json").read_text()).get(
+                "calibration", {})
+    info["members"] = members
+    card = path / "MODEL_CARD.md" if path.is_dir() else None
+    info["card"] = model_card(card.read_text()) if card is not None and card.is_file() else {}
+    mel = next((m["preprocessing"].get("features", {}) for m in members
+                if m["preprocessing"].get("features", {}).get("kind") == "mel"), None)
+    base = FeatureConfig.from_dict(mel) if mel else FeatureConfig(sample_rate=rec.sample_rate)
+    info["_mel"] = dataclasses.replace(base, kind="mel", normalize=False, deltas=False)
+    return info
+
+
+def _model_id(rec, path: Path) -> str:
+    session = getattr(rec.backend, "session", None)
+    if session is not None:
+        meta = session.get_modelmeta().custom_metadata_map
+        if "model_id" in meta:
+            return meta["model_id"]
+    if path.is_dir() and (path / "config.json").is_file():
+        from ..inference.export import model_id
+
+        return model_id(path)
+    return path.stem
+
+
+def model_card(text: str) -> dict[str, str]:
+    """The card's title and its bold-headed paragraphs (``**Limits.** ...``) as plain text."""
+    out = {}
+    title = re.search(r"^#\s+(.+)$", text, re.M)
+    if title:
+        out["title"] = title.group(1).strip()
+    for m in re.finditer(r"^\*\*([^*\n]+?)\.\*\*\s*(.+?)(?=\n\s*\n|\Z)", text, re.M | re.S):
+        key = re.sub(r"[^a-z0-9]+", "_", m.group(1).lower()).strip("_")
+        out[key] = re.sub(r"\s+", " ", m.group(2).replace("**", "")).strip()
+    return out
