@@ -1,0 +1,104 @@
+"""The "bins" normalisation and its reference statistics: per clip and per speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.features import FeatureConfig, FeatureExtractor, Stats, extract
+from emovox.pipeline import ClipClassifier, Pipeline, predict_clips, reference_stats
+from emovox.models.registry import build_model
+
+
+def images(n=3, bins=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(bins, 100 + 20 * i, generator=g) * 10 - 40 for i in range(n)]
+
+
+def test_stats_of_a_range_equals_the_slice():
+    db = images(1)[0]
+    s = Stats.of(db, 10, 70)
+    part = db[:, 10:70]
+    assert torch.allclose(s.mean, part.mean(-1), atol=1e-4)
+    assert torch.allclose(s.std, (part - part.mean(-1, keepdim=True)).square().mean().sqrt(), atol=1e-4)
+
+
+def test_pooled_stats_equal_the_concatenation():
+    imgs = images(3)
+    bounds = [(5, 80), (0, 120), (20, 130)]
+    pooled = Stats.pool(imgs, bounds)
+    cat = torch.cat([im[:, a:b] for im, (a, b) in zip(imgs, bounds)], dim=-1)
+    assert torch.allclose(pooled.mean, Stats.of(cat).mean, atol=1e-4)
+    assert torch.allclose(pooled.std, Stats.of(cat).std, atol=1e-4)
+
+
+def test_bins_mode_removes_a_fixed_colouring():
+    """A microphone's fixed EQ (a constant per bin in dB) leaves the normalised image unchanged."""
+    ex = FeatureExtractor(FeatureConfig(normalize="bins"))
+    db = images(1)[0]
+    eq = torch.linspace(-12, 6, db.shape[0])[:, None]
+    a = ex.finish(db[None], Stats.of(db).expand(1))
+    b = ex.finish((db + eq)[None], Stats.of(db + eq).expand(1))
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_finish_is_batch_consistent_with_per_window_references():
+    ex = FeatureExtractor(FeatureConfig(normalize="bins", deltas=True))
+    windows = torch.randn(4, 64, 50) * 8 - 30
+    refs = [Stats.of(w) for w in windows]
+    batch = ex.finish(windows, Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs])))
+    one = torch.cat([ex.finish(w[None], Stats(r.mean[None], r.std[None])) for w, r in zip(windows, refs)])
+    assert torch.allclose(batch, one, atol=1e-5)
+    assert torch.allclose(ex.finish(windows), batch, atol=1e-5)  # no reference given: each window its own
+
+
+def test_functional_and_module_forms_agree_in_bins_mode():
+    cfg = FeatureConfig(normalize="bins")
+    wave = torch.randn(2, 16000, generator=torch.Generator().manual_seed(1)) * 0.1
+    assert torch.allclose(extract(wave, cfg), FeatureExtractor(cfg)(wave), atol=1e-5)
+
+
+def test_normalize_accepts_the_old_booleans_and_rejects_others():
+    assert FeatureConfig(normalize=True).normalize == "window"
+    assert FeatureConfig(normalize=False).normalize == "none"
+    assert FeatureConfig.from_dict({"normalize": True}).normalize == "window"
+    with pytest.raises(ValueError, match="unknown normalize"):
+        FeatureConfig(normalize="speaker")
+
+
+def test_stats_round_trip_through_a_dict():
+    s = Stats.of(images(1)[0])
+    back = Stats.from_dict(s.to_dict())
+    assert torch.allclose(back.mean, s.mean) and torch.isclose(back.std, s.std)
+
+
+@pytest.fixture
+def bins_classifier():
+    torch.manual_seed(0)
+    pipe = Pipeline(features=FeatureConfig(normalize="bins"))
+    model = build_model("resnet18", num_classes=8, in_channels=1, width=8).eval()
+    return ClipClassifier(model, pipe).eval()
+
+
+def test_clip_classifier_equals_batched_path_in_bins_mode(bins_classifier):
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.05 for n in (20000, 52000)]
+    analysed = [bins_classifier.analyse(w) for w in waves]
+    batched = predict_clips(bins_classifier, [a[0] for a in analysed], [a[1] for a in analysed])
+    with torch.no_grad():
+        single = np.stack([bins_classifier(torch.from_numpy(w)).numpy() for w in waves])
+    assert np.allclose(batched, single, atol=1e-5)
+
+
+def test_a_speaker_reference_changes_the_answer_and_the_own_one_does_not(bins_classifier):
+    rng = np.random.default_rng(1)
+    wave = rng.standard_normal(30000).astype(np.float32) * 0.05
+    db, (first, end) = bins_classifier.analyse(wave)
+    own = reference_stats(db, first, end)
+    base = predict_clips(bins_classifier, [db], [(first, end)])
+    same = predict_clips(bins_classifier, [db], [(first, end)], speakers=[own])
+    other = predict_clips(bins_classifier, [db], [(first, end)],
+                          speakers=[Stats(own.mean + torch.linspace(-10, 10, len(own.mean)), own.std * 2)])
+    assert np.allclose(base, same, atol=1e-6)
+    assert not np.allclose(base, other, atol=1e-3)
