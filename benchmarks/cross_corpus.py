@@ -23,14 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SAVEE_LIST = ROOT.parent / "shared" / "data" / "savee" / "emobox-track2-savee-4class.csv"
 
 
-def evaluate_model(bundle, test_spec: str, cache_dir=None) -> dict:
-    from emovox.training.crosscorpus import corpus_root, evaluate_test_set, load_corpora, parse_spec, read_test_list
+def evaluate_model(members: list, test_spec: str, cache_dir=None) -> dict:
+    from emovox.training.crosscorpus import evaluate_test_set, parse_spec, test_utterances
 
-    test = load_corpora([test_spec], bundle.pipeline, cache_dir=cache_dir, progress=False)
-    out = {"all": evaluate_test_set(bundle, test)}
-    name, root = parse_spec(test_spec)
-    if name == "savee" and SAVEE_LIST.is_file():
-        out["emobox-4"] = evaluate_test_set(bundle, test.subset(read_test_list(SAVEE_LIST, test, corpus_root(name, root))))
+    out = {"all": evaluate_test_set(members, test_utterances(test_spec), cache_dir)}
+    if parse_spec(test_spec)[0] == "savee" and SAVEE_LIST.is_file():
+        out["emobox-4"] = evaluate_test_set(members, test_utterances(test_spec, SAVEE_LIST), cache_dir)
     return out
 
 
@@ -57,25 +55,25 @@ def main(argv=None) -> int:
     import torch
 
     from emovox.config import load_config
-    from emovox.models.folder import load_bundle
+    from emovox.models.folder import load_members
     from emovox.training.crosscorpus import cross_corpus
     from emovox.training.evaluate import machine
 
     if args.model:
         torch.set_num_threads(1)
-        bundle, cfg, train = load_bundle(args.model), None, None
+        members, cfg, train = load_members(args.model), None, None
     else:
         cfg = load_config(args.config, args.overrides)
         torch.set_num_threads(cfg["threads"])
         train = args.train or ["ravdess"]
         run = ROOT / "runs" / "bench" / "cross" / args.name
         cross_corpus(cfg, train, args.test, run)
-        bundle = load_bundle(run / "train" / "best")
-    res = evaluate_model(bundle, args.test, cfg["data"]["cache_dir"] if cfg else None)
+        members = load_members(run / "train" / "best")
+    res = evaluate_model(members, args.test, cfg["data"]["cache_dir"] if cfg else None)
     doc = {"name": args.name, "protocol": "cross-corpus (development: SAVEE)", "train": train, "test": args.test,
            "model": args.model, "config": cfg, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg["seed"] if cfg else None,
-           "validation": bundle.extra.get("validation", {}), **res}
+           "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -106,17 +106,15 @@ def test_score_ways_own_and_restricted():
 
 
 def test_read_test_list_matches_any_extension(tmp_path, tiny_savee):
-    from emovox.training.crosscorpus import load_corpora
-    from emovox.pipeline import Pipeline
+    from emovox.training.crosscorpus import test_utterances
 
-    fs = load_corpora([f"savee={tiny_savee}"], Pipeline(), cache_dir=tmp_path, progress=False)
     lst = tmp_path / "list.csv"
     lst.write_text("file,label\nAudioData/DC/a01.wav,angry\nAudioData/KL/sa02.flac,sad\n")
-    idx = read_test_list(lst, fs, tiny_savee)
-    assert [fs.utterances[i].key for i in idx] == ["savee/DC_a01", "savee/KL_sa02"]
+    utts = test_utterances(f"savee={tiny_savee}", lst)
+    assert [u.key for u in utts] == ["savee/DC_a01", "savee/KL_sa02"]
     lst.write_text("file\nAudioData/JE/a01.wav\n")
     with pytest.raises(ValueError, match="not in the test corpus"):
-        read_test_list(lst, fs, tiny_savee)
+        test_utterances(f"savee={tiny_savee}", lst)
 
 
 def test_cross_corpus_cli_end_to_end(tiny_config, tiny_savee, tmp_path):

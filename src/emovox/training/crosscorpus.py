@@ -54,14 +54,23 @@ def load_corpora(specs: list[str], pipeline, *, cache_dir=None, progress: bool =
     return build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
 
 
-def read_test_list(path: str | Path, fs: FeatureSet, root: Path) -> list[int]:
-    """Indices of the clips of ``fs`` named by a CSV list with a ``file`` (or ``path``) column,
-    relative to the corpus ``root`` (the extension may differ: ``.wav`` lists match ``.flac`` files)."""
+def test_utterances(spec: str, test_list: str | Path | None = None) -> list:
+    """The utterances of the test corpus ``NAME[=DIR]``, restricted to ``test_list`` if given."""
+    name, root = parse_spec(spec)
+    where = corpus_root(name, root)
+    utts = open_corpus(name, where).utterances()
+    return [utts[i] for i in read_test_list(test_list, utts, where)] if test_list else utts
+
+
+def read_test_list(path: str | Path, utts: list, root: Path) -> list[int]:
+    """Indices of the utterances ``utts`` named by a CSV list with a ``file`` (or ``path``)
+    column, relative to the corpus ``root`` (the extension may differ: ``.wav`` lists match
+    ``.flac`` files)."""
     def stem(p: str) -> str:
         return str(Path(p).with_suffix("")).replace("\\", "/")
 
     index = {}
-    for i, u in enumerate(fs.utterances):
+    for i, u in enumerate(utts):
         rel = Path(u.path)
         if u.archive is None:
             try:
@@ -102,30 +111,40 @@ def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ..
     return out
 
 
-def test_predictions(bundle, test: FeatureSet) -> dict[str, np.ndarray]:
-    """Per-clip probabilities, and speaker-adaptive ones for ``bins`` models."""
-    from ..pipeline import ClipClassifier, predict_clips
+def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.ndarray]:
+    """Per-clip probabilities of a model (or the mean of an ensemble's ``members``) on ``utts``,
+    and speaker-adaptive ones when every member normalises with reference statistics."""
+    from ..pipeline import ClipClassifier, ensemble_mean, predict_clips
     from .batches import speaker_of, speaker_stats
 
-    classifier = ClipClassifier.from_bundle(bundle)
-    out = {"per-clip": predict_clips(classifier, test.images, test.bounds)}
-    if bundle.pipeline.features.normalize == "bins":
-        refs = speaker_stats(test)
-        out["speaker-adaptive"] = predict_clips(classifier, test.images, test.bounds,
-                                                speakers=[refs[speaker_of(u)] for u in test.utterances])
+    per_clip, adaptive = [], []
+    for bundle in members:
+        fs = build_features(utts, bundle.pipeline, labels=tuple(bundle.labels), cache_dir=cache_dir, progress=False)
+        if len(fs) != len(utts):
+            raise ValueError(f"{len(utts) - len(fs)} test clips could not be decoded")
+        classifier = ClipClassifier.from_bundle(bundle)
+        per_clip.append(predict_clips(classifier, fs.images, fs.bounds))
+        if bundle.pipeline.features.normalize == "bins":
+            refs = speaker_stats(fs)
+            adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
+                                          speakers=[refs[speaker_of(u)] for u in fs.utterances]))
+    out = {"per-clip": ensemble_mean(per_clip)}
+    if len(adaptive) == len(members):
+        out["speaker-adaptive"] = ensemble_mean(adaptive)
     return out
 
 
-def evaluate_test_set(bundle, test: FeatureSet) -> dict:
-    """Every score of ``bundle`` on ``test`` (clips whose emotion the model lacks are left out)."""
-    labels = tuple(bundle.labels)
-    keep = [i for i, u in enumerate(test.utterances) if u.emotion in labels]
-    dropped = sorted({u.emotion for u in test.utterances if u.emotion not in labels})
-    test = test.subset(keep)
-    truth = np.array([labels.index(u.emotion) for u in test.utterances])
-    res = {"n_test": len(test), "dropped_emotions": dropped,
-           "intersection": [e for e in labels if e in {u.emotion for u in test.utterances}]}
-    for protocol, probs in test_predictions(bundle, test).items():
+def evaluate_test_set(members, utts: list, cache_dir=None) -> dict:
+    """Every score of a model (a bundle, or an ensemble's list of member bundles) on the clips
+    ``utts``; clips whose emotion the model lacks are left out and named."""
+    members = members if isinstance(members, list) else [members]
+    labels = tuple(members[0].labels)
+    keep = [u for u in utts if u.emotion in labels]
+    dropped = sorted({u.emotion for u in utts if u.emotion not in labels})
+    truth = np.array([labels.index(u.emotion) for u in keep])
+    res = {"n_test": len(keep), "dropped_emotions": dropped,
+           "intersection": [e for e in labels if e in {u.emotion for u in keep}]}
+    for protocol, probs in test_predictions(members, keep, cache_dir).items():
         res[protocol] = score_ways(probs, truth, labels)
     return res
 
@@ -154,12 +173,10 @@ def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str
                        provenance={"protocol": "cross-corpus", "train": train_specs})
         bundle = result.best
     save_config(cfg, out / "config.yaml")
-    name, root = parse_spec(test_spec)
-    test = load_corpora([test_spec], pipeline, cache_dir=cfg["data"]["cache_dir"], progress=progress)
-    if test_list:
-        test = test.subset(read_test_list(test_list, test, corpus_root(name, root)))
+    utts = test_utterances(test_spec, test_list)
     res = {"protocol": "cross-corpus", "train": train_specs, "test": test_spec, "test_list": test_list,
-           "config": cfg, "model_labels": list(bundle.labels), **evaluate_test_set(bundle, test),
+           "config": cfg, "model_labels": list(bundle.labels),
+           **evaluate_test_set(bundle, utts, cfg["data"]["cache_dir"]),
            "validation": bundle.extra.get("validation", {}), "seconds": time.perf_counter() - t0}
     from .evaluate import machine
 

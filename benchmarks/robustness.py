@@ -1,0 +1,129 @@
+"""Robustness table: accuracy and agreement with the clean clip after each degradation.
+
+Usage::
+
+    python benchmarks/robustness.py NAME --folds runs/bench/NAME   # the RAVDESS test folds of an evaluation
+    python benchmarks/robustness.py NAME --savee runs/bench/cross/NAME/train/best   # all 480 SAVEE clips
+    (both at once is fine; ``--limit N`` takes every k-th clip for a quick look)
+
+Each test clip is decoded once, degraded with the same classes training augments with
+(``emovox.augment``, fixed settings, rooms simulated from another seed than training's), and
+predicted through the model's own pipeline. For each condition: WA, and the share of clips whose
+label equals the clean clip's. RAVDESS folds: each fold's model on its own test actors
+(actor-disjoint); SAVEE: a model trained on RAVDESS (cross-corpus, development set).
+Writes ``benchmarks/results/robustness/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conditions():
+    from emovox.augment import Clipping, Codec, Gain, Noise, Reverb, Telephone
+
+    return {
+        "telephone (8 kHz, µ-law)": Telephone(),
+        "MP3 32 kbit/s": Codec(codecs=(("mp3", 32),)),
+        "Opus 16 kbit/s": Codec(codecs=(("opus", 16),)),
+        "white noise 10 dB SNR": Noise(10, 10, colours=("white",)),
+        "reverberation RT60 0.5 s": Reverb(0.5, 0.5, rooms=8, seed=1234),
+        "gain -20 dB": Gain(-20, -20),
+        "clipping (12 dB overdrive)": Clipping(dc=0.0, low=12, high=12),
+    }
+
+
+def predict(bundle, waves: list[np.ndarray]) -> np.ndarray:
+    from emovox.pipeline import ClipClassifier, predict_clips
+
+    clf = ClipClassifier.from_bundle(bundle)
+    analysed = [clf.analyse(w) for w in waves]
+    return predict_clips(clf, [a[0] for a in analysed], [a[1] for a in analysed]).argmax(1)
+
+
+def run(bundle, utts, label_of) -> dict:
+    """Clean and degraded predictions of ``utts``; ``label_of(utt)`` → index in the model's labels or None."""
+    from emovox import audio
+
+    keep = [u for u in utts if label_of(u) is not None]
+    truth = np.array([label_of(u) for u in keep])
+    waves = [audio.load(u.source()) for u in keep]
+    clean = predict(bundle, waves)
+    out = {"clean": {"n": len(keep), "correct": int((clean == truth).sum()), "agree": len(keep)}}
+    for name, aug in conditions().items():
+        degraded = [aug(w, np.random.default_rng([7, i])) for i, w in enumerate(waves)]
+        pred = predict(bundle, degraded)
+        out[name] = {"n": len(keep), "correct": int((pred == truth).sum()), "agree": int((pred == clean).sum())}
+        print(f"  {name}: acc {(pred == truth).mean():.3f} agree {(pred == clean).mean():.3f}", flush=True)
+    return out
+
+
+def add(total: dict, part: dict) -> dict:
+    for cond, v in part.items():
+        t = total.setdefault(cond, {"n": 0, "correct": 0, "agree": 0})
+        for k in t:
+            t[k] += v[k]
+    return total
+
+
+def table(counts: dict) -> dict:
+    clean = counts["clean"]["correct"] / counts["clean"]["n"]
+    return {c: {"accuracy": v["correct"] / v["n"], "drop_points": 100 * (clean - v["correct"] / v["n"]),
+                "agreement": v["agree"] / v["n"], "n": v["n"]} for c, v in counts.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("--folds", help="an `emovox evaluate --protocol emobox` output folder (per-fold models)")
+    ap.add_argument("--savee", help="a model folder trained on RAVDESS, tested on all SAVEE clips")
+    ap.add_argument("--limit", type=int, default=1, help="use every N-th clip (1: all)")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    from emovox.corpora import open_corpus
+    from emovox.models.folder import load_bundle
+    from emovox.splits import EMOBOX_RAVDESS_FOLDS
+    from emovox.training.evaluate import machine
+
+    doc = {"name": args.name, "command": "python benchmarks/robustness.py " + " ".join(argv or sys.argv[1:]),
+           "machine": machine(), "conditions": list(conditions())}
+    if args.folds:
+        utts = open_corpus("ravdess").utterances()[::args.limit]
+        total: dict = {}
+        for k, actors in EMOBOX_RAVDESS_FOLDS.items():
+            model_dir = Path(args.folds) / f"emobox-{k}" / "best"
+            if not model_dir.is_dir():
+                print(f"fold {k}: no model at {model_dir}, skipped")
+                continue
+            bundle = load_bundle(model_dir)
+            print(f"RAVDESS fold {k}", flush=True)
+            part = run(bundle, [u for u in utts if u.speaker in actors],
+                       lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+            add(total, part)
+        doc["ravdess_folds"] = {"protocol": "EmoBox 6 folds, actor-disjoint; each fold's model on its test actors",
+                                "model_runs": args.folds, **table(total)}
+    if args.savee:
+        bundle = load_bundle(args.savee)
+        utts = open_corpus("savee").utterances()[::args.limit]
+        print("SAVEE", flush=True)
+        counts = run(bundle, utts, lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+        doc["savee"] = {"protocol": "cross-corpus RAVDESS → SAVEE (development), all emotions, the model's own answer",
+                        "model": args.savee, **table(counts)}
+    out = ROOT / "benchmarks" / "results" / "robustness" / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
