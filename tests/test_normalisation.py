@@ -102,3 +102,49 @@ def test_a_speaker_reference_changes_the_answer_and_the_own_one_does_not(bins_cl
                           speakers=[Stats(own.mean + torch.linspace(-10, 10, len(own.mean)), own.std * 2)])
     assert np.allclose(base, same, atol=1e-6)
     assert not np.allclose(base, other, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def bins_model_dir(tmp_path_factory):
+    """An untrained bins-normalised model folder (the plumbing, not accuracy, is under test)."""
+    from emovox.models.folder import new_bundle, save_bundle
+
+    torch.manual_seed(0)
+    bundle = new_bundle(Pipeline(features=FeatureConfig(normalize="bins")), "resnet18", width=8)
+    return save_bundle(bundle, tmp_path_factory.mktemp("bins") / "model")
+
+
+def test_recognizer_speaker_adaptive_prediction(bins_model_dir, tiny_ravdess):
+    from emovox import Recognizer
+
+    rec = Recognizer.load(bins_model_dir, threads=1)
+    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_01").glob("*.flac"))[:4]
+    ref = rec.speaker_reference(files)
+    alone = [rec.predict(f) for f in files]
+    adapted = [rec.predict(f, speaker=ref) for f in files]
+    grouped = dict(rec.predict_speakers({"01": files}))
+    assert all(np.allclose(list(grouped[f].probabilities.values()), list(p.probabilities.values()), atol=1e-5)
+               for f, p in zip(files, adapted))
+    assert any(not np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+               for a, b in zip(alone, adapted))
+
+
+def test_speaker_norm_needs_a_bins_model(tiny_model, tiny_ravdess):
+    from emovox import Recognizer
+
+    rec = Recognizer.load(tiny_model, threads=1)
+    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_01").glob("*.flac"))[:2]
+    with pytest.raises(ValueError, match="normalize: bins"):
+        rec.speaker_reference(files)
+
+
+def test_cli_predict_speaker_norm_per_folder(bins_model_dir, tiny_ravdess, tmp_path, capsys):
+    import json
+
+    from emovox.cli import main
+
+    speech = tiny_ravdess / "Audio_Speech_Actors_01-24"
+    assert main(["predict", str(speech), "--model", str(bins_model_dir), "--speaker-norm", "folder",
+                 "--format", "json", "--threads", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 24 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)

@@ -65,7 +65,14 @@ def cmd_predict(args) -> int:
     try:
         with tqdm(total=len(files), unit="file", desc="predict", disable=not show_bar,
                   file=sys.stderr) as bar:
-            for src, result in rec.predict_many(files, batch_size=args.batch_size, workers=args.workers):
+            if args.speaker_norm:  # one reference per folder (a speaker, a session) or for all files
+                groups: dict[str, list] = {}
+                for f in files:
+                    groups.setdefault(str(Path(f).parent) if args.speaker_norm == "folder" else "", []).append(f)
+                results = rec.predict_speakers(groups, workers=args.workers)
+            else:
+                results = rec.predict_many(files, batch_size=args.batch_size, workers=args.workers)
+            for src, result in results:
                 if isinstance(result, AudioError):
                     failures.append((src, result.reason))
                     if args.output:
@@ -394,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run: skip files already in --output")
     sp.add_argument("--batch-size", type=int, default=16)
     sp.add_argument("--workers", type=int, default=2, help="threads decoding audio while the model runs")
+    sp.add_argument("--speaker-norm", choices=["folder", "all"],
+                    help="speaker-adaptive: judge each clip against its speaker's usual voice, taking the clips "
+                         "of each folder (folder) or all the files (all) as one speaker; needs a model trained "
+                         "with normalize: bins")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float, default=0.0,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")

@@ -298,10 +298,26 @@ def predict_clips(classifier: ClipClassifier, images: list[torch.Tensor], bounds
     return clip_probabilities(logits, weights, classifier.temperature, owner, len(images)).numpy()
 
 
-def predict_members(classifiers: list[ClipClassifier], analysed: list[list]) -> np.ndarray:
+def predict_members(classifiers: list[ClipClassifier], analysed: list[list],
+                    speakers: list[Stats] | None = None) -> np.ndarray:
     """Probabilities ``[n_clips, n_classes]`` of an ensemble (or of one model: a list of one);
-    ``analysed[clip][member]`` is that member's :meth:`ClipClassifier.analyse` of the clip."""
+    ``analysed[clip][member]`` is that member's :meth:`ClipClassifier.analyse` of the clip;
+    ``speakers[member]``: one speaker reference for all the clips (speaker-adaptive)."""
     if not analysed:
         return np.zeros((0, len(classifiers[0].labels)), np.float32)
-    return ensemble_mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
+    return ensemble_mean([predict_clips(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed],
+                                        speakers=[speakers[i]] * len(analysed) if speakers else None)
                           for i, c in enumerate(classifiers)])
+
+
+def speaker_references(classifiers: list[ClipClassifier], analysed: list[list]) -> list[Stats]:
+    """One speaker's reference per member, from several clips' :meth:`ClipClassifier.analyse`
+    (their voiced frames pooled; audio only, no labels). Needs ``"bins"`` models."""
+    if not analysed:
+        raise ValueError("a speaker reference needs at least one clip")
+    for c in classifiers:
+        if c.pipeline.features.normalize != "bins":
+            raise ValueError("this model standardises each window on its own (normalize: "
+                             f"{c.pipeline.features.normalize}); speaker normalisation needs a model "
+                             "trained with normalize: bins")
+    return [Stats.pool([a[i][0] for a in analysed], [a[i][1] for a in analysed]) for i in range(len(classifiers))]

@@ -40,10 +40,18 @@ class TorchBackend:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
         return [c.analyse(wave) for c in self.classifiers]
 
-    def probabilities(self, analysed: list) -> np.ndarray:
+    def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
+        """Probabilities of analysed clips; ``speaker``: a :meth:`speaker_reference` to normalise
+        them with (speaker-adaptive) instead of each clip's own statistics."""
         from ..pipeline import predict_members
 
-        return predict_members(self.classifiers, analysed)
+        return predict_members(self.classifiers, analysed, speaker)
+
+    def speaker_reference(self, analysed: list) -> list:
+        """One speaker's statistics (per member) from several analysed clips of that speaker."""
+        from ..pipeline import speaker_references
+
+        return speaker_references(self.classifiers, analysed)
 
 
 class OnnxBackend:
@@ -82,6 +90,12 @@ class OnnxBackend:
     def analyse(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(wave, dtype=np.float32)
 
-    def probabilities(self, analysed: list) -> np.ndarray:
+    def speaker_reference(self, analysed: list):
+        raise ValueError("speaker normalisation runs on the torch backend (the ONNX graph takes one clip "
+                         "and normalises it on its own)")
+
+    def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
+        if speaker is not None:
+            self.speaker_reference(analysed)
         return np.stack([self.session.run(None, {self.input_name: w})[0] for w in analysed]) if analysed \
             else np.zeros((0, len(self.labels)), np.float32)

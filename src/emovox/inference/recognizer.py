@@ -85,13 +85,43 @@ class Recognizer:
             return audio.from_array(source, sample_rate, self.sample_rate)
         return audio.load(source, self.sample_rate)
 
-    def predict(self, source, sample_rate: int | None = None) -> Prediction:
+    def predict(self, source, sample_rate: int | None = None, *, speaker=None) -> Prediction:
         """Emotion of one recording: a path, bytes, a binary file object, or an array with
-        its ``sample_rate``. Raises :class:`emovox.AudioError` for unusable audio."""
+        its ``sample_rate``. Raises :class:`emovox.AudioError` for unusable audio.
+
+        ``speaker``: a :meth:`speaker_reference` of the same speaker (speaker-adaptive: the clip
+        is judged against that speaker's usual voice instead of on its own)."""
         wave = self._wave(source, sample_rate)
-        probs = self.backend.probabilities([self.backend.analyse(wave)])[0]
+        probs = self.backend.probabilities([self.backend.analyse(wave)], speaker)[0]
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
         return self._prediction(probs, name)
+
+    def speaker_reference(self, sources: Iterable, sample_rate: int | None = None):
+        """One speaker's reference statistics from several of their recordings (paths, bytes or
+        arrays at ``sample_rate``): audio only, no labels. Pass it to :meth:`predict` as
+        ``speaker=``. Needs a model trained with ``normalize: bins`` and the torch backend."""
+        analysed = [self.backend.analyse(self._wave(s, sample_rate)) for s in sources]
+        return self.backend.speaker_reference(analysed)
+
+    def predict_speakers(self, groups: dict, *, workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
+        """Speaker-adaptive prediction: ``{speaker: [sources]}``; each group's clips are judged
+        against that group's reference (all its readable clips). Yields ``(source, result)``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def prepare(src):
+            try:
+                return self.backend.analyse(self._wave(src, None))
+            except audio.AudioError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for _, sources in groups.items():
+                sources = list(sources)
+                prepared = list(pool.map(prepare, sources))
+                ok = [p for p in prepared if not isinstance(p, audio.AudioError)]
+                probs = iter(self.backend.probabilities(ok, self.backend.speaker_reference(ok)) if ok else [])
+                for src, item in zip(sources, prepared):
+                    yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16,
                      workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
