@@ -148,3 +148,18 @@ def test_cli_predict_speaker_norm_per_folder(bins_model_dir, tiny_ravdess, tmp_p
                  "--format", "json", "--threads", "1"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 24 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+
+
+def test_timeline_with_the_recording_as_speaker_reference(bins_model_dir, tiny_ravdess):
+    from emovox import Recognizer
+    from emovox import audio
+
+    rec = Recognizer.load(bins_model_dir, threads=1)
+    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_02").glob("*.flac"))[:4]
+    wave = np.concatenate([audio.load(f) for f in files])
+    plain = rec.timeline(wave, sample_rate=16000)
+    adapted = rec.timeline(wave, sample_rate=16000, speaker_norm=True)
+    assert np.array_equal(plain.speech, adapted.speech)
+    speech = plain.speech >= 0.25
+    assert speech.any()
+    assert not np.allclose(plain.probabilities[speech], adapted.probabilities[speech], atol=1e-4)

@@ -194,7 +194,8 @@ def cmd_timeline(args) -> int:
     total = duration(args.recording)
     with tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=args.quiet,
               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
-        tl = rec.timeline(args.recording, progress=lambda t: bar.update(t - bar.n), **_timeline_options(args))
+        tl = rec.timeline(args.recording, progress=lambda t: bar.update(t - bar.n), speaker_norm=args.speaker_norm,
+                          **_timeline_options(args))
     _write_timeline(tl, args)
     return 0
 
@@ -428,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--plot", help="PNG: waveform with emotion segments and probability curves")
 
     sp = sub.add_parser("timeline", help="emotion over time in a long recording (VAD, windows, segments)")
+    sp.add_argument("--speaker-norm", action="store_true",
+                    help="speaker-adaptive: the whole recording is the speaker's reference (one talker, a session); "
+                         "needs a model trained with normalize: bins")
     sp.add_argument("recording")
     timeline_opts(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -180,11 +180,13 @@ def smooth_cells(probs: np.ndarray, speech_mask: np.ndarray, width: int) -> np.n
 class TimelineEngine:
     """Streaming timeline: :meth:`push` blocks of 16 kHz mono samples, get finished cells back;
     :meth:`finish` returns the :class:`Timeline`. ``backend`` is a Recognizer backend
-    (torch or ONNX): ``analyse(wave)`` then ``probabilities([...])``."""
+    (torch or ONNX): ``analyse(wave)`` then ``probabilities([...])``. ``speaker``: a speaker
+    reference (``Recognizer.speaker_reference``) every window is normalised with."""
 
     def __init__(self, backend, config: TimelineConfig | None = None, *, clip_seconds: float = 2.5,
-                 batch_windows: int = 8, source: str | None = None) -> None:
+                 batch_windows: int = 8, source: str | None = None, speaker=None) -> None:
         self.backend = backend
+        self.speaker = speaker
         self.labels = tuple(backend.labels)
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
@@ -286,8 +288,9 @@ class TimelineEngine:
         todo = [(k, s, e) for k, s, e in windows if self._speech_samples(s, e) >= need - 1e-6]
         for b in range(0, len(todo), self.batch_windows):
             chunk = todo[b:b + self.batch_windows]
-            probs = self.backend.probabilities(
-                [self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start]) for _, s, e in chunk])
+            analysed = [self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start]) for _, s, e in chunk]
+            probs = self.backend.probabilities(analysed, self.speaker) if self.speaker is not None \
+                else self.backend.probabilities(analysed)
             for (k, s, e), p in zip(chunk, probs):
                 for c in range(s // self.H, (e - 1) // self.H + 1):
                     overlap = min(e, (c + 1) * self.H) - max(s, c * self.H)

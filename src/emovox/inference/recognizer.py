@@ -159,18 +159,25 @@ class Recognizer:
                 pending = upcoming
 
     def timeline(self, source, sample_rate: int | None = None, config=None, *,
-                 block_seconds: float = 10.0, progress=None, **options):
+                 block_seconds: float = 10.0, progress=None, speaker=None, speaker_norm: bool = False, **options):
         """Emotion timeline of a long recording (a path, bytes, a file object, or an array with
         its ``sample_rate``), decoded block by block so memory stays flat.
 
         ``config`` is a :class:`emovox.timeline.TimelineConfig`; keyword ``options`` override its
         fields (``window``, ``hop``, ``min_speech``, ``smooth``, ``min_confidence``,
         ``vad_threshold``). ``progress`` is called with the seconds processed after each block.
-        Returns a :class:`emovox.timeline.Timeline`.
+        ``speaker_norm=True`` takes the whole recording as one speaker's reference (a call, a
+        session: decoded twice), or pass a ``speaker`` reference. Returns a :class:`emovox.timeline.Timeline`.
         """
         from ..timeline import blocks_of
 
-        engine = self.stream(config, **options)
+        if speaker_norm and speaker is None:
+            blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate)) \
+                if isinstance(source, np.ndarray) else audio.stream(source, self.sample_rate, block_seconds)
+            speaker = self.backend.speaker_reference([self.backend.analyse(b) for b in blocks])
+            if hasattr(source, "seek"):
+                source.seek(0)
+        engine = self.stream(config, speaker=speaker, **options)
         if isinstance(source, np.ndarray):
             blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate))
         else:
@@ -195,15 +202,15 @@ class Recognizer:
 
         return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
-    def stream(self, config=None, **options):
+    def stream(self, config=None, *, speaker=None, **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
-        blocks (mono, at :attr:`sample_rate`) into."""
+        blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`."""
         from ..timeline import TimelineConfig, TimelineEngine
 
         config = config or TimelineConfig(min_confidence=self.min_confidence)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
-        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds)
+        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker)
 
     def _prediction(self, probs: np.ndarray, path: str | None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
