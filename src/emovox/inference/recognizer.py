@@ -71,8 +71,9 @@ class Recognizer:
     Use :meth:`load`; ``backend`` is a :class:`~emovox.inference.backends.TorchBackend` or
     :class:`~emovox.inference.backends.OnnxBackend`.
 
-    Before the model, silero VAD (:mod:`emovox.vad`, frames of 32 ms over ``vad_threshold``)
-    measures the speech in each recording; under ``min_speech_seconds`` of it the answer is
+    Before the model, silero VAD (:mod:`emovox.vad`, frames of 32 ms over ``vad_threshold``,
+    the recording's level normalised) measures the speech in each recording; under
+    ``min_speech_seconds`` of it the answer is
     ``no_speech`` (``0`` turns the decision off: the model then answers for any sound).
     """
 
@@ -121,15 +122,16 @@ class Recognizer:
 
     # ------------------------------------------------------------------ speech check
     def speech_seconds(self, wave: np.ndarray) -> float:
-        """Seconds of speech silero VAD finds in ``wave`` (mono, at :attr:`sample_rate`)."""
-        from ..vad import SpeechDetector, speech_seconds
+        """Seconds of speech silero VAD finds in ``wave`` (mono, at :attr:`sample_rate`), its
+        level normalised first (:func:`emovox.vad.normalize_level`: quiet speech is heard too)."""
+        from ..vad import SpeechDetector, normalize_level, speech_seconds
 
         detector = getattr(self._vad, "detector", None)
         if detector is None:
             detector = self._vad.detector = SpeechDetector(self.vad_threshold)
         if self.sample_rate != audio.WORKING_RATE:  # silero listens at 16 kHz
             wave = audio.from_array(wave, self.sample_rate, audio.WORKING_RATE)
-        return speech_seconds(wave, detector=detector)
+        return speech_seconds(normalize_level(wave), detector=detector)
 
     def is_speech(self, seconds: float) -> bool:
         """The no-speech decision, the only one: ``seconds`` of speech are enough to predict."""
