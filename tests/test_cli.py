@@ -43,7 +43,8 @@ def test_predict_csv_and_glob(folder, tiny_model, capsys):
     code = main(["predict", str(folder / "*.flac"), "--format", "csv", "--model", str(tiny_model)])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0
-    assert lines[0] == "path,label,uncertain,neutral,calm,happy,sad,angry,fearful,disgust,surprised"
+    assert lines[0] == ("path,answer,label,uncertain,speech,speech_seconds,"
+                        "neutral,calm,happy,sad,angry,fearful,disgust,surprised")
     assert len(lines) == 2 and lines[1].startswith(str(folder / "a.flac"))
 
 

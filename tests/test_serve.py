@@ -132,13 +132,33 @@ def test_timeline(client, clips):
     assert t["config"]["window"] == 2.5 and t["spectrogram"]["width"] <= 600
 
 
-def test_no_speech_is_an_answer(client, clips):
-    r = client.post("/v1/predict", files={"file": clips["quiet"].open("rb")})
-    assert r.status_code == 200
-    p = r.json()
-    assert p["answer"] == "no_speech" and not p["speech"] and p["label"] is None and p["probabilities"] is None
-    t = client.post("/v1/timeline", files={"file": clips["quiet"].open("rb")}).json()
-    assert not t["speech"] and {s["label"] for s in t["segments"]} == {"silence"}
+def test_no_speech_is_an_answer(client, clips, tmp_path):
+    from .test_nospeech import non_speech
+
+    signals = {"quiet": clips["quiet"]}
+    for name, x in non_speech(44_100).items():  # silence, white, pink, tone, click
+        signals[name] = write_wav(tmp_path / f"{name}.wav", x, 44_100)
+    for name, path in signals.items():
+        r = client.post("/v1/predict", files={"file": path.open("rb")})
+        assert r.status_code == 200
+        p = r.json()
+        assert p["answer"] == "no_speech" and not p["speech"] and p["label"] is None, name
+        assert p["probabilities"] is None and p["confidence"] is None and p["speech_seconds"] < 0.3
+        t = client.post("/v1/timeline", files={"file": path.open("rb")}).json()
+        assert not t["speech"] and {s["label"] for s in t["segments"]} == {"silence"}, name
+    assert client.get("/v1/model").json()["min_speech_seconds"] == 0.3
+
+
+def test_the_server_answers_with_the_recognizers_no_speech_decision(clips):
+    """No check of its own: the Recognizer's settings decide (here: no check, or an impossible one)."""
+    from emovox import Recognizer
+    from emovox.serve.service import Service
+
+    rec = Recognizer.load(backend="onnx", threads=1, min_speech_seconds=0)
+    always = Service(rec).predict(clips["quiet"])
+    assert always["answer"] in rec.labels and always["speech"] and always["probabilities"]
+    never = Service(Recognizer(rec.backend, min_speech_seconds=60)).predict(clips["angry"])
+    assert never["answer"] == "no_speech" and never["probabilities"] is None and never["speech_seconds"] > 1
 
 
 def test_page_docs_and_schema(server):

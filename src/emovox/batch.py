@@ -1,7 +1,9 @@
 """Results of a batch run, written as they come: an interrupted run keeps what it finished.
 
-A results file is CSV (one row per file: path, label, uncertain, every probability, error) or
-JSON Lines (one object per file). Each row is flushed when written. Reopened with
+A results file is CSV (one row per file: path, answer, label, uncertain, speech,
+speech_seconds, every probability, error) or JSON Lines (one object per file, always the same
+keys). A file without speech has the answer ``no_speech`` and no label or probabilities; an
+unreadable file has only its path and error. Each row is flushed when written. Reopened with
 ``resume=True``, the paths already in it are skipped, and a last line cut off by the
 interruption is dropped first.
 """
@@ -16,6 +18,22 @@ from pathlib import Path
 from .audio import AudioError
 
 FORMATS = ("csv", "jsonl")
+#: The fields of a prediction row before the probabilities (CSV: one column per emotion).
+FIELDS = ("path", "answer", "label", "uncertain", "speech", "speech_seconds")
+
+
+def csv_columns(labels) -> list[str]:
+    return [*FIELDS, *labels]
+
+
+def csv_cells(row: dict, labels) -> list[str]:
+    """A row of :meth:`Prediction.to_dict` (or an error row) as CSV cells: empty for ``None``,
+    booleans as 0/1, probabilities with 4 decimals."""
+    def cell(v):
+        return "" if v is None else str(int(v)) if isinstance(v, bool) else str(v)
+
+    probs = row.get("probabilities") or {}
+    return [*(cell(row.get(k)) for k in FIELDS), *(f"{probs[k]:.4f}" if k in probs else "" for k in labels)]
 
 
 def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
@@ -32,7 +50,7 @@ class ResultsFile:
         self.path = Path(path)
         self.labels = list(labels)
         self.fmt = format_of(self.path, fmt)
-        self.columns = ["path", "label", "uncertain", *self.labels, "error"]
+        self.columns = [*csv_columns(self.labels), "error"]
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not resume:
             raise FileExistsError(f"{self.path} exists; pass --resume to continue that run, or choose another file")
@@ -54,21 +72,19 @@ class ResultsFile:
         if self.fmt == "csv":
             rows = list(csv.reader(lines))
             if not rows or rows[0] != self.columns:
-                raise ValueError(f"{self.path} is not a results file for this model (its columns differ)")
+                raise ValueError(f"{self.path} is not a results file for this model and emovox version "
+                                 "(its columns differ)")
             return {r[0] for r in rows[1:] if r}
         return {json.loads(line)["path"] for line in lines if line.strip()}
 
     def write(self, source, result) -> None:
         path = str(source)
         if isinstance(result, AudioError):
-            row = {"path": path, "label": None, "uncertain": None, "error": result.reason}
+            row = {**dict.fromkeys(FIELDS), "probabilities": None, "path": path, "error": result.reason}
         else:
-            row = {"path": path, "label": result.label, "uncertain": result.uncertain,
-                   "probabilities": result.probabilities, "error": None}
+            row = {**result.to_dict(), "path": path, "error": None}
         if self.fmt == "csv":
-            probs = row.get("probabilities") or {}
-            self._csv.writerow([path, row["label"] or "", "" if row["uncertain"] is None else int(row["uncertain"]),
-                                *(f"{probs[k]:.4f}" if k in probs else "" for k in self.labels), row["error"] or ""])
+            self._csv.writerow([*csv_cells(row, self.labels), row["error"] or ""])
         else:
             self._file.write(json.dumps(row) + "\n")
         self._file.flush()

@@ -47,7 +47,8 @@ def cmd_predict(args) -> int:
             print(f"emovox: {src}: {why}", file=sys.stderr)
         print("emovox: no audio files found", file=sys.stderr)
         return 1
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence,
+                          min_speech_seconds=args.min_speech_seconds, vad_threshold=args.vad_threshold)
     if args.output:
         writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in ("csv", "jsonl") else None,
                              resume=args.resume)
@@ -97,21 +98,26 @@ class _writer:
     """Prints predictions as a table, JSON (an array of rows) or CSV, one row at a time."""
 
     def __init__(self, fmt: str, labels) -> None:
+        from .batch import csv_columns
+
         self.fmt, self.labels, self.first = fmt, labels, True
         if fmt == "csv":
             self.csv = csv.writer(sys.stdout)
-            self.csv.writerow(["path", "label", "uncertain", *labels])
+            self.csv.writerow(csv_columns(labels))
         elif fmt == "json":
             sys.stdout.write("[")
 
     def row(self, pred) -> None:
+        from .batch import csv_cells
+
         if self.fmt == "json":
             sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(pred.to_dict()))
         elif self.fmt == "jsonl":
             sys.stdout.write(json.dumps(pred.to_dict()) + "\n")
         elif self.fmt == "csv":
-            self.csv.writerow([pred.path, pred.label, int(pred.uncertain),
-                               *(f"{pred.probabilities[l]:.4f}" for l in self.labels)])
+            self.csv.writerow(csv_cells(pred.to_dict(), self.labels))
+        elif not pred.speech:
+            print(f"{pred.path}\t{pred.answer:<9} -      ({pred.speech_seconds:.2f} s of speech heard)")
         else:
             top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
             others = "  ".join(f"{k} {v:.2f}" for k, v in top[1:])
@@ -134,7 +140,8 @@ def cmd_demo(args) -> int:
     print(f"{'clip':<28} {'actor said':<10} {'emovox hears':<13} probability")
     for clip in clips:
         pred = rec.predict(clip)
-        print(f"{clip.name:<28} {parse_name(clip.name)['emotion']:<10} {pred.label:<13} {pred.confidence:.2f}")
+        conf = f"{pred.confidence:.2f}" if pred.speech else "-"
+        print(f"{clip.name:<28} {parse_name(clip.name)['emotion']:<10} {pred.answer:<13} {conf}")
     print("\n(the examples come from RAVDESS, CC BY-NC-SA 4.0; the bundled model was trained on all its actors,"
           "\n so these are seen speakers — see `emovox evaluate` for honest, actor-disjoint figures)")
     return 0
@@ -270,7 +277,8 @@ def cmd_data_check(args) -> int:
 def cmd_serve(args) -> int:
     from .serve.run import serve
 
-    opts = {k: getattr(args, k) for k in ("model", "backend", "min_confidence", "max_upload_mb", "max_seconds",
+    opts = {k: getattr(args, k) for k in ("model", "backend", "min_confidence", "min_speech_seconds",
+                                         "max_upload_mb", "max_seconds",
                                          "max_concurrent", "max_queue", "timeout", "threads", "workers", "api_key")}
     return serve(host=args.host, port=args.port, insecure=args.insecure, log_level=args.log_level,
                  cors_origins=args.cors_origin, **opts)
@@ -409,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float, default=0.0,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")
+    sp.add_argument("--min-speech-seconds", type=float,
+                    help="answer 'no_speech' when the VAD hears less speech than this (default 0.3; 0: always predict)")
+    sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
 
@@ -503,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, help="threads per inference (default CPUs / (workers x slots)) "
                     "[EMOVOX_THREADS]")
     sp.add_argument("--min-confidence", type=float, help="answer 'uncertain' below this [EMOVOX_MIN_CONFIDENCE]")
+    sp.add_argument("--min-speech-seconds", type=float,
+                    help="answer 'no_speech' under this much speech (default 0.3) [EMOVOX_MIN_SPEECH_SECONDS]")
     sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sp.set_defaults(func=cmd_serve)
 

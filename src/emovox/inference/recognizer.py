@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -15,30 +16,53 @@ from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
+NO_SPEECH = "no_speech"
+UNCERTAIN = "uncertain"
+#: Below this many seconds of speech (silero VAD) a recording is answered ``no_speech``.
+MIN_SPEECH_SECONDS = 0.3
 
 
 @dataclass
 class Prediction:
-    """One clip's answer: the most probable emotion and every emotion's probability."""
+    """One clip's answer.
 
-    label: str
-    probabilities: dict[str, float]
+    ``label`` is the model's most probable emotion and ``probabilities`` every emotion's
+    probability; both are ``None`` when the recording holds no speech (``speech`` false: under
+    the recognizer's ``min_speech_seconds`` of speech found by the VAD), and the model is not
+    run. ``answer`` is what to show: ``"no_speech"``, ``"uncertain"`` or the label.
+    """
+
+    label: str | None
+    probabilities: dict[str, float] | None
     path: str | None = None
     extra: dict = field(default_factory=dict)
     uncertain: bool = False  # top probability below the recognizer's min_confidence
+    speech: bool = True      # False: no speech heard, no emotion given
+    speech_seconds: float | None = None  # seconds of speech found by the VAD (None: not measured)
 
     @property
-    def confidence(self) -> float:
-        return self.probabilities[self.label]
+    def confidence(self) -> float | None:
+        """The label's probability; ``None`` without speech."""
+        return None if self.label is None else self.probabilities[self.label]
 
     @property
     def answer(self) -> str:
-        """The label, or ``"uncertain"`` when the model is not confident enough."""
-        return "uncertain" if self.uncertain else self.label
+        """``"no_speech"`` without speech, ``"uncertain"`` when the model is not confident
+        enough, otherwise the label."""
+        if not self.speech:
+            return NO_SPEECH
+        return UNCERTAIN if self.uncertain else self.label
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "label": self.label, "uncertain": self.uncertain,
+        """Every field as JSON values; the same keys for every answer (``label`` and
+        ``probabilities`` are ``None`` without speech)."""
+        return {"path": self.path, "answer": self.answer, "label": self.label, "uncertain": self.uncertain,
+                "speech": self.speech, "speech_seconds": _round(self.speech_seconds),
                 "probabilities": self.probabilities, **self.extra}
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(float(seconds), 3)
 
 
 class Recognizer:
@@ -46,37 +70,72 @@ class Recognizer:
 
     Use :meth:`load`; ``backend`` is a :class:`~emovox.inference.backends.TorchBackend` or
     :class:`~emovox.inference.backends.OnnxBackend`.
+
+    Before the model, silero VAD (:mod:`emovox.vad`, frames of 32 ms over ``vad_threshold``,
+    the recording's level normalised) measures the speech in each recording; under
+    ``min_speech_seconds`` of it the answer is
+    ``no_speech`` (``0`` turns the decision off: the model then answers for any sound).
     """
 
-    def __init__(self, backend, min_confidence: float = 0.0) -> None:
+    def __init__(self, backend, min_confidence: float = 0.0, *, min_speech_seconds: float | None = None,
+                 vad_threshold: float = 0.5) -> None:
         self.backend = backend
         self.labels = backend.labels
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
         if not 0 <= min_confidence < 1:
             raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence}")
+        if min_speech_seconds is None:
+            min_speech_seconds = MIN_SPEECH_SECONDS
+        if not min_speech_seconds >= 0:
+            raise ValueError(f"min_speech_seconds must be 0 or more, got {min_speech_seconds}")
+        if not 0 < vad_threshold < 1:
+            raise ValueError(f"vad_threshold must be between 0 and 1, got {vad_threshold}")
         self.min_confidence = min_confidence
+        self.min_speech_seconds = float(min_speech_seconds)
+        self.vad_threshold = float(vad_threshold)
         self.calibration = getattr(backend, "calibration", {})
+        self._vad = threading.local()  # one detector (it keeps state) per thread
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
-             threads: int | None = None, min_confidence: float = 0.0) -> "Recognizer":
+             threads: int | None = None, min_confidence: float = 0.0,
+             min_speech_seconds: float | None = None, vad_threshold: float = 0.5) -> "Recognizer":
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
 
         ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
         Predictions whose top (calibrated) probability is below ``min_confidence`` are marked
-        ``uncertain``.
+        ``uncertain``; recordings with less than ``min_speech_seconds`` of speech (silero VAD at
+        ``vad_threshold``; ``None``: :data:`MIN_SPEECH_SECONDS`, 0.3 s) are answered ``no_speech``.
         """
         folder = Path(path) if path is not None else BUNDLED_MODEL
         if path is None and not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
+        options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold}
         if backend == "onnx" or folder.suffix == ".onnx":
-            return cls(OnnxBackend(folder, threads), min_confidence)
+            return cls(OnnxBackend(folder, threads), min_confidence, **options)
         if backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
         if not folder.is_dir():
             raise FileNotFoundError(f"no model folder at {folder}")
-        return cls(TorchBackend(folder, threads), min_confidence)
+        return cls(TorchBackend(folder, threads), min_confidence, **options)
+
+    # ------------------------------------------------------------------ speech check
+    def speech_seconds(self, wave: np.ndarray) -> float:
+        """Seconds of speech silero VAD finds in ``wave`` (mono, at :attr:`sample_rate`), its
+        level normalised first (:func:`emovox.vad.normalize_level`: quiet speech is heard too)."""
+        from ..vad import SpeechDetector, normalize_level, speech_seconds
+
+        detector = getattr(self._vad, "detector", None)
+        if detector is None:
+            detector = self._vad.detector = SpeechDetector(self.vad_threshold)
+        if self.sample_rate != audio.WORKING_RATE:  # silero listens at 16 kHz
+            wave = audio.from_array(wave, self.sample_rate, audio.WORKING_RATE)
+        return speech_seconds(normalize_level(wave), detector=detector)
+
+    def is_speech(self, seconds: float) -> bool:
+        """The no-speech decision, the only one: ``seconds`` of speech are enough to predict."""
+        return seconds >= self.min_speech_seconds
 
     def _wave(self, source, sample_rate: int | None) -> np.ndarray:
         if isinstance(source, np.ndarray):
@@ -89,12 +148,18 @@ class Recognizer:
         """Emotion of one recording: a path, bytes, a binary file object, or an array with
         its ``sample_rate``. Raises :class:`emovox.AudioError` for unusable audio.
 
+        Without speech (see :class:`Recognizer`) the model is not run and the prediction's
+        ``answer`` is ``"no_speech"``, its ``label`` and ``probabilities`` ``None``.
+
         ``speaker``: a :meth:`speaker_reference` of the same speaker (speaker-adaptive: the clip
         is judged against that speaker's usual voice instead of on its own)."""
         wave = self._wave(source, sample_rate)
-        probs = self.backend.probabilities([self.backend.analyse(wave)], speaker)[0]
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
-        return self._prediction(probs, name)
+        seconds = self.speech_seconds(wave)
+        if not self.is_speech(seconds):
+            return self._no_speech(seconds, name)
+        probs = self.backend.probabilities([self.backend.analyse(wave)], speaker)[0]
+        return self._prediction(probs, name, seconds)
 
     def speaker_reference(self, sources: Iterable, sample_rate: int | None = None):
         """One speaker's reference statistics from several of their recordings (paths, bytes or
@@ -108,20 +173,31 @@ class Recognizer:
         against that group's reference (all its readable clips). Yields ``(source, result)``."""
         from concurrent.futures import ThreadPoolExecutor
 
-        def prepare(src):
-            try:
-                return self.backend.analyse(self._wave(src, None))
-            except audio.AudioError as err:
-                return err
-
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for _, sources in groups.items():
                 sources = list(sources)
-                prepared = list(pool.map(prepare, sources))
-                ok = [p for p in prepared if not isinstance(p, audio.AudioError)]
+                prepared = list(pool.map(self._prepare, sources))
+                ok = [p[1] for p in prepared if not isinstance(p, audio.AudioError) and p[1] is not None]
                 probs = iter(self.backend.probabilities(ok, self.backend.speaker_reference(ok)) if ok else [])
                 for src, item in zip(sources, prepared):
-                    yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
+                    yield src, self._answer(src, item, probs)
+
+    def _prepare(self, src):
+        """AudioError, or (speech seconds, the analysed wave or None when there is no speech)."""
+        try:
+            wave = self._wave(src, None)
+        except audio.AudioError as err:
+            return err
+        seconds = self.speech_seconds(wave)
+        return seconds, self.backend.analyse(wave) if self.is_speech(seconds) else None
+
+    def _answer(self, src, item, probs: Iterator):
+        """The result for one prepared source; ``probs`` yields the speech clips' probabilities in order."""
+        if isinstance(item, audio.AudioError):
+            return item
+        if item[1] is None:
+            return self._no_speech(item[0], str(src))
+        return self._prediction(next(probs), str(src), item[0])
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16,
                      workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
@@ -137,25 +213,19 @@ class Recognizer:
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
 
-        def prepare(src):
-            try:
-                return self.backend.analyse(self._wave(src, None))
-            except audio.AudioError as err:
-                return err
-
         it = iter(sources)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             def submit():
-                return [(src, pool.submit(prepare, src)) for src in islice(it, batch_size)]
+                return [(src, pool.submit(self._prepare, src)) for src in islice(it, batch_size)]
 
             pending = submit()
             while pending:
                 upcoming = submit()  # decoded while the model runs on `pending`
                 prepared = [(src, fut.result()) for src, fut in pending]
-                ok = [item for _, item in prepared if not isinstance(item, audio.AudioError)]
-                probs = iter(self.backend.probabilities(ok))
+                ok = [item[1] for _, item in prepared if not isinstance(item, audio.AudioError) and item[1] is not None]
+                probs = iter(self.backend.probabilities(ok) if ok else [])
                 for src, item in prepared:
-                    yield src, item if isinstance(item, audio.AudioError) else self._prediction(next(probs), str(src))
+                    yield src, self._answer(src, item, probs)
                 pending = upcoming
 
     def timeline(self, source, sample_rate: int | None = None, config=None, *,
@@ -207,11 +277,14 @@ class Recognizer:
         blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`."""
         from ..timeline import TimelineConfig, TimelineEngine
 
-        config = config or TimelineConfig(min_confidence=self.min_confidence)
+        config = config or TimelineConfig(min_confidence=self.min_confidence, vad_threshold=self.vad_threshold)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
         return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker)
 
-    def _prediction(self, probs: np.ndarray, path: str | None) -> Prediction:
+    def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
-                          uncertain=bool(np.max(probs) < self.min_confidence))
+                          uncertain=bool(np.max(probs) < self.min_confidence), speech_seconds=seconds)
+
+    def _no_speech(self, seconds: float, path: str | None) -> Prediction:
+        return Prediction(None, None, path, speech=False, speech_seconds=seconds)

@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
                 from ..inference import Recognizer
 
                 rec = Recognizer.load(settings.model, backend=settings.backend,
-                                      threads=settings.inference_threads, min_confidence=settings.min_confidence)
+                                      threads=settings.inference_threads, min_confidence=settings.min_confidence,
+                                      min_speech_seconds=settings.min_speech_seconds)
             state["service"] = Service(rec, settings.model if recognizer is None else getattr(rec, "path", None),
                                        max_seconds=settings.max_seconds)
             _fit_torch_threads(settings.inference_threads)

@@ -33,13 +33,15 @@ class Spectrogram(BaseModel):
 
 class PredictResponse(BaseModel):
     answer: str = Field(description="the emotion, or 'uncertain' (top probability below the server's "
-                                    "min_confidence), or 'no_speech' (the VAD heard no speech)",
+                                    "min_confidence), or 'no_speech' (the VAD heard less than the model's "
+                                    "min_speech_seconds of speech: the model is not run)",
                         examples=["angry"])
     label: Optional[str] = Field(description="the most probable emotion; null when no speech was heard")
-    confidence: Optional[float] = Field(description="the label's (calibrated) probability")
+    confidence: Optional[float] = Field(description="the label's (calibrated) probability; null when no speech "
+                                                    "was heard")
     uncertain: bool
     speech: bool = Field(description="false when the recording holds no speech")
-    speech_seconds: float = Field(description="seconds of speech found by the voice activity detector")
+    speech_seconds: Optional[float] = Field(description="seconds of speech found by the voice activity detector")
     probabilities: Optional[dict[str, float]] = Field(description="every emotion's probability; null without speech")
     duration: float = Field(description="seconds of audio decoded")
     model_id: str
@@ -108,6 +110,8 @@ class ModelInfo(BaseModel):
     sample_rate: int
     clip_seconds: float
     min_confidence: float
+    min_speech_seconds: Optional[float] = Field(description="under this much speech the answer is 'no_speech'")
+    vad_threshold: Optional[float] = Field(description="silero VAD speech threshold")
     calibration: dict = Field(description="temperature scaling: T and the NLL / ECE before and after")
     members: list[Member] = Field(description="each network with its preprocessing (one unless an ensemble)")
     card: dict[str, str] = Field(description="model-card fields: title, what it does, training, limits, licence...")

@@ -1,8 +1,8 @@
-"""The work behind each endpoint, run in an inference thread: decode, check for speech,
-predict or build the timeline, draw the mel-spectrogram. Plain dicts out (see :mod:`.schemas`).
+"""The work behind each endpoint, run in an inference thread: decode, predict or build the
+timeline, draw the mel-spectrogram. Plain dicts out (see :mod:`.schemas`).
 
-Nothing here re-implements a step of the library: decoding is :mod:`emovox.audio`, the speech
-check is :mod:`emovox.vad`, predictions and timelines are the :class:`~emovox.Recognizer`'s,
+Nothing here re-implements a step of the library: decoding is :mod:`emovox.audio`;
+predictions (with their no-speech answer) and timelines are the :class:`~emovox.Recognizer`'s,
 and the spectrogram is the model's own :class:`~emovox.features.FeatureExtractor` output.
 """
 
@@ -13,20 +13,15 @@ import dataclasses
 import io
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import audio
-from ..vad import speech_seconds
 
-#: Below this much voiced audio (silero VAD) a clip is answered ``no_speech``.
-MIN_SPEECH_SECONDS = 0.3
 #: The spectrogram image is at most this many columns wide (max-pooled over time).
 SPECTROGRAM_WIDTH = 600
-NO_SPEECH = "no_speech"
 
 
 class TooLong(Exception):
@@ -55,7 +50,6 @@ class Service:
         self.path = Path(model_path) if model_path is not None else BUNDLED_MODEL
         self.max_seconds = max_seconds
         self.info = describe(recognizer, self.path)
-        self._local = threading.local()
         from ..features import FeatureExtractor
 
         self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)
@@ -82,30 +76,17 @@ class Service:
             blocks.append(block)
         return np.concatenate(blocks)
 
-    def speech(self, wave: np.ndarray) -> float:
-        """Seconds of speech (silero VAD); one detector per inference thread."""
-        detector = getattr(self._local, "vad", None)
-        if detector is None:
-            from ..vad import SpeechDetector
-
-            detector = self._local.vad = SpeechDetector()
-        return speech_seconds(wave, detector=detector)
-
     # ------------------------------------------------------------------ answers
     def predict(self, path: Path, spectrogram: bool = False) -> dict:
         start = time.perf_counter()
         wave = self.decode(path)
-        voiced = self.speech(wave)
-        out = {"duration": round(len(wave) / self.rec.sample_rate, 3), "speech_seconds": round(voiced, 3),
+        pred = self.rec.predict(wave, sample_rate=self.rec.sample_rate)  # the no-speech answer is the Recognizer's
+        out = {**pred.to_dict(), "duration": round(len(wave) / self.rec.sample_rate, 3),
                "model_id": self.info["model_id"]}
-        if voiced < MIN_SPEECH_SECONDS:
-            out.update(answer=NO_SPEECH, label=None, confidence=None, uncertain=False, speech=False,
-                       probabilities=None)
-        else:
-            pred = self.rec.predict(wave, sample_rate=self.rec.sample_rate)
-            out.update(answer=pred.answer, label=pred.label, confidence=round(pred.confidence, 4),
-                       uncertain=pred.uncertain, speech=True,
-                       probabilities={k: round(float(v), 4) for k, v in pred.probabilities.items()})
+        del out["path"]
+        out["confidence"] = None if pred.confidence is None else round(pred.confidence, 4)
+        if pred.probabilities is not None:
+            out["probabilities"] = {k: round(float(v), 4) for k, v in pred.probabilities.items()}
         out["spectrogram"] = self.spectrogram(wave) if spectrogram else None
         out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out
@@ -162,7 +143,8 @@ def describe(rec, path: Path) -> dict:
 
     info = {"model_id": _model_id(rec, path), "backend": rec.backend.name, "labels": list(rec.labels),
             "sample_rate": rec.sample_rate, "clip_seconds": rec.clip_seconds,
-            "min_confidence": rec.min_confidence, "calibration": rec.calibration or {}}
+            "min_confidence": rec.min_confidence, "min_speech_seconds": getattr(rec, "min_speech_seconds", None),
+            "vad_threshold": getattr(rec, "vad_threshold", None), "calibration": rec.calibration or {}}
     members = []
     if path.is_dir() and (path / "config.json").is_file():
         cfg = json.loads((path / "config.json").read_text())

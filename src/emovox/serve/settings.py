@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 #: Environment variable of each setting.
 ENV = {
     "model": "EMOVOX_MODEL", "backend": "EMOVOX_BACKEND", "min_confidence": "EMOVOX_MIN_CONFIDENCE",
+    "min_speech_seconds": "EMOVOX_MIN_SPEECH_SECONDS",
     "max_upload_mb": "EMOVOX_MAX_UPLOAD_MB", "max_seconds": "EMOVOX_MAX_SECONDS",
     "max_concurrent": "EMOVOX_MAX_CONCURRENT", "max_queue": "EMOVOX_MAX_QUEUE",
     "timeout": "EMOVOX_TIMEOUT", "threads": "EMOVOX_THREADS", "workers": "EMOVOX_WORKERS",
@@ -38,6 +39,8 @@ class Settings:
     model : model folder or ``.onnx`` file; ``None``: the bundled model.
     backend : ``"torch"`` or ``"onnx"``.
     min_confidence : below this top probability the answer is ``uncertain``.
+    min_speech_seconds : below this much speech (silero VAD) the answer is ``no_speech``;
+        ``None``: the Recognizer's default (0.3 s).
     max_upload_mb : largest request body, in MB (10**6 bytes); larger gets 413.
     max_seconds : longest recording, in seconds; longer gets 422.
     max_concurrent : inferences running at once in this process; ``None``: CPUs / workers.
@@ -52,6 +55,7 @@ class Settings:
     model: str | None = None
     backend: str = "torch"
     min_confidence: float = 0.0
+    min_speech_seconds: float | None = None
     max_upload_mb: float = 20.0
     max_seconds: float = 600.0
     max_concurrent: int | None = None
@@ -76,6 +80,8 @@ class Settings:
             raise ValueError(f"max_queue must be 0 or more, got {self.max_queue!r}")
         if not 0 <= self.min_confidence < 1:
             raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence!r}")
+        if self.min_speech_seconds is not None and not self.min_speech_seconds >= 0:
+            raise ValueError(f"min_speech_seconds must be 0 or more, got {self.min_speech_seconds!r}")
 
     @property
     def concurrent(self) -> int:
