@@ -163,3 +163,12 @@ def test_timeline_with_the_recording_as_speaker_reference(bins_model_dir, tiny_r
     speech = plain.speech >= 0.25
     assert speech.any()
     assert not np.allclose(plain.probabilities[speech], adapted.probabilities[speech], atol=1e-4)
+
+
+def test_remove_dc_makes_an_offset_invisible():
+    wave = torch.randn(1, 16000, generator=torch.Generator().manual_seed(2)) * 0.05
+    wave = wave - wave.mean()
+    on = FeatureExtractor(FeatureConfig(remove_dc=True))
+    off = FeatureExtractor(FeatureConfig())
+    assert torch.allclose(on.power_db(wave + 0.03), on.power_db(wave), atol=1e-3)
+    assert not torch.allclose(off.power_db(wave + 0.03), off.power_db(wave), atol=1.0)

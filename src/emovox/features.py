@@ -44,6 +44,8 @@ class FeatureConfig:
         (per clip) or all of a speaker's clips (speaker-adaptive, see :class:`Stats`). It removes
         a microphone's or a room's fixed colouring and the speaker's timbre;
         ``"none"`` (or ``False``): the dB values as they are.
+    remove_dc : subtract each waveform's mean before the STFT: a recording's DC offset (SAVEE's
+        files carry one of about 0.03) otherwise fills the lowest bins and shifts silence trimming.
     """
 
     kind: str = "mel"
@@ -58,6 +60,7 @@ class FeatureConfig:
     top_db: float = 80.0
     deltas: bool = False
     normalize: str = "window"
+    remove_dc: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.normalize, bool):  # model folders written before the modes existed
@@ -143,6 +146,8 @@ class FeatureExtractor(nn.Module):
         """The dB image before normalisation ``[batch, bins, frames]`` and each frame's
         energy in dB ``[batch, frames]`` (what silence trimming looks at)."""
         c = self.config
+        if c.remove_dc:
+            wave = wave - wave.mean(dim=-1, keepdim=True)
         spec = torch.stft(
             wave, c.n_fft, c.hop_length, c.win_length, self.window,
             center=True, pad_mode="constant", return_complex=True,
