@@ -121,8 +121,10 @@ def run_side_by_side(n_procs: int, clips: list[str], backend: str, args: list[st
             raise RuntimeError(f"`{' '.join(cmd[:6])} ...` exited {proc.returncode} with {len(rows[i])} of "
                                f"{len(clips)} rows:\n{proc.stderr.read()[-2000:]}")
         t = rows[i]
-        # the first batch's rows arrive together, after the start; too few rows: no steady rate
-        steady = (len(t) - BATCH) / (t[-1] - t[BATCH - 1]) if len(t) >= 2 * BATCH and t[-1] > t[BATCH - 1] else None
+        # the first batches (one per worker: up to one per core) arrive together, after the start;
+        # too few rows after them: no steady rate
+        m = BATCH * cpu_info()["cores_usable"]
+        steady = (len(t) - m) / (t[-1] - t[m - 1]) if len(t) >= 2 * m and t[-1] > t[m - 1] else None
         per.append({"wall_s": round(ends[i] - starts[i], 3), "first_row_s": round(t[0] - starts[i], 3),
                     "steady_clips_per_s": round(steady, 2) if steady else None})
     span = max(ends) - min(starts)
