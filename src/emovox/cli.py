@@ -518,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allow calls from pages of this origin (repeatable; default: CORS off) [EMOVOX_CORS_ORIGINS]")
     sp.add_argument("--max-upload-mb", type=float, help="largest upload (default 20) [EMOVOX_MAX_UPLOAD_MB]")
     sp.add_argument("--max-seconds", type=float, help="longest recording (default 600) [EMOVOX_MAX_SECONDS]")
-    sp.add_argument("--max-concurrent", type=int, help="inferences at once per worker (default CPUs / (workers x threads)) "
-                    "[EMOVOX_MAX_CONCURRENT]")
+    sp.add_argument("--max-concurrent", type=int, help="inferences at once per worker "
+                    "(default CPUs / (workers x threads)) [EMOVOX_MAX_CONCURRENT]")
     sp.add_argument("--max-queue", type=int, help="requests waiting for a slot before 503 (default 64) [EMOVOX_MAX_QUEUE]")
     sp.add_argument("--timeout", type=float, help="seconds per request (default 60) [EMOVOX_TIMEOUT]")
     sp.add_argument("--threads", type=int, help="threads per inference (default: $OMP_NUM_THREADS, else "
