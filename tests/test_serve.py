@@ -66,7 +66,8 @@ def test_health_ready_model(client):
     assert info["calibration"]["temperature"] > 0
     assert "non-commercial" in info["card"]["data_licence"] and info["card"]["limits"]
     assert info["limits"] == {"max_upload_mb": 1.5, "max_seconds": 30.0, "max_concurrent": 1, "max_queue": 64,
-                              "timeout": 60.0, "threads_per_inference": _cpus(),  # one slot: all CPUs
+                              "timeout": 60.0, "threads_per_inference": 1,  # serve_util's OMP_NUM_THREADS=1 is
+                              # respected (one slot would otherwise get all CPUs: tests/test_threads.py)
                               "api_key_required": True}
 
 

@@ -6,7 +6,6 @@ import argparse
 import csv
 import glob
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -268,8 +267,9 @@ def cmd_show(args) -> int:
 
 def cmd_data_check(args) -> int:
     from .corpora.check import check_corpus, format_table
+    from .threads import share
 
-    report = check_corpus(args.corpus, args.dir, workers=args.workers, progress=not args.quiet)
+    report = check_corpus(args.corpus, args.dir, workers=share(args.workers, 1).workers, progress=not args.quiet)
     print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else format_table(report))
     return 0 if report.ok else 1
 
@@ -390,6 +390,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emovox", description="Speech emotion recognition.")
     p.add_argument("--version", action="version", version=f"emovox {__import__('emovox').__version__}")
@@ -397,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_opts(sp, backend=True):
         sp.add_argument("--model", help="model folder or .onnx file (default: the bundled model)")
-        sp.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="CPU threads")
+        sp.add_argument("--threads", type=_positive, default=None,
+                        help="CPU threads per inference (default: $EMOVOX_THREADS, else $OMP_NUM_THREADS, else 1: "
+                             "the fastest on a busy machine)")
         if backend:
             sp.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                             help="onnx: run the folder's model.onnx with onnxruntime (faster start, no torch)")
@@ -409,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", help="results file (.csv or .jsonl), written row by row")
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run: skip files already in --output")
     sp.add_argument("--batch-size", type=int, default=16)
-    sp.add_argument("--workers", type=int, default=2, help="threads decoding audio while the model runs")
+    sp.add_argument("--workers", type=_positive, default=None,
+                    help="batches predicted side by side (default: the cores this process may use / --threads)")
     sp.add_argument("--speaker-norm", choices=["folder", "all"],
                     help="speaker-adaptive: judge each clip against its speaker's usual voice, taking the clips "
                          "of each folder (folder) or all the files (all) as one speaker; needs a model trained "
@@ -491,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--corpus", required=True,
                     help="reader: ravdess, ravdess-song, savee, tess, crema-d, emodb, folder, manifest")
     sp.add_argument("--format", choices=["table", "json"], default="table")
-    sp.add_argument("--workers", type=int, default=2, help="threads decoding files")
+    sp.add_argument("--workers", type=_positive, default=None,
+                    help="threads decoding files (default: the cores this process may use)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_data_check)
 
@@ -507,12 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allow calls from pages of this origin (repeatable; default: CORS off) [EMOVOX_CORS_ORIGINS]")
     sp.add_argument("--max-upload-mb", type=float, help="largest upload (default 20) [EMOVOX_MAX_UPLOAD_MB]")
     sp.add_argument("--max-seconds", type=float, help="longest recording (default 600) [EMOVOX_MAX_SECONDS]")
-    sp.add_argument("--max-concurrent", type=int, help="inferences at once per worker (default CPUs / workers) "
-                    "[EMOVOX_MAX_CONCURRENT]")
+    sp.add_argument("--max-concurrent", type=int, help="inferences at once per worker "
+                    "(default CPUs / (workers x threads)) [EMOVOX_MAX_CONCURRENT]")
     sp.add_argument("--max-queue", type=int, help="requests waiting for a slot before 503 (default 64) [EMOVOX_MAX_QUEUE]")
     sp.add_argument("--timeout", type=float, help="seconds per request (default 60) [EMOVOX_TIMEOUT]")
-    sp.add_argument("--threads", type=int, help="threads per inference (default CPUs / (workers x slots)) "
-                    "[EMOVOX_THREADS]")
+    sp.add_argument("--threads", type=int, help="threads per inference (default: $OMP_NUM_THREADS, else "
+                    "cores / (workers x slots)) [EMOVOX_THREADS]")
     sp.add_argument("--min-confidence", type=float, help="answer 'uncertain' below this [EMOVOX_MIN_CONFIDENCE]")
     sp.add_argument("--min-speech-seconds", type=float,
                     help="answer 'no_speech' under this much speech (default 0.3) [EMOVOX_MIN_SPEECH_SECONDS]")

@@ -49,12 +49,12 @@ class SpeechDetector:
     def __init__(self, threshold: float = 0.5, threads: int = 1) -> None:
         import onnxruntime as ort
 
+        from .threads import onnx_session_options
+
         if not 0 < threshold < 1:
             raise ValueError(f"VAD threshold must be between 0 and 1, got {threshold}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path()), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model_path()), onnx_session_options(threads, ort),
+                                            providers=["CPUExecutionProvider"])
         self.threshold = threshold
         self.release = max(0.01, threshold - 0.15)
         self.reset()

@@ -23,11 +23,11 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
-        import torch
-
         from ..pipeline import ClipClassifier
+        from ..threads import configure_torch, inference_threads
 
-        torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
+        self.threads = inference_threads(threads)
+        configure_torch(self.threads)
         self.members = load_members(folder)
         self.bundle = self.members[0]
         self.labels = self.bundle.labels
@@ -62,6 +62,9 @@ class OnnxBackend:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        from ..threads import inference_threads, onnx_session_options
+
+        self.threads = inference_threads(threads)
         path = Path(path)
         folder = path if path.is_dir() else None
         if folder is not None:
@@ -69,9 +72,7 @@ class OnnxBackend:
         if not path.is_file():
             hint = f" --model {folder}" if folder is not None else ""
             raise FileNotFoundError(f"no ONNX model at {path}; create one with `emovox export{hint} -o {path}`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
+        opts = onnx_session_options(self.threads, ort)
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         if "labels" not in meta:

@@ -96,6 +96,7 @@ class Recognizer:
         self.vad_threshold = float(vad_threshold)
         self.calibration = getattr(backend, "calibration", {})
         self._vad = threading.local()  # one detector (it keeps state) per thread
+        self.threads = getattr(backend, "threads", 1)  # per inference
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
@@ -104,10 +105,15 @@ class Recognizer:
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
 
         ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
+        ``threads``: CPU threads per inference; ``None``: ``$EMOVOX_THREADS``, else
+        ``$OMP_NUM_THREADS``, else 1, the fastest on a busy machine (:mod:`emovox.threads`).
         Predictions whose top (calibrated) probability is below ``min_confidence`` are marked
         ``uncertain``; recordings with less than ``min_speech_seconds`` of speech (silero VAD at
         ``vad_threshold``; ``None``: :data:`MIN_SPEECH_SECONDS`, 0.3 s) are answered ``no_speech``.
         """
+        from ..threads import inference_threads
+
+        threads = inference_threads(threads)
         folder = Path(path) if path is not None else BUNDLED_MODEL
         if path is None and not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
@@ -168,10 +174,17 @@ class Recognizer:
         analysed = [self.backend.analyse(self._wave(s, sample_rate)) for s in sources]
         return self.backend.speaker_reference(analysed)
 
-    def predict_speakers(self, groups: dict, *, workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
+    def predict_speakers(self, groups: dict, *,
+                         workers: int | None = None) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Speaker-adaptive prediction: ``{speaker: [sources]}``; each group's clips are judged
-        against that group's reference (all its readable clips). Yields ``(source, result)``."""
+        against that group's reference (all its readable clips). Yields ``(source, result)``.
+        ``workers`` threads decode a group's clips (``None``: the cores / :attr:`threads`,
+        :func:`emovox.threads.share`), then the model runs on the group."""
         from concurrent.futures import ThreadPoolExecutor
+
+        from ..threads import share
+
+        workers = share(workers, self.threads).workers if workers is None else workers
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for _, sources in groups.items():
@@ -200,33 +213,44 @@ class Recognizer:
         return self._prediction(next(probs), str(src), item[0])
 
     def predict_many(self, sources: Iterable, *, batch_size: int = 16,
-                     workers: int = 1) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
+                     workers: int | None = None) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Predict many files in batches, yielding ``(source, result)`` in input order; an
         unreadable file yields its :class:`AudioError` instead of stopping the run.
 
-        ``workers`` threads decode and compute features (libsndfile, soxr and the STFT release
-        the GIL) while the model runs on the previous batch; at most two batches are in flight.
+        ``workers`` threads each predict a whole batch (decode, features, model: libsndfile,
+        soxr, torch and onnxruntime release the GIL), side by side, each inference with
+        :attr:`threads` threads. ``None``: as many as fill the cores this process may use
+        (:func:`emovox.threads.share`: workers × threads add up to the cores). At most
+        ``workers + 1`` batches are in flight.
         """
+        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
 
+        from ..threads import share
+
+        workers = share(workers, self.threads).workers if workers is None else workers
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
 
-        it = iter(sources)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            def submit():
-                return [(src, pool.submit(self._prepare, src)) for src in islice(it, batch_size)]
+        def run(batch):
+            prepared = [(src, self._prepare(src)) for src in batch]
+            ok = [item[1] for _, item in prepared if not isinstance(item, audio.AudioError) and item[1] is not None]
+            probs = iter(self.backend.probabilities(ok) if ok else [])
+            return [(src, self._answer(src, item, probs)) for src, item in prepared]
 
-            pending = submit()
-            while pending:
-                upcoming = submit()  # decoded while the model runs on `pending`
-                prepared = [(src, fut.result()) for src, fut in pending]
-                ok = [item[1] for _, item in prepared if not isinstance(item, audio.AudioError) and item[1] is not None]
-                probs = iter(self.backend.probabilities(ok) if ok else [])
-                for src, item in prepared:
-                    yield src, self._answer(src, item, probs)
-                pending = upcoming
+        it = iter(sources)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emovox-batch") as pool:
+            pending = deque()
+            while True:
+                while len(pending) <= workers:  # every worker busy, and one batch queued
+                    batch = list(islice(it, batch_size))
+                    if not batch:
+                        break
+                    pending.append(pool.submit(run, batch))
+                if not pending:
+                    return
+                yield from pending.popleft().result()
 
     def timeline(self, source, sample_rate: int | None = None, config=None, *,
                  block_seconds: float = 10.0, progress=None, speaker=None, speaker_norm: bool = False, **options):

@@ -205,7 +205,9 @@ def _fit_torch_threads(threads: int) -> None:
     import sys
 
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+        from ..threads import configure_torch
+
+        configure_torch(threads, sys.modules["torch"])
 
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",

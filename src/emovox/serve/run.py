@@ -23,13 +23,17 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, insecure: bool = False, 
     """
     import uvicorn
 
+    from ..threads import quiet_openmp
     from .settings import Settings, check_bind
 
     settings = Settings.from_env(**options)
     check_bind(host, settings.api_key, insecure)
     os.environ.update(settings.to_env())
-    # before torch or onnxruntime start their pools: one OpenMP thread unless told otherwise
+    # before torch or onnxruntime start their pools (here and in --workers processes, which
+    # inherit the environment): the threads of one inference unless told otherwise, idle OpenMP
+    # threads sleeping (emovox.threads.quiet_openmp)
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.inference_threads))
+    quiet_openmp()
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(levelname)s: %(message)s")
     logging.getLogger("emovox.serve").info(
         "emovox serve on http://%s:%d (%d worker(s), %d inference slot(s) of %d thread(s) each, queue %d, "

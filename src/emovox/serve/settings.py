@@ -11,6 +11,9 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from ..threads import available_cores as cpu_count  # the affinity mask, not the machine's total
+from ..threads import share
+
 #: Environment variable of each setting.
 ENV = {
     "model": "EMOVOX_MODEL", "backend": "EMOVOX_BACKEND", "min_confidence": "EMOVOX_MIN_CONFIDENCE",
@@ -20,14 +23,6 @@ ENV = {
     "timeout": "EMOVOX_TIMEOUT", "threads": "EMOVOX_THREADS", "workers": "EMOVOX_WORKERS",
     "api_key": "EMOVOX_API_KEY", "cors_origins": "EMOVOX_CORS_ORIGINS",
 }
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -43,10 +38,11 @@ class Settings:
         ``None``: the Recognizer's default (0.3 s).
     max_upload_mb : largest request body, in MB (10**6 bytes); larger gets 413.
     max_seconds : longest recording, in seconds; longer gets 422.
-    max_concurrent : inferences running at once in this process; ``None``: CPUs / workers.
+    max_concurrent : inferences running at once in this process; ``None``: CPUs / (workers × threads).
     max_queue : requests allowed to wait for an inference slot; more get 503 + Retry-After.
     timeout : seconds a request may take (upload, wait and inference) before 408/503/504.
-    threads : CPU threads per inference; ``None``: CPUs / (workers × max_concurrent), at least 1.
+    threads : CPU threads per inference; ``None``: ``$OMP_NUM_THREADS``, else CPUs / (workers ×
+        max_concurrent), at least 1 (:func:`emovox.threads.share`).
     workers : server processes.
     api_key : when set, ``/v1/*`` needs it in ``X-API-Key`` or ``Authorization: Bearer``.
     cors_origins : origins allowed to call the API from another site's page; empty: CORS off.
@@ -85,14 +81,15 @@ class Settings:
 
     @property
     def concurrent(self) -> int:
-        """Inference slots of this process: by default the CPUs shared out between workers."""
-        return self.max_concurrent or max(1, cpu_count() // self.workers)
+        """Inference slots of this process: by default this process's share of the CPUs
+        (CPUs / workers) divided by the threads each inference was told to use (1 by default)."""
+        return self.max_concurrent or share(threads=self.threads, cores=max(1, cpu_count() // self.workers)).workers
 
     @property
     def inference_threads(self) -> int:
         """Threads per inference, so that all slots of all workers together fit the CPUs
         (oversubscribed OpenMP threads made one prediction 20-40x slower on 2 cores)."""
-        return self.threads or max(1, cpu_count() // (self.workers * self.concurrent))
+        return share(self.workers * self.concurrent, self.threads, cores=cpu_count()).threads
 
     @property
     def max_upload_bytes(self) -> int:
