@@ -20,8 +20,32 @@ def pct(x):
     return f"{100 * x:.1f}"
 
 
+def recipe(d: dict) -> str:
+    """What the run changed, read from its config (bundled models: their folder name)."""
+    cfg = d.get("config")
+    if not cfg:
+        last = d["model"].rstrip("/").split("/")[-1]
+        return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if last == "model"
+                else f"bundled model v1, its {last} member alone (24 actors)")
+    f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
+    parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]
+    if f.get("normalize") not in (None, True, "window"):
+        parts.append(f"normalize {f['normalize']}")
+    if f.get("remove_dc"):
+        parts.append("DC removed")
+    if cfg["preprocessing"].get("clip_seconds") != 2.5:
+        parts.append(f"{cfg['preprocessing']['clip_seconds']} s windows")
+    if t.get("speaker_p"):
+        parts.append(f"speaker references p={t['speaker_p']}")
+    if a.get("wave"):
+        parts.append("waveform augmentation")
+    if cfg.get("seed"):
+        parts.append(f"seed {cfg['seed']}")
+    return ", ".join(parts)
+
+
 def main() -> int:
-    print("| model | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
+    print("| recipe (ResNet18 w32, trained on 20 RAVDESS actors) | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
           "all 480, argmax over 7: WA / UA | RAVDESS validation UA | source |")
     print("|---|---|---|---|---|---|---|")
     for path in sorted(RESULTS.glob("*.json")):
@@ -32,7 +56,7 @@ def main() -> int:
                 continue
             four = d["emobox-4"][protocol]["restricted"]
             own, seven = d["all"][protocol]["own"], d["all"][protocol]["restricted"]
-            print(f"| {d['name']} | {protocol} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
+            print(f"| {recipe(d)} | {protocol} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
                   f"{pct(seven['wa'])} / {pct(seven['ua'])} | {pct(val['val_ua']) if 'val_ua' in val else '—'} | "
                   f"`{path.relative_to(RESULTS.parents[1])}` |")
     return 0

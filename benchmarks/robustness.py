@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/robustness.py NAME --folds runs/bench/NAME   # the RAVDESS test folds of an evaluation
     python benchmarks/robustness.py NAME --savee runs/bench/cross/NAME/train/best   # all 480 SAVEE clips
+    python benchmarks/robustness.py NAME --heldout runs/bench/cross/NAME   # its 4 RAVDESS validation actors
     (both at once is fine; ``--limit N`` takes every k-th clip for a quick look)
 
 Each test clip is decoded once, degraded with the same classes training augments with
@@ -84,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("name")
     ap.add_argument("--folds", help="an `emovox evaluate --protocol emobox` output folder (per-fold models)")
     ap.add_argument("--savee", help="a model folder trained on RAVDESS, tested on all SAVEE clips")
+    ap.add_argument("--heldout", help="a cross-corpus run folder: its model on the RAVDESS validation actors it "
+                                      "never trained on (actor-disjoint, 240 clips)")
     ap.add_argument("--limit", type=int, default=1, help="use every N-th clip (1: all)")
     args = ap.parse_args(argv)
     import torch
@@ -111,6 +114,22 @@ def main(argv=None) -> int:
             add(total, part)
         doc["ravdess_folds"] = {"protocol": "EmoBox 6 folds, actor-disjoint; each fold's model on its test actors",
                                 "model_runs": args.folds, **table(total)}
+    if args.heldout:
+        import yaml
+
+        from emovox.splits import no_test_fold
+
+        run_dir = Path(args.heldout)
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        utts = open_corpus("ravdess").utterances()
+        actors = set(no_test_fold(utts, cfg["training"]["val_speakers"], cfg["seed"]).val_speakers)
+        bundle = load_bundle(run_dir / "train" / "best")
+        print(f"RAVDESS held-out actors {sorted(actors)}", flush=True)
+        counts = run(bundle, [u for u in utts if u.speaker in actors][::args.limit],
+                               lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+        doc["ravdess_heldout"] = {"protocol": "RAVDESS speech, the 4 validation actors the model never trained on "
+                                              "(actor-disjoint; they chose its epoch)", "actors": sorted(actors),
+                                  "model": str(run_dir / "train" / "best"), **table(counts)}
     if args.savee:
         bundle = load_bundle(args.savee)
         utts = open_corpus("savee").utterances()[::args.limit]
