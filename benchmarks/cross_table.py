@@ -48,8 +48,12 @@ def main() -> int:
     print("| recipe (ResNet18 w32, trained on 20 RAVDESS actors) | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
           "all 480, argmax over 7: WA / UA | RAVDESS validation UA | source |")
     print("|---|---|---|---|---|---|---|")
+    others = []
     for path in sorted(RESULTS.glob("*.json")):
         d = json.loads(path.read_text())
+        if "emobox-4" not in d:
+            others.append((path, d))
+            continue
         val = d.get("validation") or {}
         for protocol in ("per-clip", "speaker-adaptive"):
             if protocol not in d["all"]:
@@ -59,6 +63,16 @@ def main() -> int:
             print(f"| {recipe(d)} | {protocol} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
                   f"{pct(seven['wa'])} / {pct(seven['ua'])} | {pct(val['val_ua']) if 'val_ua' in val else '—'} | "
                   f"`{path.relative_to(RESULTS.parents[1])}` |")
+    if others:
+        print("\n| direction | recipe | protocol | own answer: WA / UA | argmax over the test emotions: WA / UA | source |")
+        print("|---|---|---|---|---|---|")
+        for path, d in others:
+            for protocol in ("per-clip", "speaker-adaptive"):
+                if protocol in d["all"]:
+                    own, rest = d["all"][protocol]["own"], d["all"][protocol]["restricted"]
+                    print(f"| {' + '.join(d['train'] or ['RAVDESS speech'])} → {d['test']} | {recipe(d)} | {protocol} | "
+                          f"{pct(own['wa'])} / {pct(own['ua'])} | {pct(rest['wa'])} / {pct(rest['ua'])} | "
+                          f"`{path.relative_to(RESULTS.parents[1])}` |")
     return 0
 
 

@@ -138,5 +138,6 @@ def test_cross_corpus_cli_end_to_end(tiny_config, tiny_savee, tmp_path):
             assert 0.0 <= res[protocol][way]["wa"] <= 1.0
             assert sum(res[protocol][way]["predicted"].values()) == 8
     assert "speaker-adaptive" in (out / "results.md").read_text()
+    assert (out / "confusion_per-clip.png").is_file() and (out / "confusion_speaker-adaptive.png").is_file()
     assert (out / "train" / "best" / "config.json").is_file()
     assert main(args) == 0  # a finished training is reused

@@ -183,6 +183,13 @@ def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str
     res["machine"] = machine()
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / "results.md").write_text(results_table(res))
+    from ..plots import plot_confusion
+
+    for protocol in ("per-clip", "speaker-adaptive"):
+        if protocol in res:
+            scored = res[protocol]
+            plot_confusion(np.array(scored["restricted"]["confusion"]), scored["test_labels"],
+                           out / f"confusion_{protocol}.png", title=f"{res['test']} ({protocol}, argmax over its emotions)")
     return res
 
 
