@@ -114,14 +114,14 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
     api = APIRouter(prefix="/v1", dependencies=[Depends(_key_check(settings.api_key))] if settings.api_key else [],
                     responses=ERRORS)
 
-    async def answer(request: Request, what: str, spectrogram: bool) -> dict:
+    async def answer(request: Request, what: str, spectrogram: bool, *options) -> dict:
         start = time.perf_counter()
         deadline = time.monotonic() + settings.timeout
         svc = service()
         async with uploaded_audio(request, settings.max_upload_bytes, settings.timeout) as path:
             await run_in_threadpool(svc.check_header, path)  # too long? refused before any decoding
             work = svc.predict if what == "predict" else svc.timeline
-            out = await gate.run(work, path, spectrogram, deadline=deadline)
+            out = await gate.run(work, path, spectrogram, *options, deadline=deadline)
         out["elapsed_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out
 
@@ -137,10 +137,16 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
 
     @api.post("/timeline", response_model=schemas.TimelineResponse, openapi_extra=AUDIO_BODY,
               summary="Emotion over time in a longer recording")
-    async def timeline(request: Request, spectrogram: bool = spectrogram_query):
+    async def timeline(request: Request, spectrogram: bool = spectrogram_query,
+                       speaker_norm: bool = Query(False, description="speaker-adaptive: the recording is its "
+                                                  "speaker's reference (one talker; models trained with "
+                                                  "normalize: bins, else 422)")):
         """Segments (start, end, emotion or silence, confidence) and per-cell probabilities:
         voice activity detection, then overlapping windows, as ``emovox timeline``."""
-        return await answer(request, "timeline", spectrogram)
+        if speaker_norm and not service().speaker_norm:
+            raise HTTPException(422, "this model has no speaker normalisation (it was not trained with normalize: bins "
+                                     "on the torch backend)")
+        return await answer(request, "timeline", spectrogram, speaker_norm)
 
     @api.get("/model", response_model=schemas.ModelInfo, summary="The loaded model")
     async def model():

@@ -91,10 +91,16 @@ class Service:
         out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out
 
-    def timeline(self, path: Path, spectrogram: bool = False) -> dict:
+    @property
+    def speaker_norm(self) -> bool:
+        """Whether timelines can take the recording as the speaker's reference."""
+        return self.rec.backend.name == "torch" and all(
+            c.pipeline.features.normalize == "bins" for c in self.rec.backend.classifiers)
+
+    def timeline(self, path: Path, spectrogram: bool = False, speaker_norm: bool = False) -> dict:
         start = time.perf_counter()
         wave = self.decode(path)
-        tl = self.rec.timeline(wave, sample_rate=self.rec.sample_rate)
+        tl = self.rec.timeline(wave, sample_rate=self.rec.sample_rate, speaker_norm=speaker_norm)
         out = tl.to_dict()
         out.pop("source", None)
         out["speech"] = any(s["label"] != "silence" for s in out["segments"])
