@@ -3,21 +3,34 @@
 A results file is CSV (one row per file: path, answer, label, uncertain, speech,
 speech_seconds, every probability, error) or JSON Lines (one object per file, always the same
 keys). A file without speech has the answer ``no_speech`` and no label or probabilities; an
-unreadable file has only its path and error. Each row is flushed when written. Reopened with
-``resume=True``, the paths already in it are skipped, and a last line cut off by the
-interruption is dropped first.
+unreadable file has only its path and error.
+
+A results file is an append-only journal: each row is one line, written whole and flushed (and
+fsynced at least once a second and on close), so a crash (even SIGKILL) can only cut off the
+last line. Reopened with ``resume=True``, a cut last line is truncated away (in place: the rows
+before it are never rewritten) and the paths already there are skipped. One process at a time
+writes a results file (a :class:`~emovox.safeio.FileLock`).
+
+Sharding splits a batch across processes or machines (:func:`shard`), each with its own
+results file (:func:`shard_path`); :func:`merge` joins those files into one.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from .audio import AudioError
+from .safeio import FileLock, atomic_path
 
 FORMATS = ("csv", "jsonl")
+#: seconds between fsyncs of a results file (each row is flushed to the OS at once)
+FSYNC_INTERVAL = 1.0
 #: The fields of a prediction row before the probabilities (CSV: one column per emotion).
 FIELDS = ("path", "answer", "label", "uncertain", "speech", "speech_seconds")
 
@@ -51,31 +64,47 @@ class ResultsFile:
         self.labels = list(labels)
         self.fmt = format_of(self.path, fmt)
         self.columns = [*csv_columns(self.labels), "error"]
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if exists and not resume:
-            raise FileExistsError(f"{self.path} exists; pass --resume to continue that run, or choose another file")
-        self.done: set[str] = self._read_done() if exists else set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._lock = FileLock(self.path).acquire()  # LockError: another process writes it
+        try:
+            exists = self.path.exists() and self.path.stat().st_size > 0
+            if exists and not resume:
+                raise FileExistsError(f"{self.path} exists; pass --resume to continue that run, or choose another file")
+            self.done: set[str] = self._read_done() if exists else set()
+            exists = self.path.exists() and self.path.stat().st_size > 0  # a cut header is gone
+            self._file = open(self.path, "a", newline="", encoding="utf-8")
+        except BaseException:
+            self._lock.release()
+            raise
+        self._synced = time.monotonic()
         if self.fmt == "csv":
             self._csv = csv.writer(self._file)
             if not exists:
                 self._csv.writerow(self.columns)
-                self._file.flush()
+                self._sync(force=True)
 
     def _read_done(self) -> set[str]:
         data = self.path.read_bytes()
-        if not data.endswith(b"\n"):  # the last row was cut off mid-write
+        if not data.endswith(b"\n"):  # the last row was cut off mid-write: cut it away in place
             data = data[: data.rfind(b"\n") + 1]
-            self.path.write_bytes(data)
-        lines = data.decode("utf-8").splitlines()
-        if self.fmt == "csv":
-            rows = list(csv.reader(lines))
-            if not rows or rows[0] != self.columns:
-                raise ValueError(f"{self.path} is not a results file for this model and emovox version "
-                                 "(its columns differ)")
-            return {r[0] for r in rows[1:] if r}
-        return {json.loads(line)["path"] for line in lines if line.strip()}
+            os.truncate(self.path, len(data))
+        if not data:
+            return set()
+        columns, rows = _parse(self.path, data, drop_bad_last=True, fmt=self.fmt)
+        if self.fmt == "csv" and columns != self.columns:
+            raise ValueError(f"{self.path} is not a results file for this model and emovox version "
+                             "(its columns differ)")
+        if self.fmt == "jsonl":
+            labels = next((list(r["probabilities"]) for r in rows if r.get("probabilities")), None)
+            if labels is not None and labels != self.labels:
+                raise ValueError(f"{self.path} is not a results file for this model (its labels differ)")
+        return {r["path"] for r in rows}
+
+    def _sync(self, force: bool = False) -> None:
+        self._file.flush()
+        if force or time.monotonic() - self._synced >= FSYNC_INTERVAL:
+            os.fsync(self._file.fileno())
+            self._synced = time.monotonic()
 
     def write(self, source, result) -> None:
         path = str(source)
@@ -87,14 +116,182 @@ class ResultsFile:
             self._csv.writerow([*csv_cells(row, self.labels), row["error"] or ""])
         else:
             self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
+        self._sync()
         self.done.add(path)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file.closed:
+            return
+        try:
+            self._sync(force=True)
+        finally:
+            self._file.close()
+            self._lock.release()
 
     def __enter__(self) -> "ResultsFile":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------- reading results files
+
+
+def _parse(path: Path, data: bytes, *, drop_bad_last: bool = False,
+           fmt: str | None = None) -> tuple[list[str] | None, list[dict]]:
+    """``(CSV columns or None, rows as dicts)`` of a results file's bytes.
+
+    A last line that does not parse (a crash cut it, or a disk filled) is dropped when
+    ``drop_bad_last`` (and truncated away from the file); anywhere else it is an error.
+    """
+    fmt = format_of(path, fmt)
+    lines = data.decode("utf-8", errors="strict").splitlines(keepends=True)
+    if fmt == "csv":
+        table = list(csv.reader(io.StringIO("".join(lines))))
+        if not table:
+            return None, []
+        columns, body = table[0], [r for r in table[1:] if r]
+        bad = [i for i, r in enumerate(body) if len(r) != len(columns)]
+        if bad and drop_bad_last and bad == [len(body) - 1]:
+            body = body[:-1]
+            _cut_last_line(path, data)
+        elif bad:
+            raise ValueError(f"{path}: row {bad[0] + 2} has {len(body[bad[0]])} fields, the header {len(columns)}")
+        return columns, [dict(zip(columns, r)) for r in body]
+    rows = []
+    lines = [ln for ln in lines if ln.strip()]
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+                raise ValueError("not a results row")
+        except ValueError as err:
+            if drop_bad_last and i == len(lines) - 1:
+                _cut_last_line(path, data)
+                break
+            raise ValueError(f"{path}: line {i + 1} is not a results row ({err})") from None
+        rows.append(row)
+    return None, rows
+
+
+def _cut_last_line(path: Path, data: bytes) -> None:
+    body = data.rstrip(b"\n")
+    os.truncate(path, body.rfind(b"\n") + 1)
+
+
+# ---------------------------------------------------------------- sharding
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"K/N"`` → ``(K, N)``: shard K (counted from 0, as torchrun's RANK) of N."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
+    if not m:
+        raise ValueError(f"--shard {spec!r}: expected K/N, e.g. 0/4 (shards are counted from 0 to N-1)")
+    k, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"--shard {spec!r}: need 0 <= K < N (shards are counted from 0 to N-1)")
+    return k, n
+
+
+def shard_from_env(environ=None) -> tuple[int, int] | None:
+    """``(RANK, WORLD_SIZE)`` when torchrun (or another launcher) set them, else ``None``."""
+    environ = os.environ if environ is None else environ
+    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}")
+
+
+def shard(files, k: int, n: int) -> list[str]:
+    """Shard ``k`` of ``n``: every n-th file of the sorted, de-duplicated list, from the k-th.
+
+    Deterministic whatever order the files were found in; the n shards are disjoint, cover
+    the list, and differ in size by at most one file.
+    """
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: need 0 <= k < n")
+    return sorted(set(map(str, files)))[k::n]
+
+
+_SHARD_NAME = re.compile(r"^(?P<stem>.*)\.shard-(?P<k>\d+)-of-(?P<n>\d+)$")
+
+
+def shard_path(output: str | os.PathLike, k: int, n: int) -> Path:
+    """The results file of shard ``k`` of ``n``: ``out.jsonl`` → ``out.shard-2-of-4.jsonl``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.shard-{k}-of-{n}{output.suffix}")
+
+
+# ---------------------------------------------------------------- merging
+
+
+def merge(inputs, output: str | os.PathLike, *, fmt: str | None = None, partial: bool = False) -> int:
+    """Join results files (the shards of one run) into ``output``, rows sorted by path.
+
+    Refuses inputs whose columns (CSV) or labels (JSONL) differ, a path that appears twice,
+    an output that already exists, and, for files named by :func:`shard_path`, a missing
+    shard (unless ``partial``). ``output`` is written atomically. Returns the number of rows.
+    """
+    inputs = [Path(p) for p in inputs]
+    output = Path(output)
+    if not inputs:
+        raise ValueError("merge: no results files given")
+    out_fmt = format_of(output, fmt)
+    if output.exists():
+        raise FileExistsError(f"{output} exists; choose another name (merge never overwrites)")
+    if any(p.resolve() == output.resolve() for p in inputs):
+        raise ValueError(f"{output} is one of the inputs")
+    _check_shards(inputs, partial)
+    columns, labels, rows, seen = None, None, [], {}
+    for p in inputs:
+        if format_of(p) != out_fmt:
+            raise ValueError(f"{p}: a .{format_of(p)} file cannot be merged into a .{out_fmt} one")
+        with FileLock(p):  # refused while a predict still writes it
+            cols, file_rows = _parse(p, p.read_bytes())
+        if out_fmt == "csv":
+            if cols is None:
+                raise ValueError(f"{p}: empty, not a results file")
+            if columns is None:
+                columns = cols
+            elif cols != columns:
+                raise ValueError(f"{p}: its columns differ from {inputs[0]}'s ({', '.join(cols)} vs "
+                                 f"{', '.join(columns)}): results of another model?")
+        else:
+            for r in file_rows:
+                got = list(r["probabilities"]) if r.get("probabilities") else None
+                if got is not None and labels is None:
+                    labels, first = got, p
+                elif got is not None and got != labels:
+                    raise ValueError(f"{p}: its labels differ from {first}'s ({', '.join(got)} vs "
+                                     f"{', '.join(labels)}): results of another model?")
+        for r in file_rows:
+            if r["path"] in seen:
+                raise ValueError(f"{r['path']} is in both {seen[r['path']]} and {p}" if seen[r["path"]] != p
+                                 else f"{r['path']} is twice in {p}")
+            seen[r["path"]] = p
+            rows.append(r)
+    rows.sort(key=lambda r: r["path"])
+    with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        if out_fmt == "csv":
+            w = csv.writer(f)
+            w.writerow(columns)
+            w.writerows([r[c] for c in columns] for r in rows)
+        else:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    return len(rows)
+
+
+def _check_shards(inputs: list[Path], partial: bool) -> None:
+    named = [_SHARD_NAME.match(p.stem) for p in inputs]
+    if not all(named):
+        return
+    groups = {(m["stem"], int(m["n"])) for m in named}
+    if len(groups) > 1:
+        raise ValueError("merge: these shard files come from different runs or shard counts: "
+                         + ", ".join(f"{s} (of {n})" for s, n in sorted(groups)))
+    (_, n), = groups
+    have = {int(m["k"]) for m in named}
+    missing = sorted(set(range(n)) - have)
+    if missing and not partial:
+        raise ValueError(f"merge: shard(s) {', '.join(map(str, missing))} of {n} missing "
+                         "(pass --partial to merge what is there)")

@@ -36,7 +36,7 @@ def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
     from .audio import AudioError
-    from .batch import ResultsFile
+    from .batch import ResultsFile, parse_shard, shard, shard_from_env, shard_path
     from .inference import Recognizer
 
     files, missing = expand_paths(args.paths)
@@ -46,6 +46,15 @@ def cmd_predict(args) -> int:
             print(f"emovox: {src}: {why}", file=sys.stderr)
         print("emovox: no audio files found", file=sys.stderr)
         return 1
+    k_n = parse_shard(args.shard) if args.shard else shard_from_env()
+    if k_n and k_n[1] > 1:
+        k, n = k_n
+        total = len(set(files))
+        files = shard(files, k, n)
+        if args.output:
+            args.output = str(shard_path(args.output, k, n))
+        print(f"emovox: shard {k}/{n}: {len(files)} of {total} files"
+              + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence,
                           min_speech_seconds=args.min_speech_seconds, vad_threshold=args.vad_threshold)
     if args.output:
@@ -127,6 +136,14 @@ class _writer:
     def close(self) -> None:
         if self.fmt == "json":
             sys.stdout.write("\n]\n" if not self.first else "]\n")
+
+
+def cmd_merge(args) -> int:
+    from .batch import merge
+
+    n = merge(args.inputs, args.output, partial=args.partial)
+    print(f"emovox: merged {n} rows from {len(args.inputs)} files into {args.output}", file=sys.stderr)
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -330,8 +347,11 @@ def cmd_train(args) -> int:
     data = load_dataset(cfg)
     fold = _fold(cfg, data, args.fold)
     print(f"training on {len(fold.train)} clips, validating on {len(fold.val)}")
-    result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
-                   resume=args.resume, provenance={"fold": args.fold or "all"})
+    from .safeio import FileLock
+
+    with FileLock(args.out, inside=True):  # one process per run folder: a second is refused, naming the first
+        result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
+                       resume=args.resume, provenance={"fold": args.fold or "all"})
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
     return 0
@@ -364,8 +384,15 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .safeio import FileLock
+
     cfg = _config(args)
     _threads_from(cfg)
+    with FileLock(args.out, inside=True):  # one process per evaluation folder
+        return _evaluate(cfg, args)
+
+
+def _evaluate(cfg: dict, args) -> int:
     if args.test or args.protocol == "loco":
         from .training import crosscorpus
 
@@ -417,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stdout: table, json or csv; --output: csv or jsonl (default: from its extension)")
     sp.add_argument("-o", "--output", help="results file (.csv or .jsonl), written row by row")
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run: skip files already in --output")
+    sp.add_argument("--shard", metavar="K/N",
+                    help="predict shard K (0..N-1) of N: every N-th file of the sorted list; -o out.jsonl "
+                         "becomes out.shard-K-of-N.jsonl (default: torchrun's RANK/WORLD_SIZE when set)")
     sp.add_argument("--batch-size", type=int, default=16)
     sp.add_argument("--workers", type=_positive, default=None,
                     help="batches predicted side by side (default: the cores this process may use / --threads)")
@@ -448,6 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="segments as a table, CSV, or JSON with per-cell probabilities")
         sp.add_argument("-o", "--output", help="write the table/CSV/JSON here instead of stdout")
         sp.add_argument("--plot", help="PNG: waveform with emotion segments and probability curves")
+
+    sp = sub.add_parser("merge", help="join the results files of a sharded predict (sorted by path)")
+    sp.add_argument("inputs", nargs="+", help="results files, e.g. out.shard-*-of-4.jsonl")
+    sp.add_argument("-o", "--output", required=True, help="merged results file (.csv or .jsonl); never overwritten")
+    sp.add_argument("--partial", action="store_true", help="merge even if some shards of the run are missing")
+    sp.set_defaults(func=cmd_merge)
 
     sp = sub.add_parser("timeline", help="emotion over time in a long recording (VAD, windows, segments)")
     sp.add_argument("--speaker-norm", action="store_true",
