@@ -8,6 +8,12 @@ exception, so callers can skip bad files with one ``except``.
 Decoding tries libsndfile (via soundfile) first: it is fast and sniffs the
 format from the content, so a FLAC named ``.wav`` still loads. What it cannot
 read (AAC/M4A, WebM, MP4, ...) goes to FFmpeg through PyAV.
+
+Hostile input: a file longer than a limit (:func:`duration_limit`, 4 h unless
+``EMOVOX_MAX_SECONDS`` or ``max_seconds=`` says otherwise) is refused from its header when it
+declares its length, and decoding stops as soon as the limit is passed when it does not (or
+lies), so a tiny file that decodes to hours of audio never fills memory. Channels are
+downmixed block by block, so a long multichannel file holds one mono copy at most.
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".aiff", ".aif",
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "AudioError", "from_array", "is_audio_file", "load", "stream", "duration"]
+#: Longest recording :func:`load` decodes when neither ``max_seconds=`` nor the environment says.
+DEFAULT_MAX_SECONDS = 4 * 3600.0
+#: Environment variable with the longest recording in seconds (the server's limit too).
+MAX_SECONDS_ENV = "EMOVOX_MAX_SECONDS"
+#: Sample rates (Hz) accepted from a file or an array; anything outside is not audio.
+MIN_RATE, MAX_RATE = 1_000, 1_000_000
+
+__all__ = ["AUDIO_EXTENSIONS", "WORKING_RATE", "DEFAULT_MAX_SECONDS", "MAX_SECONDS_ENV", "AudioError", "from_array",
+           "is_audio_file", "load", "stream", "duration", "duration_limit"]
 
 
 class AudioError(ValueError):
@@ -53,7 +67,24 @@ class AudioError(ValueError):
         return type(self), (self.source, self.reason)
 
 
-def load(source, sample_rate: int = WORKING_RATE) -> np.ndarray:
+def duration_limit(value: float | None = None, environ=None) -> float:
+    """The duration limit in seconds: ``value`` if given, else ``$EMOVOX_MAX_SECONDS``, else
+    :data:`DEFAULT_MAX_SECONDS` (4 h). Raises ValueError for a limit that is not positive."""
+    if value is None:
+        raw = (os.environ if environ is None else environ).get(MAX_SECONDS_ENV, "")
+        if not raw.strip():
+            return DEFAULT_MAX_SECONDS
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{MAX_SECONDS_ENV}={raw!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or np.isnan(value) or value <= 0:
+        raise ValueError(f"max_seconds must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def load(source, sample_rate: int = WORKING_RATE, *, max_seconds: float | None = None) -> np.ndarray:
     """Decode a recording to a mono wave.
 
     Parameters
@@ -62,6 +93,9 @@ def load(source, sample_rate: int = WORKING_RATE) -> np.ndarray:
         A path, the encoded file's bytes, or an open binary file (read to its end).
     sample_rate : int, optional
         Rate of the returned wave in Hz, :data:`WORKING_RATE` by default.
+    max_seconds : float, optional
+        Longest recording accepted (``None``: :func:`duration_limit`, i.e. ``$EMOVOX_MAX_SECONDS``
+        or 4 h; ``math.inf``: no limit). Checked from the header and while decoding.
 
     Returns
     -------
@@ -71,13 +105,14 @@ def load(source, sample_rate: int = WORKING_RATE) -> np.ndarray:
     Raises
     ------
     AudioError
-        If the source is missing, empty, not decodable, has no samples or
-        contains NaN or infinite samples.
+        If the source is missing, empty, not decodable, has no samples, contains NaN or
+        infinite samples, an absurd sample rate or no channels, or is longer than the limit.
     TypeError
         If ``source`` is none of the accepted types.
     """
+    limit = duration_limit(max_seconds)
     name, data = _open(source)
-    samples, rate = _decode(data, name)
+    samples, rate = _decode(data, name, limit)
     return from_array(samples, rate, sample_rate, source=name)
 
 
@@ -107,11 +142,13 @@ def from_array(samples, sample_rate: int, target_rate: int = WORKING_RATE, sourc
     ------
     AudioError
         If the array is not numeric, has the wrong shape, no samples, non-finite
-        samples, or ``sample_rate`` is not a positive number.
+        samples, or ``sample_rate`` is not a positive number (within 1 kHz..1 MHz).
     """
     _check_rate(target_rate, "target_rate")
     try:
         _check_rate(sample_rate, "sample_rate")
+        if not MIN_RATE <= sample_rate <= MAX_RATE:
+            raise ValueError(f"sample_rate {sample_rate:g} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     except ValueError as err:
         raise AudioError(source, str(err)) from None
     try:
@@ -133,19 +170,23 @@ def from_array(samples, sample_rate: int, target_rate: int = WORKING_RATE, sourc
     return np.array(x, dtype=np.float32, order="C")
 
 
-def stream(source, sample_rate: int = WORKING_RATE, block_seconds: float = 5.0) -> Iterator[np.ndarray]:
+def stream(source, sample_rate: int = WORKING_RATE, block_seconds: float = 5.0, *,
+           max_seconds: float | None = None) -> Iterator[np.ndarray]:
     """Decode a recording block by block: memory stays flat however long the file is.
 
     Yields 1-D ``float32`` mono blocks at ``sample_rate`` of about ``block_seconds`` each (the
     last may be shorter). Their concatenation matches :func:`load` up to the resampler's
     block-boundary rounding. Formats libsndfile reads are streamed with it, the rest with PyAV;
-    bytes and file objects are read into memory first (as :func:`load` does).
+    bytes and file objects are read into memory first (as :func:`load` does). Memory stays
+    flat, so there is no duration limit unless ``max_seconds`` is given.
 
     Raises
     ------
     AudioError
-        As :func:`load`, when the source cannot be opened, holds no samples or non-finite ones.
+        As :func:`load`, when the source cannot be opened, holds no samples or non-finite ones,
+        or passes ``max_seconds``.
     """
+    limit = None if max_seconds is None else duration_limit(max_seconds)
     _check_rate(sample_rate, "sample_rate")
     if block_seconds <= 0:
         raise ValueError(f"block_seconds must be positive, got {block_seconds!r}")
@@ -161,6 +202,10 @@ def stream(source, sample_rate: int = WORKING_RATE, block_seconds: float = 5.0) 
     n = 0
     resampler = None
     for samples, rate in blocks:
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioError(name, f"sample rate {rate:g} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
+        if samples.shape[1] == 0:
+            raise AudioError(name, "no audio channels")
         x = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
         if not np.isfinite(x).all():
             raise AudioError(name, "contains NaN or infinite samples")
@@ -169,6 +214,8 @@ def stream(source, sample_rate: int = WORKING_RATE, block_seconds: float = 5.0) 
             x = resampler.resample_chunk(x)
         if x.size:
             n += x.size
+            if limit is not None and n > limit * sample_rate:
+                raise AudioError(name, _too_long(None, limit))
             yield np.array(x, dtype=np.float32, order="C")
     if resampler is not None:
         tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
@@ -288,40 +335,90 @@ def _open(source) -> tuple[str, str | io.BytesIO]:
     return name, io.BytesIO(data)
 
 
-def _decode(data: str | io.BytesIO, name: str) -> tuple[np.ndarray, float]:
-    """Decode a whole file: ``(float32 array (frames, channels), rate)``.
+def _decode(data: str | io.BytesIO, name: str, limit: float = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, float]:
+    """Decode a whole file, downmixed: ``(1-D float32 array, rate)``, at most ``limit`` seconds.
 
     The one entry point for decoders; a block reader for long files belongs beside it.
     """
     try:
-        return _decode_soundfile(data)
-    except MemoryError:
+        return _decode_soundfile(data, name, limit)
+    except (MemoryError, AudioError):
         raise
     except Exception as err:  # any libsndfile failure means: let FFmpeg try
         sf_reason = _short(getattr(err, "error_string", None) or err)
     try:
-        return _decode_av(data)
+        return _decode_av(data, name, limit)
     except _NoAudio as err:
         raise AudioError(name, str(err)) from None
-    except MemoryError:
+    except (MemoryError, AudioError):
         raise
     except Exception as err:
         av_reason = _short(getattr(err, "strerror", None) or err)
         raise AudioError(name, f"not a decodable audio file (soundfile: {sf_reason}; ffmpeg: {av_reason})") from None
 
 
-def _decode_soundfile(data) -> tuple[np.ndarray, float]:
+#: frames above this in a header mean "length unknown" (libsndfile's SF_COUNT_MAX and the like)
+_UNKNOWN_FRAMES = 2 ** 62
+
+
+def _too_long(seconds: float | None, limit: float) -> str:
+    what = f"declares {seconds:.0f} s" if seconds is not None else "decodes to more than that"
+    return (f"longer than the limit of {limit:g} s: it {what} (raise max_seconds= or "
+            f"{MAX_SECONDS_ENV} for longer recordings)")
+
+
+def _check_file_rate(name: str, rate) -> None:
+    if not rate or not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(name, f"sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
+
+
+class _Mono:
+    """Mono blocks gathered while decoding, refused as soon as they pass ``limit`` seconds."""
+
+    def __init__(self, name: str, rate: float, limit: float) -> None:
+        self.name, self.blocks, self.n = name, [], 0
+        self.max_frames = limit * rate
+        self.limit = limit
+
+    def add(self, block: np.ndarray, channel_axis: int) -> None:
+        if block.shape[channel_axis] == 0:
+            raise AudioError(self.name, "no audio channels")
+        x = block.mean(axis=channel_axis, dtype=np.float32) if block.shape[channel_axis] > 1 \
+            else np.array(block.reshape(-1), dtype=np.float32)
+        self.n += x.size
+        if self.n > self.max_frames:
+            raise AudioError(self.name, _too_long(None, self.limit))
+        self.blocks.append(x)
+
+    def wave(self) -> np.ndarray:
+        return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
+
+
+def _decode_soundfile(data, name: str, limit: float) -> tuple[np.ndarray, float]:
     if isinstance(data, io.BytesIO):
         data.seek(0)
-    samples, rate = sf.read(data, dtype="float32", always_2d=True)
-    return samples, rate
+    with sf.SoundFile(data) as f:
+        rate, frames = f.samplerate, f.frames
+        if f.channels < 1:
+            raise AudioError(name, "no audio channels")
+        _check_file_rate(name, rate)
+        if 0 < frames < _UNKNOWN_FRAMES and frames / rate > limit:
+            raise AudioError(name, _too_long(frames / rate, limit))
+        mono = _Mono(name, rate, limit)
+        block = max(1, int(min(rate * 30, limit * rate + 1)))
+        while True:
+            b = f.read(block, dtype="float32", always_2d=True)
+            if not len(b):
+                break
+            mono.add(b, channel_axis=1)
+    return mono.wave(), rate
 
 
 class _NoAudio(Exception):
     """FFmpeg opened the container but it holds no audio."""
 
 
-def _decode_av(data) -> tuple[np.ndarray, float]:
+def _decode_av(data, name: str, limit: float) -> tuple[np.ndarray, float]:
     import av  # slow to import, and only needed for what libsndfile cannot read
 
     if isinstance(data, io.BytesIO):
@@ -330,16 +427,35 @@ def _decode_av(data) -> tuple[np.ndarray, float]:
         if not container.streams.audio:
             raise _NoAudio("no audio stream in the file")
         stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > limit:
+            raise AudioError(name, _too_long(declared, limit))
         # planar float, native layout and rate: to_ndarray() is then (channels, samples)
         resampler = av.AudioResampler(format="fltp")
-        blocks, rate = [], None
+        mono, rate = None, None
         for frame in container.decode(stream):
-            rate = rate or frame.sample_rate
-            blocks += [f.to_ndarray() for f in resampler.resample(frame)]
-        blocks += [f.to_ndarray() for f in resampler.resample(None)]
-    if not blocks:
+            if rate is None:
+                rate = frame.sample_rate
+                _check_file_rate(name, rate)
+                mono = _Mono(name, rate, limit)
+            for f in resampler.resample(frame):
+                mono.add(f.to_ndarray(), channel_axis=0)
+        if mono is not None:
+            for f in resampler.resample(None):
+                mono.add(f.to_ndarray(), channel_axis=0)
+    if mono is None or not mono.blocks:
         raise _NoAudio("no audio samples")
-    return np.concatenate(blocks, axis=1).T, rate
+    return mono.wave(), rate
+
+
+def _declared_seconds(container, stream) -> float | None:
+    """What the container's header says the audio lasts (``None`` if it does not say)."""
+    seconds = []
+    if container.duration and container.duration > 0:
+        seconds.append(container.duration / 1e6)
+    if stream.duration and stream.time_base and stream.duration > 0:
+        seconds.append(float(stream.duration * stream.time_base))
+    return min(seconds) if seconds else None
 
 
 def _short(message) -> str:

@@ -11,14 +11,16 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from ..audio import MAX_SECONDS_ENV
 from ..threads import available_cores as cpu_count  # the affinity mask, not the machine's total
 from ..threads import share
 
-#: Environment variable of each setting.
+#: Environment variable of each setting. ``EMOVOX_MAX_SECONDS`` is also :func:`emovox.audio.load`'s
+#: default limit everywhere else (CLI, library), where it is 4 h when unset; the server's is 600 s.
 ENV = {
     "model": "EMOVOX_MODEL", "backend": "EMOVOX_BACKEND", "min_confidence": "EMOVOX_MIN_CONFIDENCE",
     "min_speech_seconds": "EMOVOX_MIN_SPEECH_SECONDS",
-    "max_upload_mb": "EMOVOX_MAX_UPLOAD_MB", "max_seconds": "EMOVOX_MAX_SECONDS",
+    "max_upload_mb": "EMOVOX_MAX_UPLOAD_MB", "max_seconds": MAX_SECONDS_ENV,
     "max_concurrent": "EMOVOX_MAX_CONCURRENT", "max_queue": "EMOVOX_MAX_QUEUE",
     "timeout": "EMOVOX_TIMEOUT", "threads": "EMOVOX_THREADS", "workers": "EMOVOX_WORKERS",
     "api_key": "EMOVOX_API_KEY", "cors_origins": "EMOVOX_CORS_ORIGINS",
