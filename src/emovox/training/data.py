@@ -115,7 +115,11 @@ def build_features(
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache_dir / f"{cache_key(utts, pipeline)}.safetensors"
     if path.is_file():
-        return _read_cache(path, utts, labels)
+        try:
+            return _read_cache(path, utts, labels)
+        except CacheError as err:  # never used: reported, removed and rebuilt below
+            log.warning("feature cache %s cannot be used (%s); rebuilding it", path, err)
+            path.unlink(missing_ok=True)
     extractor = pipeline.extractor()
     images, bounds, kept, failed = [], [], [], []
     for utt in tqdm(utts, desc="features", unit="clip", disable=not progress):
@@ -134,28 +138,72 @@ def build_features(
     return fs
 
 
+class CacheError(ValueError):
+    """A cache file that is truncated, damaged or does not match its checksum."""
+
+
+def _checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """SHA-256 over the metadata and every tensor's dtype, shape and bytes."""
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.view(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
+    return h.hexdigest()
+
+
+def save_checked(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Write a safetensors cache entry atomically (temporary file, fsync, rename), its
+    checksum in the metadata."""
+    from ..safeio import atomic_path
+
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={**meta, "sha256": _checksum(tensors, meta)})
+
+
+def load_checked(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a cache entry written by :func:`save_checked`; raises
+    :class:`CacheError` if it does not parse or its checksum does not match."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise CacheError(f"unreadable: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from None
+    stored = meta.pop("sha256", None)
+    if stored is None:
+        raise CacheError("no checksum (written by an older emovox)")
+    if _checksum(tensors, meta) != stored:
+        raise CacheError("checksum mismatch")
+    return tensors, meta
+
+
 def _write_cache(path: Path, fs: FeatureSet) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     widths = torch.tensor([img.shape[-1] for img in fs.images], dtype=torch.int64)
     data = torch.cat(fs.images, dim=-1) if fs.images else torch.zeros(0)
     meta = {"keys": json.dumps([u.key for u in fs.utterances]),
             "failed": json.dumps([[u.key, why] for u, why in fs.failed])}
-    tmp = path.with_suffix(".tmp")
     bounds = torch.tensor(fs.bounds, dtype=torch.int64).reshape(-1, 2)
-    save_file({"data": data.contiguous(), "widths": widths, "bounds": bounds}, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic: an interrupted run never leaves a half-written cache
+    # atomic and checksummed: an interrupted run never leaves a half-written cache, and a
+    # damaged one is detected on reading
+    save_checked(path, {"data": data, "widths": widths, "bounds": bounds}, meta)
 
 
 def _read_cache(path: Path, utts: list[Utterance], labels) -> FeatureSet:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
+    tensors, meta = load_checked(path)
     by_key = {u.key: u for u in utts}
-    kept = [by_key[k] for k in json.loads(meta["keys"])]
-    failed = [(by_key[k], why) for k, why in json.loads(meta["failed"])]
-    widths = tensors["widths"].tolist()
+    try:
+        kept = [by_key[k] for k in json.loads(meta["keys"])]
+        failed = [(by_key[k], why) for k, why in json.loads(meta["failed"])]
+        widths = tensors["widths"].tolist()
+        if sum(widths) != tensors["data"].shape[-1] or len(tensors["bounds"]) != len(kept):
+            raise CacheError("sizes do not add up")
+    except (KeyError, ValueError, TypeError) as err:
+        raise CacheError(f"inconsistent contents ({type(err).__name__}: {err})") from None
     images = list(torch.split(tensors["data"], widths, dim=-1)) if widths else []
     labels_arr = np.array([index_of(u.emotion, labels) for u in kept], dtype=np.int64)
     bounds = [tuple(b) for b in tensors["bounds"].tolist()]
