@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from emovox import audio
-from emovox.batch import ResultsFile
+from emovox.batch import ResultsFile, merge, parse_shard, shard
 from emovox.cli import main
 from emovox.inference import Recognizer
 
@@ -96,3 +101,101 @@ def test_results_file_checks(tmp_path):
     (tmp_path / "other.csv").write_text("path,label,uncertain,x,y,error\n")
     with pytest.raises(ValueError, match="columns differ"):
         ResultsFile(tmp_path / "other.csv", ["a", "b"], resume=True)
+
+
+# ---------------------------------------------------------------- sharding, merging, kill -9
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_three_shards_merge_to_the_rows_of_one_run(tiny_model, folder, tmp_path, monkeypatch):
+    common = [str(folder), "--model", str(tiny_model), "-q", "--workers", "1", "--batch-size", "1"]
+    whole = tmp_path / "whole.jsonl"
+    assert main(["predict", *common, "-o", str(whole)]) == 1  # 1: the two unreadable files
+    out = tmp_path / "out.jsonl"
+    for k in range(3):
+        assert main(["predict", *common, "-o", str(out), "--shard", f"{k}/3"]) in (0, 1)  # 1: an unreadable file
+    shards = sorted(tmp_path.glob("out.shard-*-of-3.jsonl"))
+    assert [p.name for p in shards] == [f"out.shard-{k}-of-3.jsonl" for k in range(3)]
+    sizes = [len(_jsonl(p)) for p in shards]
+    assert sizes == [6, 6, 6]  # 18 files: every third of the sorted list
+    assert not set.intersection(*({r["path"] for r in _jsonl(p)} for p in shards))
+    assert main(["merge", *map(str, shards), "-o", str(out)]) == 0
+    assert _jsonl(out) == sorted(_jsonl(whole), key=lambda r: r["path"])
+    # a shard resumes like any run; torchrun's RANK / WORLD_SIZE choose the shard when --shard is absent
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    before = _jsonl(shards[1])
+    assert main(["predict", *common, "-o", str(out), "--resume"]) == 0  # nothing left to do in shard 1
+    assert _jsonl(shards[1]) == before
+
+
+def test_merge_refuses_what_does_not_belong_together(tmp_path):
+    def write(name, rows, labels=("a", "b")):
+        with ResultsFile(tmp_path / name, labels) as w:
+            for path, label in rows:
+                w.write(path, type("P", (), {"label": label, "uncertain": False,
+                                             "probabilities": {k: 1.0 if k == label else 0.0 for k in labels}})())
+        return tmp_path / name
+
+    a = write("r.shard-0-of-2.csv", [("x.wav", "a")])
+    b = write("r.shard-1-of-2.csv", [("y.wav", "b")])
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "all.csv")]) == 0
+    assert [r["path"] for r in _rows(tmp_path / "all.csv")] == ["x.wav", "y.wav"]
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "all.csv")]) == 2  # never overwrites
+    dup = write("r2.csv", [("x.wav", "b")])
+    with pytest.raises(ValueError, match="x.wav is in both"):
+        merge([a, dup], tmp_path / "m1.csv")
+    other = write("other.csv", [("z.wav", "c")], labels=("a", "c"))
+    with pytest.raises(ValueError, match="columns differ"):
+        merge([a, other], tmp_path / "m2.csv")
+    with pytest.raises(ValueError, match=r"shard\(s\) 1 of 2 missing"):
+        merge([a], tmp_path / "m3.csv")
+    assert merge([a], tmp_path / "m3.csv", partial=True) == 1
+    assert not (tmp_path / "m1.csv").exists() and not (tmp_path / "m2.csv").exists()
+
+
+@pytest.mark.parametrize("spec", ["3/3", "-1/2", "a/b", "1/0", "2"])
+def test_bad_shard_specs(spec):
+    with pytest.raises(ValueError, match="--shard"):
+        parse_shard(spec)
+
+
+def test_shards_are_deterministic_disjoint_and_cover():
+    files = [f"f{i:03d}.wav" for i in range(100)]
+    parts = [shard(reversed(files), k, 7) for k in range(7)]
+    assert sorted(sum(parts, [])) == files
+    assert {len(p) for p in parts} == {14, 15}
+    assert parts == [shard(files, k, 7) for k in range(7)]
+
+
+def test_predict_killed_with_sigkill_resumes_to_the_uninterrupted_rows(tiny_model, folder, tmp_path):
+    """A real SIGKILL of a child `emovox predict` mid-run, then --resume in this process."""
+    out = tmp_path / "killed.jsonl"
+    common = [str(folder), "--model", str(tiny_model), "-q", "--workers", "1", "--batch-size", "1"]
+    # the child decodes slowly (0.3 s a file) so that the kill lands mid-run
+    code = ("import sys, time\nimport emovox.audio as a\nreal = a.load\n"
+            "def slow(*x, **k):\n    time.sleep(0.3)\n    return real(*x, **k)\n"
+            "a.load = slow\nfrom emovox.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", code, "predict", *common, "-o", str(out)], env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 4:
+            break
+        time.sleep(0.02)
+    assert child.poll() is None, "the child finished before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(30) == -signal.SIGKILL
+    first = out.read_bytes()
+    assert 4 <= first.count(b"\n") < 18
+    assert (tmp_path / "killed.jsonl.lock").exists()  # left behind by the dead process: stale
+    assert main(["predict", *common, "-o", str(out), "--resume"]) == 1  # 1: the two unreadable files
+    whole = tmp_path / "whole.jsonl"
+    assert main(["predict", *common, "-o", str(whole)]) == 1
+    key = lambda r: r["path"]  # noqa: E731
+    assert sorted(_jsonl(out), key=key) == sorted(_jsonl(whole), key=key)
+    assert out.read_bytes().startswith(first[: first.rfind(b"\n") + 1])  # finished rows never rewritten
+    assert not (tmp_path / "killed.jsonl.lock").exists()

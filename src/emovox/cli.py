@@ -330,10 +330,17 @@ def _fold(cfg: dict, data, spec: str | None):
 
 
 def cmd_train(args) -> int:
+    from .safeio import FileLock
+
+    cfg = _config(args)
+    with FileLock(args.out, inside=True):  # one process per run folder: a second is refused, naming the first
+        return _train(cfg, args)
+
+
+def _train(cfg: dict, args) -> int:
     from .training.evaluate import load_dataset
     from .training.trainer import train
 
-    cfg = _config(args)
     if args.lr_from:
         bounds = json.loads(Path(args.lr_from).read_text())
         measured_on, training_on = bounds.get("fold", "all"), args.fold or "all"
@@ -347,11 +354,8 @@ def cmd_train(args) -> int:
     data = load_dataset(cfg)
     fold = _fold(cfg, data, args.fold)
     print(f"training on {len(fold.train)} clips, validating on {len(fold.val)}")
-    from .safeio import FileLock
-
-    with FileLock(args.out, inside=True):  # one process per run folder: a second is refused, naming the first
-        result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
-                       resume=args.resume, provenance={"fold": args.fold or "all"})
+    result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
+                   resume=args.resume, provenance={"fold": args.fold or "all"})
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
     return 0
