@@ -6,6 +6,7 @@ import io
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -371,3 +372,94 @@ def test_ravdess_stereo_flac_is_downmixed():
     assert 2.9 <= len(wave) / audio.WORKING_RATE <= 5.3
     expected = soxr.resample(raw.mean(axis=1), rate, audio.WORKING_RATE, quality="HQ")
     np.testing.assert_allclose(wave, expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------- duration limit (decompression bombs)
+
+
+@pytest.fixture(scope="module")
+def five_hours(tmp_path_factory) -> Path:
+    """Five hours of silence as FLAC at 8 kHz: about 450 KB that decode to 576 MB of float32."""
+    path = tmp_path_factory.mktemp("bomb") / "silence.flac"
+    block = np.zeros(8000 * 600, np.float32)
+    with sf.SoundFile(str(path), "w", 8000, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(30):
+            f.write(block)
+    assert path.stat().st_size < 600_000
+    return path
+
+
+def _without_length(flac: Path, dest: Path) -> Path:
+    """The FLAC with STREAMINFO's total-samples field zeroed: "length unknown", as a stream has."""
+    data = bytearray(flac.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first
+    data[8 + 13] &= 0xF0  # the 36-bit total samples: 4 low bits of byte 13, then bytes 14-17
+    data[8 + 14: 8 + 18] = b"\0\0\0\0"
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_a_tiny_file_declaring_hours_is_refused_from_its_header(five_hours):
+    start = time.perf_counter()
+    with pytest.raises(AudioError, match=r"longer than the limit of 14400 s: it declares 18000 s"):
+        audio.load(five_hours)  # default limit: 4 h
+    with pytest.raises(AudioError, match="declares 18000 s"):
+        audio.load(five_hours.read_bytes(), max_seconds=600)
+    assert time.perf_counter() - start < 1.0  # nothing was decoded
+
+
+def test_a_file_without_a_length_stops_decoding_at_the_limit(five_hours, tmp_path):
+    import tracemalloc
+
+    unknown = _without_length(five_hours, tmp_path / "unknown.flac")
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match="decodes to more than that"):
+            audio.load(unknown, max_seconds=120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30e6  # about 2 minutes of samples, not 5 hours (576 MB)
+
+
+def test_the_limit_comes_from_the_environment_shared_with_the_server(tmp_path, monkeypatch):
+    from emovox.serve.settings import ENV, Settings
+
+    path = write_sf(tmp_path / "one.wav", 16_000)  # 1 s
+    assert ENV["max_seconds"] == audio.MAX_SECONDS_ENV == "EMOVOX_MAX_SECONDS"
+    monkeypatch.setenv("EMOVOX_MAX_SECONDS", "0.5")
+    with pytest.raises(AudioError, match="limit of 0.5 s"):
+        audio.load(path)
+    assert Settings.from_env().max_seconds == 0.5
+    assert len(audio.load(path, max_seconds=2)) == 16_000  # an explicit limit wins
+    monkeypatch.setenv("EMOVOX_MAX_SECONDS", "lots")
+    with pytest.raises(ValueError, match="EMOVOX_MAX_SECONDS='lots' is not a number"):
+        audio.load(path)
+    monkeypatch.delenv("EMOVOX_MAX_SECONDS")
+    assert audio.duration_limit() == audio.DEFAULT_MAX_SECONDS == 4 * 3600
+    with pytest.raises(ValueError, match="positive"):
+        audio.load(path, max_seconds=0)
+
+
+def test_compressed_containers_are_limited_too(tmp_path):
+    ogg = tmp_path / "long.ogg"
+    with sf.SoundFile(str(ogg), "w", 8000, 1, format="OGG", subtype="VORBIS") as f:
+        for _ in range(90):  # 3 minutes, written in small blocks
+            f.write(np.zeros(16_000, np.float32))
+    with pytest.raises(AudioError, match="limit of 60 s"):
+        audio.load(ogg, max_seconds=60)
+    m4a = encode_av(tmp_path / "tone.m4a", "aac", 16_000, "mp4")  # decoded by FFmpeg
+    with pytest.raises(AudioError, match="limit of 0.5 s"):
+        audio.load(m4a, max_seconds=0.5)
+    assert len(audio.load(m4a, max_seconds=10)) > 0
+
+
+@pytest.mark.parametrize("rate", [1, 999, 4_000_000_000])
+def test_absurd_sample_rates_in_a_header_are_refused(tmp_path, rate):
+    import struct
+
+    body = np.zeros(100, np.int16).tobytes()
+    header = (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate,
+              min(rate * 2, 2**32 - 1), 2, 16) + b"data" + struct.pack("<I", len(body)))
+    with pytest.raises(AudioError):
+        audio.load(header + body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +59,127 @@ def test_bundle_round_trip_float32_and_float16(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an emovox model folder"):
         load_bundle(tmp_path)
+
+
+# ---------------------------------------------------------------- hostile model folders
+
+
+def _bundled_member(tmp_path, name="mfcc"):
+    import shutil
+
+    from emovox.inference.recognizer import BUNDLED_MODEL
+
+    return Path(shutil.copytree(BUNDLED_MODEL / name, tmp_path / name))
+
+
+def _edit_config(folder, change):
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    change(cfg)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("labels"), "missing labels"),
+    (lambda c: c.update(labels="angry"), "'labels' must be a list"),
+    (lambda c: c["model"].update(width=10**9), "width must be an integer"),
+    (lambda c: c["model"].update(width=16), "of another shape"),
+    (lambda c: c.update(labels=c["labels"][:4]), r"fc\.bias: \[8\] in the file, \[4\] for the config"),
+    (lambda c: c["model"].update(name="resnet50"), "unknown model"),
+    (lambda c: c["model"].update(depth=3), "cannot build model"),
+    (lambda c: c["preprocessing"]["features"].update(n_fft=2**40), "'n_fft' must be in"),
+    (lambda c: c["preprocessing"]["features"].update(hop_length=0), "'hop_length' must be a positive integer"),
+    (lambda c: c["preprocessing"]["features"].update(kind="wavelet"), "unknown feature kind"),
+    (lambda c: c.update(calibration={"temperature": -1}), "positive 'temperature'"),
+])
+def test_a_config_that_does_not_match_is_refused(tmp_path, change, message):
+    from emovox.models.folder import ModelFolderError, load_bundle
+
+    folder = _bundled_member(tmp_path)
+    _edit_config(folder, change)
+    with pytest.raises((ModelFolderError, ValueError), match=message):
+        load_bundle(folder)
+
+
+def test_weights_that_are_not_safetensors_are_refused_and_never_unpickled(tmp_path, monkeypatch):
+    import pickle
+
+    from emovox.models.folder import ModelFolderError, load_bundle
+
+    folder = _bundled_member(tmp_path)
+    real = load_bundle(folder).model.state_dict()
+    weights = folder / "model.safetensors"
+
+    def no_unpickling(*a, **k):
+        raise AssertionError("something was unpickled")
+
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    torch.save(real, weights)  # a torch.save zip (pickle inside) named model.safetensors
+    with pytest.raises(ModelFolderError, match="pickle / torch.save file, not safetensors"):
+        load_bundle(folder)
+    weights.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with pytest.raises(ModelFolderError, match="never unpickles"):
+        load_bundle(folder)
+    for junk in (b"", b"\x01\x02", b"\xff" * 8 + b"{}", (2).to_bytes(8, "little") + b"[]"):
+        weights.write_bytes(junk)
+        with pytest.raises(ModelFolderError):
+            load_bundle(folder)
+    from safetensors.torch import save_file
+
+    save_file({k: v for k, v in real.items() if k != "fc.bias"}, str(weights))
+    with pytest.raises(ModelFolderError, match=r"1 missing \(fc\.bias\)"):
+        load_bundle(folder)
+    save_file({**real, "extra.weight": torch.zeros(1)}, str(weights))
+    with pytest.raises(ModelFolderError, match=r"1 unexpected \(extra\.weight\)"):
+        load_bundle(folder)
+    bad = dict(real)
+    bad["fc.bias"] = torch.full_like(real["fc.bias"], float("nan"))
+    save_file(bad, str(weights))
+    with pytest.raises(ModelFolderError, match="NaN or infinite values in fc.bias"):
+        load_bundle(folder)
+    full = weights.read_bytes()
+    weights.write_bytes(full[: len(full) // 2])
+    with pytest.raises(ModelFolderError, match="damaged"):
+        load_bundle(folder)
+
+
+@pytest.mark.parametrize("members", [["../mfcc"], ["/etc"], ["a/../../mfcc"], ["..\\mfcc"], [], "mfcc", [1], ["."],
+                                     ["mfcc", "mfcc"]])
+def test_an_ensemble_naming_folders_outside_itself_is_refused(tmp_path, members):
+    import json
+
+    from emovox.models.folder import ENSEMBLE_FORMAT, ModelFolderError, load_members
+
+    _bundled_member(tmp_path)  # tmp_path/mfcc: a real model right beside the ensemble
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "config.json").write_text(json.dumps({"format": ENSEMBLE_FORMAT, "labels": ["a"], "members": members}))
+    with pytest.raises(ModelFolderError, match="members|member"):
+        load_members(ens)
+
+
+def test_a_link_leading_out_of_the_ensemble_is_refused(tmp_path):
+    import json
+
+    from emovox.models.folder import ENSEMBLE_FORMAT, ModelFolderError, load_members
+
+    _bundled_member(tmp_path)
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "m").symlink_to(tmp_path / "mfcc")
+    (ens / "config.json").write_text(json.dumps({"format": ENSEMBLE_FORMAT, "labels": ["a"], "members": ["m"]}))
+    with pytest.raises(ModelFolderError, match="leads outside"):
+        load_members(ens)
+
+
+def test_config_json_that_is_not_json_is_refused(tmp_path):
+    from emovox.models.folder import ModelFolderError, load_members
+
+    folder = _bundled_member(tmp_path)
+    for text in (b"{", b"\xff\xfe", b"[1, 2]", b'{"labels": NaN}', b"[" * 100_000):
+        (folder / "config.json").write_bytes(text)
+        with pytest.raises(ModelFolderError):
+            load_members(folder)
