@@ -53,10 +53,13 @@ def parse_name(path: str) -> dict[str, str]:
 def read_demographics(text: str) -> dict[str, str]:
     """``{actor id: "male" | "female" | "unknown"}`` from the text of ``VideoDemographics.csv``."""
     genders = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        actor, sex = (row.get("ActorID") or "").strip(), (row.get("Sex") or "").strip().lower()
-        if actor:
-            genders[actor] = sex if sex in ("male", "female") else "unknown"
+    try:
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            actor, sex = (row.get("ActorID") or "").strip(), (row.get("Sex") or "").strip().lower()
+            if actor:
+                genders[actor] = sex if sex in ("male", "female") else "unknown"
+    except csv.Error as err:
+        raise ValueError(f"{DEMOGRAPHICS} is not a readable CSV ({err})") from None
     return genders
 
 

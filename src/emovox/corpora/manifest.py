@@ -28,17 +28,21 @@ def _csv_rows(file: Path) -> Iterator[tuple[int, dict | str]]:
     """``(line, row)`` of a CSV manifest; a string row is the reason it is bad."""
     with open(file, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = [h.strip().lower() for h in next(reader, [])]
-        missing = [c for c in ("path", "label") if c not in header]
-        if missing:
-            raise ValueError(f"{file}: the header must name path and label (missing {', '.join(missing)}), got {header}")
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                yield reader.line_num, f"{len(cells)} fields, the header has {len(header)}"
-                continue
-            yield reader.line_num, dict(zip(header, cells))
+        try:
+            header = [h.strip().lower() for h in next(reader, [])]
+            missing = [c for c in ("path", "label") if c not in header]
+            if missing:
+                raise ValueError(f"{file}: the header must name path and label (missing {', '.join(missing)}), "
+                                 f"got {header[:10]}")
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                if len(cells) != len(header):
+                    yield reader.line_num, f"{len(cells)} fields, the header has {len(header)}"
+                    continue
+                yield reader.line_num, dict(zip(header, cells))
+        except csv.Error as err:  # e.g. a field over the csv module's size limit: the file is not a CSV
+            raise ValueError(f"{file}:{reader.line_num}: not a readable CSV ({err})") from None
 
 
 def _jsonl_rows(file: Path) -> Iterator[tuple[int, dict | str]]:
@@ -50,6 +54,9 @@ def _jsonl_rows(file: Path) -> Iterator[tuple[int, dict | str]]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 yield line_no, f"not JSON ({err.msg})"
+                continue
+            except (ValueError, RecursionError) as err:  # too deeply nested, a number with too many digits
+                yield line_no, f"not usable JSON ({type(err).__name__})"
                 continue
             if not isinstance(row, dict):
                 yield line_no, f"not a JSON object but {type(row).__name__}"
@@ -70,7 +77,8 @@ class Manifest(Corpus):
     FileNotFoundError
         If the manifest does not exist, or (when listing) no row is usable.
     ValueError
-        If a CSV header lacks ``path`` or ``label``, or the extension is neither CSV nor JSONL.
+        If a CSV header lacks ``path`` or ``label``, the CSV is not readable as CSV (e.g. a field
+        beyond the csv module's size limit), or the extension is neither CSV nor JSONL.
     """
 
     name = "manifest"
