@@ -75,19 +75,19 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 class LockError(OSError):
     """Another live process holds the lock; ``pid`` is its process id (``None`` if unknown)."""
 
-    def __init__(self, target: str, pid: int | None, host: str | None = None) -> None:
+    def __init__(self, target: str, pid: int | None, host: str | None = None, lock: str | None = None) -> None:
         who = f"process {pid}" if pid else "another process"
         if host and host != socket.gethostname():
             who += f" on {host}"
-        super().__init__(errno.EBUSY, f"{target} is being written by {who} (lock file {target}.lock); "
+        super().__init__(errno.EBUSY, f"{target} is being written by {who} (lock file {lock or target + '.lock'}); "
                                       "wait for it to finish, or stop it first")
-        self.target, self.pid, self.host = target, pid, host
+        self.target, self.pid, self.host, self.lock = target, pid, host, lock
 
     def __str__(self) -> str:  # without OSError's "[Errno 16]" prefix
         return self.strerror
 
     def __reduce__(self):
-        return type(self), (self.target, self.pid, self.host)
+        return type(self), (self.target, self.pid, self.host, self.lock)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -128,7 +128,7 @@ class FileLock:
                     raise
                 pid, host = self._holder(fd)
                 os.close(fd)
-                raise LockError(str(self.target), pid, host) from None
+                raise LockError(str(self.target), pid, host, str(self.path)) from None
             try:  # the holder may have unlinked the file between our open and flock: retry
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -147,7 +147,7 @@ class FileLock:
             os.fsync(fd)
             self._fd = fd
             return self
-        raise LockError(str(self.target), None)
+        raise LockError(str(self.target), None, None, str(self.path))
 
     @staticmethod
     def _holder(fd: int) -> tuple[int | None, str | None]:
