@@ -112,7 +112,7 @@ def load(source, sample_rate: int = WORKING_RATE, *, max_seconds: float | None =
     """
     limit = duration_limit(max_seconds)
     name, data = _open(source)
-    samples, rate = _decode(data, name, limit)
+    samples, rate, _ = _decode(data, name, limit)
     return from_array(samples, rate, sample_rate, source=name)
 
 
@@ -335,8 +335,9 @@ def _open(source) -> tuple[str, str | io.BytesIO]:
     return name, io.BytesIO(data)
 
 
-def _decode(data: str | io.BytesIO, name: str, limit: float = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, float]:
-    """Decode a whole file, downmixed: ``(1-D float32 array, rate)``, at most ``limit`` seconds.
+def _decode(data: str | io.BytesIO, name: str, limit: float = DEFAULT_MAX_SECONDS) -> tuple[np.ndarray, float, int]:
+    """Decode a whole file, downmixed: ``(1-D float32 array, rate, channels in the file)``, at
+    most ``limit`` seconds.
 
     The one entry point for decoders; a block reader for long files belongs beside it.
     """
@@ -376,13 +377,14 @@ class _Mono:
     """Mono blocks gathered while decoding, refused as soon as they pass ``limit`` seconds."""
 
     def __init__(self, name: str, rate: float, limit: float) -> None:
-        self.name, self.blocks, self.n = name, [], 0
+        self.name, self.blocks, self.n, self.channels = name, [], 0, 0
         self.max_frames = limit * rate
         self.limit = limit
 
     def add(self, block: np.ndarray, channel_axis: int) -> None:
         if block.shape[channel_axis] == 0:
             raise AudioError(self.name, "no audio channels")
+        self.channels = block.shape[channel_axis]
         x = block.mean(axis=channel_axis, dtype=np.float32) if block.shape[channel_axis] > 1 \
             else np.array(block.reshape(-1), dtype=np.float32)
         self.n += x.size
@@ -411,7 +413,7 @@ def _decode_soundfile(data, name: str, limit: float) -> tuple[np.ndarray, float]
             if not len(b):
                 break
             mono.add(b, channel_axis=1)
-    return mono.wave(), rate
+    return mono.wave(), rate, f.channels
 
 
 class _NoAudio(Exception):
@@ -445,7 +447,7 @@ def _decode_av(data, name: str, limit: float) -> tuple[np.ndarray, float]:
                 mono.add(f.to_ndarray(), channel_axis=0)
     if mono is None or not mono.blocks:
         raise _NoAudio("no audio samples")
-    return mono.wave(), rate
+    return mono.wave(), rate, mono.channels
 
 
 def _declared_seconds(container, stream) -> float | None:

@@ -100,12 +100,12 @@ def inspect_file(utt: Utterance) -> _FileInfo:
         fmt = sf.info(data).format  # _decode rewinds an in-memory file itself
     except Exception:  # not for libsndfile: FFmpeg decodes it below, or it is unreadable
         fmt = "other"
-    samples, rate = _decode(data, name)
+    samples, rate, channels = _decode(data, name)  # downmixed while decoding
     if samples.size == 0:
         raise AudioError(location(utt.path, utt.archive), "no audio samples")
     digest = hashlib.blake2b(samples.tobytes(), digest_size=16)
-    digest.update(f"{rate}:{samples.shape}".encode())
-    return _FileInfo(fmt, int(rate), int(samples.shape[1]), samples.shape[0] / rate, digest.digest())
+    digest.update(f"{rate}:{samples.shape}:{channels}".encode())
+    return _FileInfo(fmt, int(rate), int(channels), samples.shape[0] / rate, digest.digest())
 
 
 def check_corpus(name: str, root: str | os.PathLike, *, workers: int = 2, progress: bool = False) -> CheckReport:
