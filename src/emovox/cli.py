@@ -49,6 +49,9 @@ def cmd_predict(args) -> int:
     k_n = parse_shard(args.shard) if args.shard else shard_from_env()
     if k_n and k_n[1] > 1:
         k, n = k_n
+        if args.speaker_norm:
+            raise ValueError("--speaker-norm takes each speaker's clips together; sharding would split them "
+                             "(run without --shard, or one folder per process)")
         total = len(set(files))
         files = shard(files, k, n)
         if args.output:
