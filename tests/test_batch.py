@@ -136,8 +136,9 @@ def test_merge_refuses_what_does_not_belong_together(tmp_path):
     def write(name, rows, labels=("a", "b")):
         with ResultsFile(tmp_path / name, labels) as w:
             for path, label in rows:
-                w.write(path, type("P", (), {"label": label, "uncertain": False,
-                                             "probabilities": {k: 1.0 if k == label else 0.0 for k in labels}})())
+                row = {"path": path, "answer": label, "label": label, "uncertain": False, "speech": True,
+                       "speech_seconds": 1.0, "probabilities": {k: 1.0 if k == label else 0.0 for k in labels}}
+                w.write(path, type("P", (), {"to_dict": lambda self, row=row: row})())
         return tmp_path / name
 
     a = write("r.shard-0-of-2.csv", [("x.wav", "a")])
