@@ -108,6 +108,7 @@ has seen every actor, so no figure can be measured on it honestly):
 {"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`bash benchmarks/best.sh`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 - each member alone: the table above.
 
+{_cross_corpus()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
 ({first.get("calibration", {}).get("fitted_on", "not calibrated")}).
 {_ece(top, members)}
@@ -124,6 +125,20 @@ accented or non-English speech, on children and on telephone audio. Emotions are
 categories, not a measure of what someone feels: do not use it to make decisions about people.
 """
     (ASSETS / "MODEL_CARD.md").write_text(card)
+
+
+def _cross_corpus() -> str:
+    """The bundled model on a corpus it never heard (benchmarks/cross_corpus.py --model ... bundled-v1)."""
+    path = ROOT / "benchmarks" / "results" / "cross" / "bundled-v1.json"
+    if not path.is_file():
+        return ""
+    d = json.loads(path.read_text())
+    four, own = d["emobox-4"]["per-clip"]["restricted"], d["all"]["per-clip"]["own"]
+    return (f"**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; a development "
+            f"figure): {100 * four['wa']:.1f} % on EmoBox's balanced 4-emotion list (chance 25 %), "
+            f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it hears most SAVEE "
+            f"clips as calm, sad or disgust. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
+            f"bundled-v1`; see the README's cross-corpus table.\n")
 
 
 def _features(f: dict) -> str:
