@@ -136,8 +136,8 @@ def _cross_corpus() -> str:
     four, own = d["emobox-4"]["per-clip"]["restricted"], d["all"]["per-clip"]["own"]
     return (f"**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; a development "
             f"figure): {100 * four['wa']:.1f} % on EmoBox's balanced 4-emotion list (chance 25 %), "
-            f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it hears most SAVEE "
-            f"clips as calm, sad or disgust. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
+            f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it answers sad for "
+            f"{own['predicted']['sad']} of them. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
             f"bundled-v1`; see the README's cross-corpus table.\n")
 
 
