@@ -172,3 +172,13 @@ def test_remove_dc_makes_an_offset_invisible():
     off = FeatureExtractor(FeatureConfig())
     assert torch.allclose(on.power_db(wave + 0.03), on.power_db(wave), atol=1e-3)
     assert not torch.allclose(off.power_db(wave + 0.03), off.power_db(wave), atol=1.0)
+
+
+@pytest.mark.parametrize("kind", ["mfcc", "mel"])
+def test_relative_db_makes_the_model_input_gain_invariant(kind):
+    wave = torch.randn(1, 24000, generator=torch.Generator().manual_seed(3)) * 0.1
+    rel = FeatureExtractor(FeatureConfig(kind=kind, relative_db=True))
+    assert torch.allclose(rel(wave * 0.1), rel(wave), atol=1e-3)
+    if kind == "mfcc":  # the reason for the option: c0 keeps the level through window standardisation
+        plain = FeatureExtractor(FeatureConfig(kind=kind))
+        assert not torch.allclose(plain(wave * 0.1), plain(wave), atol=1e-2)

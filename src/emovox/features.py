@@ -46,6 +46,10 @@ class FeatureConfig:
         ``"none"`` (or ``False``): the dB values as they are.
     remove_dc : subtract each waveform's mean before the STFT: a recording's DC offset (SAVEE's
         files carry one of about 0.03) otherwise fills the lowest bins and shifts silence trimming.
+    relative_db : express the image in dB below its loudest bin before the DCT. Without it an
+        MFCC image's c0 carries the recording level, which the per-window standardisation does
+        not remove (it moves one coefficient, not the whole image): a quieter microphone
+        changes the answer. Mel and spectrogram images are gain-invariant either way.
     """
 
     kind: str = "mel"
@@ -61,6 +65,7 @@ class FeatureConfig:
     deltas: bool = False
     normalize: str = "window"
     remove_dc: bool = False
+    relative_db: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.normalize, bool):  # model folders written before the modes existed
@@ -158,6 +163,8 @@ class FeatureExtractor(nn.Module):
             power = torch.matmul(self.mel, power)
         db = 10.0 * torch.log10(power.clamp_min(1e-10))
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - c.top_db)
+        if c.relative_db:
+            db = db - db.amax(dim=(-2, -1), keepdim=True)
         if c.kind == "mfcc":
             db = torch.matmul(self.dct, db)
         return db, energy
