@@ -24,9 +24,11 @@ def recipe(d: dict) -> str:
     """What the run changed, read from its config (bundled models: their folder name)."""
     cfg = d.get("config")
     if not cfg:
-        last = d["model"].rstrip("/").split("/")[-1]
-        return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if last == "model"
-                else f"bundled model v1, its {last} member alone (24 actors)")
+        parts = d["model"].rstrip("/").split("/")
+        if "assets" not in parts:  # a run's model, e.g. runs/bench/cross/mfcc/train/best
+            return f"the `{parts[-3]}` run's model (20 RAVDESS actors)"
+        return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
+                else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
     parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]
     if f.get("normalize") not in (None, True, "window"):
@@ -41,6 +43,8 @@ def recipe(d: dict) -> str:
         parts.append("waveform augmentation")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
+    if d.get("train") and d["train"] != ["ravdess"]:
+        parts.append(f"trained on {' + '.join(d['train'])} (validation speakers {cfg['training']['val_speakers']})")
     return ", ".join(parts)
 
 
