@@ -35,6 +35,8 @@ def recipe(d: dict) -> str:
         parts.append(f"normalize {f['normalize']}")
     if f.get("remove_dc"):
         parts.append("DC removed")
+    if f.get("relative_db"):
+        parts.append("dB relative to the loudest bin")
     if cfg["preprocessing"].get("clip_seconds") != 2.5:
         parts.append(f"{cfg['preprocessing']['clip_seconds']} s windows")
     if t.get("speaker_p"):
