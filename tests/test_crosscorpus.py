@@ -141,3 +141,18 @@ def test_cross_corpus_cli_end_to_end(tiny_config, tiny_savee, tmp_path):
     assert (out / "confusion_per-clip.png").is_file() and (out / "confusion_speaker-adaptive.png").is_file()
     assert (out / "train" / "best" / "config.json").is_file()
     assert main(args) == 0  # a finished training is reused
+
+
+def test_train_on_two_corpora_with_the_intersection_of_their_labels(tiny_config, tiny_savee, tmp_path):
+    from emovox.cli import main
+    from emovox.models.folder import load_bundle
+
+    out = tmp_path / "two"
+    assert main(["train", "--corpus", f"ravdess={tiny_config['data']['root']}", "--corpus", f"savee={tiny_savee}",
+                 "--out", str(out), "--set", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+                 "--set", "data.labels=intersection", "--set", "training.balance=loss", "--set", "model.width=8",
+                 "--set", "training.epochs=1", "--set", "training.batch_size=8", "--set", "training.val_speakers=1",
+                 "--set", "training.max_lr=0.003"]) == 0
+    bundle = load_bundle(out / "best")
+    assert bundle.labels == ("neutral", "happy", "sad", "angry")  # what both corpora have, in emovox's order
+    assert bundle.model.fc.out_features == 4
