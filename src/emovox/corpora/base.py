@@ -110,6 +110,13 @@ class Corpus(abc.ABC):
     name: str
     skipped: list[tuple[str, str]] = []  # replaced per instance by utterances(); never appended to here
     _utts: tuple[Utterance, ...] | None = None
+    #: what the folder (or zip) given to a reader should hold, for the error when it does not exist
+    layout: str = "the corpus's files"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not self.root.exists():
+            raise FileNotFoundError(f"{self.name} root {str(self.root)!r} does not exist; expected {self.layout}")
 
     def utterances(self) -> list[Utterance]:
         """All utterances, sorted deterministically (listed once, then cached)."""

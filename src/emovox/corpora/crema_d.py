@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -81,12 +80,7 @@ class CremaD(Corpus):
     """
 
     name = "crema-d"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.exists():
-            raise FileNotFoundError(f"CREMA-D root {str(self.root)!r} does not exist; expected AudioWAV/ with "
-                                    "<actor>_<sentence>_<emotion>_<level>.wav files, or the zip holding them")
+    layout = "AudioWAV/ with <actor>_<sentence>_<emotion>_<level>.wav files, or the zip holding them"
 
     def _scan(self) -> list[Utterance]:
         genders = _demographics(self.root)

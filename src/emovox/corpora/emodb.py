@@ -9,9 +9,8 @@ zip): speaker (two digits), text (three characters), emotion letter, version let
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from emovox.corpora.base import Corpus, Utterance, list_audio, location
 
@@ -47,12 +46,7 @@ class EmoDB(Corpus):
     """
 
     name = "emodb"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.exists():
-            raise FileNotFoundError(f"EmoDB root {str(self.root)!r} does not exist; expected wav/03a01Fa.wav-style "
-                                    "files (in any folder) or the zip holding them")
+    layout = "wav/03a01Fa.wav-style files (in any folder) or the zip holding them"
 
     def _scan(self) -> list[Utterance]:
         found: dict[str, Utterance] = {}

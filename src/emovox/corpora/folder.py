@@ -10,7 +10,6 @@ could not be speaker-disjoint; for speakers, write a manifest (:mod:`emovox.corp
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
 from emovox.corpora.base import Corpus, Utterance, list_audio, location
@@ -33,11 +32,7 @@ class FolderTree(Corpus):
     """
 
     name = "folder"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.exists():
-            raise FileNotFoundError(f"folder {str(self.root)!r} does not exist; expected <emotion>/<file> below it")
+    layout = "<emotion>/<file> below it"
 
     def _scan(self) -> list[Utterance]:
         found: dict[str, Utterance] = {}

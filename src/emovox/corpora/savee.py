@@ -12,9 +12,8 @@ Codes: ``a`` anger, ``d`` disgust, ``f`` fear, ``h`` happiness, ``n`` neutral, `
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from emovox.corpora.base import Corpus, Utterance, list_audio, location
 
@@ -59,12 +58,7 @@ class Savee(Corpus):
     """
 
     name = "savee"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.exists():
-            raise FileNotFoundError(f"SAVEE root {str(self.root)!r} does not exist; expected AudioData/<speaker>/ "
-                                    "folders, <speaker>_<code><nn> files, or the zip holding them")
+    layout = "AudioData/<speaker>/ folders, <speaker>_<code><nn> files, or the zip holding them"
 
     def _scan(self) -> list[Utterance]:
         found: dict[str, Utterance] = {}

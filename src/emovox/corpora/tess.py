@@ -9,9 +9,8 @@ vary: :func:`emovox.audio.load` decodes by content, so nothing is filtered here.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from emovox.corpora.base import Corpus, Utterance, list_audio, location
 
@@ -49,12 +48,7 @@ class Tess(Corpus):
     """
 
     name = "tess"
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        if not self.root.exists():
-            raise FileNotFoundError(f"TESS root {str(self.root)!r} does not exist; expected OAF_<emotion>/ and "
-                                    "YAF_<emotion>/ folders of <speaker>_<word>_<emotion>.wav files, or their zip")
+    layout = "OAF_<emotion>/ and YAF_<emotion>/ folders of <speaker>_<word>_<emotion>.wav files, or their zip"
 
     def _scan(self) -> list[Utterance]:
         found: dict[str, Utterance] = {}
