@@ -13,8 +13,8 @@ import torch
 
 from emovox.config import load_config
 from emovox.corpora import Utterance
-from emovox.training.batches import BatchMaker, speaker_of, speaker_stats
-from emovox.training.crosscorpus import read_test_list, score_ways
+from emovox.training.batches import BatchMaker, speaker_stats
+from emovox.training.crosscorpus import score_ways
 from emovox.training.data import load_waves, model_labels
 from emovox.training.evaluate import load_dataset
 from emovox.training.trainer import class_weights, pipeline_from

@@ -235,9 +235,14 @@ class ClipClassifier(nn.Module):
         x = self.extractor.finish(windows, stats).contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
 
+    @property
+    def uses_references(self) -> bool:
+        """Whether windows are normalised with reference statistics (``normalize: bins``)."""
+        return self.pipeline.features.normalize == "bins"
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         w = self.windows(wave)
-        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0])
+        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0]) if self.uses_references else None
         return clip_probabilities(self.window_logits(w.windows, stats), w.weights, self.temperature)
 
 
@@ -270,19 +275,23 @@ def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds
         w = clip_windows(db, first, end, classifier.pipeline)
         keep = w.weights > 0  # skip the zero-weight candidates: same result, less work
         n = int(keep.sum())
-        ref = reference_stats(db, first, end, speakers[i] if speakers else None)
         windows.append(w.windows[keep])
         weights.append(w.weights[keep])
         owner.append(torch.full((n,), i))
-        means.append(ref.mean.reshape(1, -1).expand(n, -1))
-        stds.append(ref.std.reshape(1).expand(n))
+        if classifier.uses_references:
+            ref = reference_stats(db, first, end, speakers[i] if speakers else None)
+            means.append(ref.mean.reshape(1, -1).expand(n, -1))
+            stds.append(ref.std.reshape(1).expand(n))
     windows, weights, owner = torch.cat(windows), torch.cat(weights), torch.cat(owner)
-    means, stds = torch.cat(means), torch.cat(stds)
+    means, stds = (torch.cat(means), torch.cat(stds)) if means else (None, None)
+
+    def refs(a: int, b: int) -> Stats | None:
+        return Stats(means[a:b], stds[a:b]) if means is not None else None
+
     was_training = classifier.training
     classifier.eval()
     with torch.inference_mode():
-        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size],
-                                                     Stats(means[s:s + batch_size], stds[s:s + batch_size]))
+        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size], refs(s, s + batch_size))
                             for s in range(0, len(windows), batch_size)])
     classifier.train(was_training)
     return logits, weights, owner

@@ -20,12 +20,12 @@ from .data import FeatureSet
 
 
 class Batch(NamedTuple):
-    """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics,
-    and for mixup the partners' labels and the blend weight."""
+    """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics
+    (``normalize: bins`` only, else None), and for mixup the partners' labels and the blend weight."""
 
     windows: torch.Tensor
     y: torch.Tensor
-    stats: Stats
+    stats: Stats | None
     y2: torch.Tensor | None = None
     lam: float | None = None
 
@@ -102,21 +102,19 @@ class BatchMaker:
         order = class_order(self.fs, rng, self.balance)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            windows, means, stds = [], [], []
-            for i in idx:
-                w, ref = self._window(int(i), rng)
-                windows.append(w)
-                means.append(ref.mean)
-                stds.append(ref.std)
+            windows, refs = zip(*(self._window(int(i), rng) for i in idx))
             windows = torch.stack(windows)
             if self.augment is not None:
                 windows = self.augment(windows, rng)
             y = torch.from_numpy(self.fs.labels[idx])
-            stats = Stats(torch.stack(means), torch.stack(stds))
+            stats = Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs])) \
+                if self.bins_mode else None
             if self.mixup is not None:  # windows and references blended alike, as dB
                 lam, perm = self.mixup.draw(len(windows), rng)
                 mixed = lam * windows + (1.0 - lam) * windows[perm]
-                stats = Stats(lam * stats.mean + (1 - lam) * stats.mean[perm], lam * stats.std + (1 - lam) * stats.std[perm])
+                if stats is not None:
+                    stats = Stats(lam * stats.mean + (1 - lam) * stats.mean[perm],
+                                  lam * stats.std + (1 - lam) * stats.std[perm])
                 yield Batch(mixed, y, stats, y[perm], lam)
             else:
                 yield Batch(windows, y, stats)
@@ -128,16 +126,19 @@ class BatchMaker:
             yield from self.epoch(epoch)
             epoch += 1
 
-    def _window(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, Stats]:
+    def _window(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, Stats | None]:
+        """One random window of clip ``i`` and (bins mode) its reference; the draws from ``rng``
+        are the same in every mode, so switching normalisation never changes which windows come."""
         clip, kind = self.pipeline.clip_frames, self.pipeline.features.kind
         if self.wave_augment is None:
             db, (first, end) = self.fs.images[i], self.fs.bounds[i]
-            own = Stats.of(db, first, end)
         else:
             db = self._augmented_image(i, rng)
             first, end = 0, db.shape[-1]
-            own = Stats.of(db)
         window = random_window(db, first, end, clip, rng, kind)
+        if not self.bins_mode:
+            return window, None
+        own = Stats.of(db, first, end)
         if self.speakers and rng.random() < self.speaker_p:
             spk, clean = self.speakers[speaker_of(self.fs.utterances[i])], self.own[i]
             # the speaker's reference moved by what augmentation did to this clip, as if the

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ..corpora import default_root, open_corpus
-from ..labels import EMOTIONS
 from .data import FeatureSet, build_features
 from .metrics import confusion, scores
 
