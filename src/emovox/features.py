@@ -222,9 +222,10 @@ class Stats(NamedTuple):
 
     @classmethod
     def from_sums(cls, count, total, squares) -> "Stats":
-        mean = total / count.unsqueeze(-1) if torch.is_tensor(count) and count.dim() else total / count
-        var = squares / (count.unsqueeze(-1) if torch.is_tensor(count) and count.dim() else count) - mean.square()
-        return cls(mean, var.clamp_min(0).mean(-1).sqrt())
+        count = torch.as_tensor(count, dtype=total.dtype)
+        n = count.unsqueeze(-1) if count.dim() else count  # one count per row of a batch
+        mean = total / n
+        return cls(mean, (squares / n - mean.square()).clamp_min(0).mean(-1).sqrt())
 
     @classmethod
     def of(cls, db: torch.Tensor, first=None, end=None) -> "Stats":
