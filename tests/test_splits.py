@@ -150,6 +150,19 @@ def test_no_test_fold_trains_on_all_but_validation_speakers(speech):
     assert no_test_fold(speech, n_val_speakers=0).val == ()
 
 
+
+def test_fold_specs_name_one_fold_of_a_protocol(speech):
+    """``--fold emobox:3`` (train, lr-find) and ``--folds 3`` (evaluate) read fold names one way."""
+    from emovox.splits import fold_from_spec, select_folds
+
+    folds = emobox_folds(speech, seed=1)
+    assert fold_from_spec("emobox:3", speech, seed=1) == folds[2] == fold_from_spec("emobox:emobox-3", speech, seed=1)
+    assert fold_from_spec(None, speech, n_val_speakers=2) == no_test_fold(speech, n_val_speakers=2)
+    assert fold_from_spec("loso:07", speech).test_speakers == ("07",)
+    assert [f.name for f in select_folds(folds, ["1", "emobox-2", 3], "emobox")] == ["emobox-1", "emobox-2", "emobox-3"]
+    with pytest.raises(ValueError, match="no fold 'emobox:9'"):
+        fold_from_spec("emobox:9", speech)
+
 def _listing(corpus: str, speakers: dict[str, str], per_speaker: int = 4, known: bool = True) -> list[Utterance]:
     """``per_speaker`` utterances of each speaker (``{id: gender}``), emotions cycling."""
     return [Utterance(path=f"{corpus}/{s}_{k}.wav", emotion=EMOTIONS[k % 4], speaker=s if known else f"{s}_{k}",

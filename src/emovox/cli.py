@@ -317,18 +317,13 @@ def _config(args) -> dict:
 
 
 def _fold(cfg: dict, data, spec: str | None):
-    """``emobox:3`` → that fold of the protocol; ``None`` → every actor but the validation ones."""
-    from .splits import make_folds, no_test_fold
+    """``--fold emobox:3`` → that fold (:func:`~emovox.splits.fold_from_spec`), its held-out actors named."""
+    from .splits import fold_from_spec
 
-    if not spec:
-        return no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"], cfg["data"]["test_corpora"])
-    protocol, _, name = spec.partition(":")
-    folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
-                       seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
-    fold = next((f for f in folds if f.name in (f"{protocol}-{name}", name)), None)
-    if fold is None:
-        raise ValueError(f"no fold {spec!r}; e.g. emobox:1, loso:07, random:random")
-    print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
+    fold = fold_from_spec(spec, data.utterances, n_val_speakers=cfg["training"]["val_speakers"], seed=cfg["seed"],
+                          test_corpora=cfg["data"]["test_corpora"])
+    if spec:
+        print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
     return fold
 
 

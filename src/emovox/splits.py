@@ -301,3 +301,25 @@ def make_folds(protocol: str, utts: Sequence[Utterance], *, n_val_speakers: int 
     if protocol == "random":
         return random_split(utts, seed=seed, test_corpora=test_corpora)
     raise ValueError(f"unknown split protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+def select_folds(folds: Sequence[Fold], names: Collection[str], protocol: str) -> list[Fold]:
+    """The folds called by one of ``names``: in full (``"emobox-3"``), without the protocol
+    (``"3"``, ``"savee-DC"``) or by the last part of the name (``"DC"``)."""
+    wanted = {str(n) for n in names}
+    return [f for f in folds if f.name in wanted or f.name.removeprefix(f"{protocol}-") in wanted
+            or f.name.split("-")[-1] in wanted]
+
+
+def fold_from_spec(spec: str | None, utts: Sequence[Utterance], *, n_val_speakers: int = 4, seed: int = 0,
+                   test_corpora: Collection[str] | None = None) -> Fold:
+    """``"emobox:3"`` → that fold of the protocol (``"loso:07"``, ``"random:random"``);
+    ``None`` or ``""`` → :func:`no_test_fold` (every speaker but the validation ones trains)."""
+    if not spec:
+        return no_test_fold(utts, n_val_speakers, seed, test_corpora)
+    protocol, _, name = spec.partition(":")
+    folds = make_folds(protocol, utts, n_val_speakers=n_val_speakers, seed=seed, test_corpora=test_corpora)
+    chosen = select_folds(folds, [name], protocol)
+    if not chosen:
+        raise ValueError(f"no fold {spec!r}; e.g. emobox:1, loso:07, random:random")
+    return chosen[0]

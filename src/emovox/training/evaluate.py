@@ -21,7 +21,7 @@ from ..corpora import open_corpus
 from ..calibration import clip_probabilities, held_out_calibration
 from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
-from ..splits import make_folds
+from ..splits import make_folds, select_folds
 from .data import build_features
 from .metrics import confusion, fold_means, scores
 from .trainer import CHECKPOINT, train
@@ -96,10 +96,9 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
     if not all_folds:
         raise ValueError(f"protocol {protocol!r} has no fold with test clips in this data")
     if folds:
-        wanted = {str(f) for f in folds}
-        all_folds = [f for f in all_folds if f.name in wanted or f.name.split("-")[-1] in wanted]
+        all_folds = select_folds(all_folds, folds, protocol)
         if not all_folds:
-            raise ValueError(f"no fold named {', '.join(sorted(wanted))} in protocol {protocol!r}")
+            raise ValueError(f"no fold named {', '.join(sorted(set(map(str, folds))))} in protocol {protocol!r}")
     rows = []
     n_classes = len(data.label_names)
     total = np.zeros((n_classes, n_classes), dtype=np.int64)
