@@ -19,7 +19,8 @@ from emovox.calibration import held_out_calibration
 from emovox.models.folder import load_bundle, save_bundle
 from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
-from emovox.training.evaluate import load_dataset, summarize
+from emovox.training.data import load_dataset
+from emovox.training.evaluate import summarize
 from emovox.training.trainer import calibrate_on
 
 

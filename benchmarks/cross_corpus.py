@@ -24,7 +24,8 @@ SAVEE_LIST = ROOT.parent / "shared" / "data" / "savee" / "emobox-track2-savee-4c
 
 
 def evaluate_model(members: list, test_spec: str, cache_dir=None) -> dict:
-    from emovox.training.crosscorpus import evaluate_test_set, parse_spec, test_utterances
+    from emovox.training.crosscorpus import evaluate_test_set, test_utterances
+    from emovox.training.data import parse_spec
 
     out = {"all": evaluate_test_set(members, test_utterances(test_spec), cache_dir)}
     if parse_spec(test_spec)[0] == "savee" and SAVEE_LIST.is_file():
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     from emovox.config import load_config
     from emovox.models.folder import load_members
     from emovox.training.crosscorpus import cross_corpus
-    from emovox.training.evaluate import machine
+    from emovox.training.data import machine
 
     if args.model:
         torch.set_num_threads(1)

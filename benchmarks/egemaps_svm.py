@@ -22,7 +22,7 @@ from emovox import audio
 from emovox.corpora import open_corpus
 from emovox.labels import EMOTIONS
 from emovox.splits import make_folds
-from emovox.training.evaluate import machine
+from emovox.training.data import machine
 from emovox.training.metrics import fold_means, scores
 
 ROOT = Path(__file__).resolve().parents[1]

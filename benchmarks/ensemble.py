@@ -30,7 +30,7 @@ from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
-from emovox.training.evaluate import load_dataset, machine
+from emovox.training.data import load_dataset, machine
 from emovox.training.metrics import fold_means, scores
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     from emovox.corpora import open_corpus
     from emovox.models.folder import load_bundle
     from emovox.splits import EMOBOX_RAVDESS_FOLDS
-    from emovox.training.evaluate import machine
+    from emovox.training.data import machine
 
     doc = {"name": args.name, "command": "python benchmarks/robustness.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "conditions": list(conditions())}

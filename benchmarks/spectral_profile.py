@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     from emovox.corpora import open_corpus
     from emovox.pipeline import Pipeline
     from emovox.training.data import build_features
-    from emovox.training.evaluate import machine
+    from emovox.training.data import machine
 
     corpora = (argv or sys.argv[1:]) or ["ravdess", "savee"]
     pipe = Pipeline()

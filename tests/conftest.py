@@ -49,7 +49,7 @@ def tiny_config(tiny_ravdess, tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_config, tmp_path_factory) -> Path:
     """A model folder from a 3-epoch run on two actors (validation on the third)."""
-    from emovox.training.evaluate import load_dataset
+    from emovox.training.data import load_dataset
     from emovox.training.trainer import train
 
     data = load_dataset(tiny_config, progress=False)

@@ -66,7 +66,7 @@ def test_mixup_blends_windows_and_keeps_both_labels():
 
 def test_mixup_from_config_and_a_training_step(tiny_config, tmp_path):
     from emovox.config import load_config
-    from emovox.training.evaluate import load_dataset
+    from emovox.training.data import load_dataset
     from emovox.training.trainer import train
 
     assert mixup_from_config(load_config()["augment"]) is None

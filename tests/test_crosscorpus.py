@@ -16,7 +16,7 @@ from emovox.corpora import Utterance
 from emovox.training.batches import BatchMaker, speaker_stats
 from emovox.training.crosscorpus import score_ways
 from emovox.training.data import load_waves, model_labels
-from emovox.training.evaluate import load_dataset
+from emovox.training.data import load_dataset
 from emovox.training.trainer import class_weights, pipeline_from
 
 SAVEE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "savee"

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from emovox.config import load_config, parse_override
-from emovox.training.evaluate import evaluate, load_dataset
+from emovox.training.data import load_dataset
+from emovox.training.evaluate import evaluate
 from emovox.training.metrics import scores
 from emovox.training.trainer import train
 

@@ -336,7 +336,7 @@ def cmd_train(args) -> int:
 
 
 def _train(cfg: dict, args) -> int:
-    from .training.evaluate import load_dataset
+    from .training.data import load_dataset
     from .training.trainer import train
 
     if args.lr_from:
@@ -367,7 +367,7 @@ def _threads_from(cfg: dict) -> None:
 
 def cmd_lr_find(args) -> int:
     from .plots import plot_lr_find
-    from .training.evaluate import load_dataset
+    from .training.data import load_dataset
     from .training.trainer import find_lr
 
     cfg = _config(args)

@@ -21,36 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpora import default_root, open_corpus
-from .data import FeatureSet, build_features
+from ..corpora import open_corpus
+from .data import build_features, corpus_root, load_corpora, machine, parse_spec
 from .metrics import confusion, scores
-
-
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``"savee=/data/SAVEE"`` → ``("savee", "/data/SAVEE")``; ``"ravdess"`` → ``("ravdess", None)``."""
-    name, _, root = spec.partition("=")
-    if not name:
-        raise ValueError(f"corpus {spec!r}: expected NAME or NAME=DIR")
-    return name.strip(), (root.strip() or None)
-
-
-def corpus_root(name: str, root: str | None) -> Path:
-    where = root or default_root(name)
-    if where is None:
-        raise FileNotFoundError(f"no folder for corpus {name!r}: give it as {name}=DIR")
-    return Path(where)
-
-
-def load_corpora(specs: list[str], pipeline, *, cache_dir=None, progress: bool = True) -> FeatureSet:
-    """The feature images of every utterance of the named corpora (``NAME`` or ``NAME=DIR``)."""
-    utts = []
-    for spec in specs:
-        name, root = parse_spec(spec)
-        utts += open_corpus(name, corpus_root(name, root)).utterances()
-    keys = [u.key for u in utts]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"corpora {specs} list some utterances twice")
-    return build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
 
 
 def test_utterances(spec: str, test_list: str | Path | None = None) -> list:
@@ -177,8 +150,6 @@ def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str
            "config": cfg, "model_labels": list(bundle.labels),
            **evaluate_test_set(bundle, utts, cfg["data"]["cache_dir"]),
            "validation": bundle.extra.get("validation", {}), "seconds": time.perf_counter() - t0}
-    from .evaluate import machine
-
     res["machine"] = machine()
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / "results.md").write_text(results_table(res))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .. import audio
-from ..corpora import Utterance
+from ..corpora import Utterance, default_root, open_corpus
 from ..labels import EMOTIONS, index_of
 from ..pipeline import Pipeline
 
@@ -78,6 +79,49 @@ def model_labels(utts: list[Utterance], mode: str) -> tuple[str, ...]:
     sets = list(per_corpus.values()) or [set()]
     chosen = set.union(*sets) if mode == "union" else set.intersection(*sets)
     return tuple(e for e in EMOTIONS if e in chosen)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"savee=/data/SAVEE"`` → ``("savee", "/data/SAVEE")``; ``"ravdess"`` → ``("ravdess", None)``."""
+    name, _, root = spec.partition("=")
+    if not name:
+        raise ValueError(f"corpus {spec!r}: expected NAME or NAME=DIR")
+    return name.strip(), (root.strip() or None)
+
+
+def corpus_root(name: str, root: str | None) -> Path:
+    where = root or default_root(name)
+    if where is None:
+        raise FileNotFoundError(f"no folder for corpus {name!r}: give it as {name}=DIR")
+    return Path(where)
+
+
+def load_corpora(specs: list[str], pipeline, *, cache_dir=None, progress: bool = True) -> FeatureSet:
+    """The feature images of every utterance of the named corpora (``NAME`` or ``NAME=DIR``)."""
+    utts = []
+    for spec in specs:
+        name, root = parse_spec(spec)
+        utts += open_corpus(name, corpus_root(name, root)).utterances()
+    keys = [u.key for u in utts]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"corpora {specs} list some utterances twice")
+    return build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
+
+
+def load_dataset(cfg: dict, *, progress: bool = True):
+    """The corpora of ``cfg`` and their feature images (cached), labelled with the model's emotions.
+
+    ``data.corpus`` is a name or a list of ``NAME`` / ``NAME=DIR``; ``data.root`` is the folder of a
+    single named corpus; ``data.labels`` picks the model's emotions (:data:`LABEL_SETS`).
+    """
+    corpus, pipeline, cache_dir = cfg["data"]["corpus"], Pipeline.from_dict(cfg["preprocessing"]), cfg["data"]["cache_dir"]
+    if isinstance(corpus, str):
+        utts = open_corpus(corpus, cfg["data"]["root"]).utterances()
+        data = build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
+    else:
+        data = load_corpora(list(corpus), pipeline, cache_dir=cache_dir, progress=progress)
+    names = model_labels(data.utterances, cfg["data"]["labels"])
+    return data if names == data.label_names else data.with_labels(names)
 
 
 def _stamp(utt: Utterance) -> str:
@@ -235,3 +279,20 @@ def load_waves(utts: list[Utterance], sample_rate: int, *, cache_dir: str | Path
     save_file({"data": data, "lengths": torch.tensor([len(w) for w in waves], dtype=torch.int64)}, str(tmp))
     tmp.replace(path)
     return waves
+
+
+def machine() -> str:
+    """CPU model, its vector extensions that matter for training speed, cores and torch version
+    (named beside every measured figure: the same run is several times faster on another CPU)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return (f"{model} ({' '.join(vector) or 'no AVX2'}), {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
+            f"torch {torch.__version__}")

@@ -9,7 +9,6 @@ fold resumes from its checkpoint.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import numpy as np
 import yaml
 
 from ..config import save_config
-from ..corpora import open_corpus
 from ..calibration import clip_probabilities, held_out_calibration
 from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
 from ..splits import make_folds, select_folds
-from .data import build_features
+from .data import load_dataset, machine
 from .metrics import confusion, fold_means, scores
 from .trainer import CHECKPOINT, train
 
@@ -31,46 +29,6 @@ PROTOCOL_NOTES = {
     "loso": "actor-disjoint: leave one actor out; validation actors from the training actors",
     "random": "NOT speaker-independent: random stratified 80/20 file split (the seed recipe's protocol)",
 }
-
-
-def machine() -> str:
-    """CPU model, its vector extensions that matter for training speed, cores and torch version."""
-    import os
-
-    import torch
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return (f"{model} ({' '.join(vector) or 'no AVX2'}), {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
-            f"torch {torch.__version__}")
-
-
-def load_dataset(cfg: dict, *, progress: bool = True):
-    """The corpora of ``cfg`` and their feature images (cached), labelled with the model's emotions.
-
-    ``data.corpus`` is a name or a list of ``NAME`` / ``NAME=DIR``; ``data.root`` is the folder of a
-    single named corpus; ``data.labels`` picks the model's emotions (:data:`LABEL_SETS`).
-    """
-    from .crosscorpus import load_corpora
-    from .data import model_labels
-    from .trainer import pipeline_from
-
-    corpus = cfg["data"]["corpus"]
-    if isinstance(corpus, str):
-        utts = open_corpus(corpus, cfg["data"]["root"]).utterances()
-        data = build_features(utts, pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
-    else:
-        data = load_corpora(list(corpus), pipeline_from(cfg), cache_dir=cfg["data"]["cache_dir"], progress=progress)
-    names = model_labels(data.utterances, cfg["data"]["labels"])
-    return data if names == data.label_names else data.with_labels(names)
 
 
 def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
