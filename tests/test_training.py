@@ -75,6 +75,19 @@ def test_lr_bounds_follow_the_loss_curve_and_ignore_divergence():
         suggest_bounds(lrs, np.full(7, np.nan))
 
 
+
+def test_lr_find_bounds_set_the_one_cycle_of_runs_on_the_same_fold_only(tmp_path):
+    from emovox.training.schedule import RangeTest, read_bounds
+
+    rt = RangeTest([1e-5, 1e-4], [2.0, 1.0], [2.0, 1.5], lower=1e-4, upper=1e-3)
+    assert rt.one_cycle() == pytest.approx((1e-3, 10.0))
+    saved = rt.save(tmp_path, fold="emobox:1")
+    assert saved == tmp_path / "lr_find.json" and (tmp_path / "lr_find.png").is_file()
+    assert read_bounds(saved, "emobox:1") == pytest.approx((1e-3, 10.0))
+    with pytest.raises(ValueError, match="measured on fold 'emobox:1', this run trains on 'all'"):
+        read_bounds(saved, None)
+    assert read_bounds(rt.save(tmp_path / "auto"), None) == pytest.approx((1e-3, 10.0))  # no fold: all actors
+
 @pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(tiny_config, tmp_path):
     cfg = {**tiny_config, "training": {**tiny_config["training"], "max_lr": "auto", "epochs": 2}}

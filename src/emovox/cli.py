@@ -340,14 +340,9 @@ def _train(cfg: dict, args) -> int:
     from .training.trainer import train
 
     if args.lr_from:
-        bounds = json.loads(Path(args.lr_from).read_text())
-        measured_on, training_on = bounds.get("fold", "all"), args.fold or "all"
-        if measured_on != training_on:
-            raise ValueError(f"{args.lr_from} was measured on fold {measured_on!r}, this run trains on "
-                             f"{training_on!r}: run the LR range test on the same training actors "
-                             f"(emovox lr-find{' --fold ' + args.fold if args.fold else ''})")
-        cfg["training"]["max_lr"] = bounds["upper"]
-        cfg["training"]["div_factor"] = bounds["upper"] / bounds["lower"]
+        from .training.schedule import read_bounds
+
+        cfg["training"]["max_lr"], cfg["training"]["div_factor"] = read_bounds(args.lr_from, args.fold)
     _threads_from(cfg)
     data = load_dataset(cfg)
     fold = _fold(cfg, data, args.fold)
@@ -366,7 +361,6 @@ def _threads_from(cfg: dict) -> None:
 
 
 def cmd_lr_find(args) -> int:
-    from .plots import plot_lr_find
     from .training.data import load_dataset
     from .training.trainer import find_lr
 
@@ -375,13 +369,10 @@ def cmd_lr_find(args) -> int:
     data = load_dataset(cfg)
     fold = _fold(cfg, data, args.fold)
     rt = find_lr(cfg, data.subset(fold.train))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_lr_find(rt.lrs, rt.losses, out / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
-    (out / "lr_find.json").write_text(json.dumps({"fold": args.fold or "all", **rt.to_dict()}, indent=2) + "\n")
+    saved = rt.save(args.out, fold=args.fold or "all")
     print(f"suggested one-cycle bounds: lower {rt.lower:.2e}, upper (max_lr) {rt.upper:.2e}")
     fold_opt = f" --fold {args.fold}" if args.fold else ""
-    print(f"wrote {out / 'lr_find.png'}; use them with: emovox train --lr-from {out / 'lr_find.json'}{fold_opt} ...")
+    print(f"wrote {saved.with_suffix('.png')}; use them with: emovox train --lr-from {saved}{fold_opt} ...")
     return 0
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -34,6 +36,42 @@ class RangeTest:
     def to_dict(self) -> dict:
         return {"lower": self.lower, "upper": self.upper, "lrs": self.lrs, "losses": self.losses,
                 "smoothed": self.smoothed}
+
+    def one_cycle(self) -> tuple[float, float]:
+        """``(max_lr, div_factor)``: :func:`one_cycle_bounds` of these bounds."""
+        return one_cycle_bounds(self.lower, self.upper)
+
+    def save(self, out_dir: str | Path, *, fold: str | None = None) -> Path:
+        """Write ``lr_find.json`` (bounds and curve; ``fold``: the training actors measured on,
+        checked by :func:`read_bounds`) and ``lr_find.png`` to ``out_dir``; returns the JSON."""
+        from ..plots import plot_lr_find
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_lr_find(self.lrs, self.losses, out / "lr_find.png", lower=self.lower, upper=self.upper,
+                     smoothed=self.smoothed)
+        path = out / "lr_find.json"
+        path.write_text(json.dumps({**({"fold": fold} if fold else {}), **self.to_dict()}, indent=2) + "\n")
+        return path
+
+
+def one_cycle_bounds(lower: float, upper: float) -> tuple[float, float]:
+    """LR range-test bounds → the one-cycle ``(max_lr, div_factor)`` that rises from ``lower``
+    to ``upper`` (:func:`one_cycle` starts at ``max_lr / div_factor``)."""
+    return upper, upper / lower
+
+
+def read_bounds(path: str | Path, fold: str | None) -> tuple[float, float]:
+    """``(max_lr, div_factor)`` from an ``lr_find.json`` for a run training on ``fold`` (``None``:
+    all actors but validation). Bounds measured on other training actors are refused: the
+    test must not have seen the run's held-out actors, and they would not fit its data."""
+    bounds = json.loads(Path(path).read_text())
+    measured_on, training_on = bounds.get("fold", "all"), fold or "all"
+    if measured_on != training_on:
+        raise ValueError(f"{path} was measured on fold {measured_on!r}, this run trains on "
+                         f"{training_on!r}: run the LR range test on the same training actors "
+                         f"(emovox lr-find{' --fold ' + fold if fold else ''})")
+    return one_cycle_bounds(bounds["lower"], bounds["upper"])
 
 
 def suggest_bounds(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:

@@ -196,7 +196,7 @@ def train(
     ``resume=True`` continues an interrupted run from ``run_dir/checkpoint.pt``; without it an
     existing checkpoint is an error, so a finished run is never overwritten by accident.
     """
-    from ..plots import plot_confusion, plot_lr_find, plot_training
+    from ..plots import plot_confusion, plot_training
 
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
@@ -228,17 +228,14 @@ def train(
 
     state = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
     waves = training_waves(cfg, train_set, progress)
-    if state is not None:
-        max_lr = state["max_lr"]
+    if state is not None:  # the schedule the run started with (an "auto" range test is not repeated)
+        max_lr, div_factor = state["max_lr"], state["div_factor"]
     elif tcfg["max_lr"] == "auto":
         rt = find_lr(cfg, train_set, progress=progress, waves=waves)
-        plot_lr_find(rt.lrs, rt.losses, run_dir / "lr_find.png", lower=rt.lower, upper=rt.upper, smoothed=rt.smoothed)
-        _write_json(run_dir / "lr_find.json", rt.to_dict())
-        max_lr = rt.upper
-        tcfg = {**tcfg, "div_factor": rt.upper / rt.lower}
+        rt.save(run_dir)
+        max_lr, div_factor = rt.one_cycle()
     else:
-        max_lr = float(tcfg["max_lr"])
-    div_factor = state["div_factor"] if state is not None else tcfg["div_factor"]
+        max_lr, div_factor = float(tcfg["max_lr"]), tcfg["div_factor"]
     scheduler = one_cycle(optimizer, max_lr, epochs * steps_per_epoch, pct_start=tcfg["pct_start"],
                           div_factor=div_factor, final_div_factor=tcfg["final_div_factor"])
     provenance = {**(provenance or {}), "schedule": {"max_lr": max_lr, "div_factor": div_factor}}  # values used
@@ -337,12 +334,6 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
         w.writeheader()
         for row in history:
             w.writerow({k: row.get(k) for k in METRIC_FIELDS})
-
-
-def _write_json(path: Path, data) -> None:
-    import json
-
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _write_report(run_dir: Path, cfg: dict, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
