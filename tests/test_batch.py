@@ -95,6 +95,32 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_model, folder, tmp_pat
     assert f"{len(first)} files already in" in capsys.readouterr().err
 
 
+
+def test_predict_json_output_is_an_array_of_the_results_rows(tiny_model, folder, tmp_path, capsys):
+    """``-o x.json`` writes what ``-o x.jsonl`` writes, as one JSON array (like ``timeline -o x.json``)."""
+    from emovox.batch import json_array
+
+    common = [str(folder), "--model", str(tiny_model), "-q", "--workers", "1"]
+    out, lines = tmp_path / "results.json", tmp_path / "results.jsonl"
+    assert main(["predict", *common, "-o", str(out)]) == 1  # 1: the two unreadable files
+    assert main(["predict", *common, "-o", str(lines)]) == 1
+    rows = json.loads(out.read_text())
+    assert rows == _jsonl(lines) and len(rows) == 18 and sum(bool(r["error"]) for r in rows) == 2
+    capsys.readouterr()
+    main(["predict", *common, "--format", "json"])  # stdout: the same predictions, unreadable files on stderr
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == [{k: v for k, v in r.items() if k != "error"} for r in rows if not r["error"]]
+    # --resume reads the array and writes it again with the missing rows
+    out.write_text(json_array(rows[:5]))
+    assert main(["predict", *common, "-o", str(out), "--resume"]) == 1
+    assert json.loads(out.read_text()) == rows
+    # shards in JSON merge like the line formats
+    halves = [tmp_path / f"r.shard-{k}-of-2.json" for k in range(2)]
+    for k, half in enumerate(halves):
+        half.write_text(json_array(rows[k::2]))
+    assert merge(halves, tmp_path / "all.json") == 18
+    assert json.loads((tmp_path / "all.json").read_text()) == sorted(rows, key=lambda r: r["path"])
+
 def test_results_file_checks(tmp_path):
     with pytest.raises(ValueError, match=".csv or .jsonl"):
         ResultsFile(tmp_path / "r.txt", ["a"])

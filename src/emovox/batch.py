@@ -1,15 +1,18 @@
 """Results of a batch run, written as they come: an interrupted run keeps what it finished.
 
 A results file is CSV (one row per file: path, answer, label, uncertain, speech,
-speech_seconds, every probability, error) or JSON Lines (one object per file, always the same
-keys). A file without speech has the answer ``no_speech`` and no label or probabilities; an
-unreadable file has only its path and error.
+speech_seconds, every probability, error), JSON Lines (one object per file, always the same
+keys) or JSON (an array of those objects). A file without speech has the answer ``no_speech``
+and no label or probabilities; an unreadable file has only its path and error.
+:class:`Printer` prints the same rows to the terminal (or a table for people).
 
 A results file is an append-only journal: each row is one line, written whole and flushed (and
 fsynced at least once a second and on close), so a crash (even SIGKILL) can only cut off the
 last line. Reopened with ``resume=True``, a cut last line is truncated away (in place: the rows
-before it are never rewritten) and the paths already there are skipped. One process at a time
-writes a results file (a :class:`~emovox.safeio.FileLock`).
+before it are never rewritten) and the paths already there are skipped. A JSON array cannot be
+appended to, so a ``.json`` results file is written whole (atomically) when the run ends or is
+interrupted, and rewritten with the new rows on ``resume``; only the line formats survive a
+crash. One process at a time writes a results file (a :class:`~emovox.safeio.FileLock`).
 
 Sharding splits a batch across processes or machines (:func:`shard`), each with its own
 results file (:func:`shard_path`); :func:`merge` joins those files into one.
@@ -22,13 +25,14 @@ import io
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 from .audio import AudioError
-from .safeio import FileLock, atomic_path
+from .safeio import FileLock, atomic_path, atomic_write_text
 
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "json")
 #: seconds between fsyncs of a results file (each row is flushed to the OS at once)
 FSYNC_INTERVAL = 1.0
 #: The fields of a prediction row before the probabilities (CSV: one column per emotion).
@@ -52,8 +56,63 @@ def csv_cells(row: dict, labels) -> list[str]:
 def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
     fmt = fmt or Path(path).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise ValueError(f"results file {path}: use a .csv or .jsonl name (or --format csv|jsonl)")
+        raise ValueError(f"results file {path}: use a .json, .csv or .jsonl name (or --format json|csv|jsonl)")
     return fmt
+
+
+def result_row(source, result) -> dict:
+    """A results-file row: a prediction's :meth:`~emovox.inference.Prediction.to_dict` or, for an
+    unreadable file, its path and error (the same keys either way)."""
+    if isinstance(result, AudioError):
+        return {**dict.fromkeys(FIELDS), "probabilities": None, "path": str(source), "error": result.reason}
+    return {**result.to_dict(), "path": str(source), "error": None}
+
+
+def json_array(rows) -> str:
+    """Rows as a JSON array, one row per line (what ``--format json`` prints, row by row)."""
+    return "[" + ",".join("\n  " + json.dumps(r) for r in rows) + ("\n]\n" if rows else "]\n")
+
+
+def table_line(pred) -> str:
+    """``predict``'s line for a person: path, answer, confidence and the runners-up."""
+    if not pred.speech:
+        return f"{pred.path}\t{pred.answer:<9} -      ({pred.speech_seconds:.2f} s of speech heard)"
+    top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
+    others = "  ".join(f"{k} {v:.2f}" for k, v in top[1:])
+    guess = f"best guess {pred.label}; " if pred.uncertain else ""
+    return f"{pred.path}\t{pred.answer:<9} {pred.confidence:.2f}   ({guess}{others})"
+
+
+class Printer:
+    """Predictions printed as they come: a table, a JSON array (valid once closed, even after an
+    interruption), JSON Lines or CSV. Unreadable files print nothing: the caller lists them."""
+
+    def __init__(self, fmt: str, labels, stream=None) -> None:
+        self.fmt, self.labels, self.first = fmt, list(labels), True
+        self.stream = stream or sys.stdout
+        if fmt == "csv":
+            self.csv = csv.writer(self.stream)
+            self.csv.writerow(csv_columns(self.labels))
+        elif fmt == "json":
+            self.stream.write("[")
+
+    def write(self, source, result) -> None:
+        if isinstance(result, AudioError):
+            return
+        if self.fmt == "json":
+            self.stream.write(("\n  " if self.first else ",\n  ") + json.dumps(result.to_dict()))
+        elif self.fmt == "jsonl":
+            self.stream.write(json.dumps(result.to_dict()) + "\n")
+        elif self.fmt == "csv":
+            self.csv.writerow(csv_cells(result.to_dict(), self.labels))
+        else:
+            self.stream.write(table_line(result) + "\n")
+        self.first = False
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if not self.first else "]\n")
 
 
 class ResultsFile:
@@ -70,13 +129,15 @@ class ResultsFile:
             exists = self.path.exists() and self.path.stat().st_size > 0
             if exists and not resume:
                 raise FileExistsError(f"{self.path} exists; pass --resume to continue that run, or choose another file")
+            self._rows: list[dict] = []  # JSON: every row, written whole on close
             self.done: set[str] = self._read_done() if exists else set()
             exists = self.path.exists() and self.path.stat().st_size > 0  # a cut header is gone
-            self._file = open(self.path, "a", newline="", encoding="utf-8")
+            self._file = None if self.fmt == "json" else open(self.path, "a", newline="", encoding="utf-8")
         except BaseException:
             self._lock.release()
             raise
         self._synced = time.monotonic()
+        self._closed = False
         if self.fmt == "csv":
             self._csv = csv.writer(self._file)
             if not exists:
@@ -94,10 +155,12 @@ class ResultsFile:
         if self.fmt == "csv" and columns != self.columns:
             raise ValueError(f"{self.path} is not a results file for this model and emovox version "
                              "(its columns differ)")
-        if self.fmt == "jsonl":
+        if self.fmt != "csv":
             labels = next((list(r["probabilities"]) for r in rows if r.get("probabilities")), None)
             if labels is not None and labels != self.labels:
                 raise ValueError(f"{self.path} is not a results file for this model (its labels differ)")
+        if self.fmt == "json":
+            self._rows = rows
         return {r["path"] for r in rows}
 
     def _sync(self, force: bool = False) -> None:
@@ -107,25 +170,29 @@ class ResultsFile:
             self._synced = time.monotonic()
 
     def write(self, source, result) -> None:
-        path = str(source)
-        if isinstance(result, AudioError):
-            row = {**dict.fromkeys(FIELDS), "probabilities": None, "path": path, "error": result.reason}
-        else:
-            row = {**result.to_dict(), "path": path, "error": None}
-        if self.fmt == "csv":
+        row = result_row(source, result)
+        if self.fmt == "json":
+            self._rows.append(row)
+        elif self.fmt == "csv":
             self._csv.writerow([*csv_cells(row, self.labels), row["error"] or ""])
+            self._sync()
         else:
             self._file.write(json.dumps(row) + "\n")
-        self._sync()
-        self.done.add(path)
+            self._sync()
+        self.done.add(row["path"])
 
     def close(self) -> None:
-        if self._file.closed:
+        if self._closed:
             return
+        self._closed = True
         try:
-            self._sync(force=True)
+            if self.fmt == "json":
+                atomic_write_text(self.path, json_array(self._rows))
+            else:
+                self._sync(force=True)
         finally:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
             self._lock.release()
 
     def __enter__(self) -> "ResultsFile":
@@ -146,6 +213,14 @@ def _parse(path: Path, data: bytes, *, drop_bad_last: bool = False,
     ``drop_bad_last`` (and truncated away from the file); anywhere else it is an error.
     """
     fmt = format_of(path, fmt)
+    if fmt == "json":  # written whole, atomically: it parses, or it is not a results file
+        try:
+            rows = json.loads(data.decode("utf-8"))
+        except ValueError as err:
+            raise ValueError(f"{path}: not a JSON results file ({err})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("path"), str) for r in rows):
+            raise ValueError(f"{path}: not a JSON results file (an array of rows with a path)")
+        return None, rows
     lines = data.decode("utf-8", errors="strict").splitlines(keepends=True)
     if fmt == "csv":
         table = list(csv.reader(io.StringIO("".join(lines))))
@@ -228,7 +303,7 @@ def shard_path(output: str | os.PathLike, k: int, n: int) -> Path:
 def merge(inputs, output: str | os.PathLike, *, fmt: str | None = None, partial: bool = False) -> int:
     """Join results files (the shards of one run) into ``output``, rows sorted by path.
 
-    Refuses inputs whose columns (CSV) or labels (JSONL) differ, a path that appears twice,
+    Refuses inputs whose columns (CSV) or labels (JSON, JSONL) differ, a path that appears twice,
     an output that already exists, and, for files named by :func:`shard_path`, a missing
     shard (unless ``partial``). ``output`` is written atomically. Returns the number of rows.
     """
@@ -276,6 +351,8 @@ def merge(inputs, output: str | os.PathLike, *, fmt: str | None = None, partial:
             w = csv.writer(f)
             w.writerow(columns)
             w.writerows([r[c] for c in columns] for r in rows)
+        elif out_fmt == "json":
+            f.write(json_array(rows))
         else:
             f.writelines(json.dumps(r) + "\n" for r in rows)
     return len(rows)

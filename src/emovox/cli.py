@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import sys
@@ -36,7 +35,7 @@ def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
     from .audio import AudioError
-    from .batch import ResultsFile, parse_shard, shard, shard_from_env, shard_path
+    from .batch import FORMATS, Printer, ResultsFile, parse_shard, shard, shard_from_env, shard_path
     from .inference import Recognizer
 
     files, missing = expand_paths(args.paths)
@@ -61,7 +60,7 @@ def cmd_predict(args) -> int:
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence,
                           min_speech_seconds=args.min_speech_seconds, vad_threshold=args.vad_threshold)
     if args.output:
-        writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in ("csv", "jsonl") else None,
+        writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in FORMATS else None,
                              resume=args.resume)
         skipped = len(files)
         files = [f for f in files if f not in writer.done]
@@ -72,7 +71,7 @@ def cmd_predict(args) -> int:
     else:
         if args.resume:
             raise ValueError("--resume needs --output: the results file of the run to continue")
-        writer = _writer(args.format, rec.labels)
+        writer = Printer(args.format, rec.labels)
     show_bar = not args.quiet and (args.output is not None or len(files) > 1) and len(files) > 0
     try:
         with tqdm(total=len(files), unit="file", desc="predict", disable=not show_bar,
@@ -87,12 +86,7 @@ def cmd_predict(args) -> int:
             for src, result in results:
                 if isinstance(result, AudioError):
                     failures.append((src, result.reason))
-                    if args.output:
-                        writer.write(src, result)
-                elif args.output:
-                    writer.write(src, result)
-                else:
-                    writer.row(result)
+                writer.write(src, result)  # a results file keeps a row for an unreadable file too
                 bar.update(1)
     finally:
         writer.close()  # valid JSON even if interrupted; a results file keeps every finished row
@@ -103,42 +97,6 @@ def cmd_predict(args) -> int:
         for src, why in failures:
             print(f"  {src}: {why}", file=sys.stderr)
     return 1 if failures else 0
-
-
-class _writer:
-    """Prints predictions as a table, JSON (an array of rows) or CSV, one row at a time."""
-
-    def __init__(self, fmt: str, labels) -> None:
-        from .batch import csv_columns
-
-        self.fmt, self.labels, self.first = fmt, labels, True
-        if fmt == "csv":
-            self.csv = csv.writer(sys.stdout)
-            self.csv.writerow(csv_columns(labels))
-        elif fmt == "json":
-            sys.stdout.write("[")
-
-    def row(self, pred) -> None:
-        from .batch import csv_cells
-
-        if self.fmt == "json":
-            sys.stdout.write(("\n  " if self.first else ",\n  ") + json.dumps(pred.to_dict()))
-        elif self.fmt == "jsonl":
-            sys.stdout.write(json.dumps(pred.to_dict()) + "\n")
-        elif self.fmt == "csv":
-            self.csv.writerow(csv_cells(pred.to_dict(), self.labels))
-        elif not pred.speech:
-            print(f"{pred.path}\t{pred.answer:<9} -      ({pred.speech_seconds:.2f} s of speech heard)")
-        else:
-            top = sorted(pred.probabilities.items(), key=lambda kv: -kv[1])[:3]
-            others = "  ".join(f"{k} {v:.2f}" for k, v in top[1:])
-            print(f"{pred.path}\t{pred.answer:<9} {pred.confidence:.2f}   ({'best guess ' + pred.label + '; ' if pred.uncertain else ''}{others})")
-        self.first = False
-        sys.stdout.flush()
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            sys.stdout.write("\n]\n" if not self.first else "]\n")
 
 
 def cmd_merge(args) -> int:
@@ -184,30 +142,20 @@ def _timeline_options(args) -> dict:
     return opts
 
 
-def _write_timeline(tl, args) -> None:
-    text = tl.to_json() + "\n" if args.format == "json" else tl.to_csv() if args.format == "csv" else _segments_table(tl)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    if args.plot:
+def _write_timeline(tl, fmt: str, output: str | None, plot: str | None, *, title: str | None = None,
+                    stdout: bool = True) -> None:
+    """A timeline to ``output`` (else, with ``stdout``, to stdout) as ``fmt``, and its plot:
+    what ``timeline`` and ``listen`` write."""
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(tl.render(fmt))
+        print(f"wrote {output}", file=sys.stderr)
+    elif stdout:
+        sys.stdout.write(tl.render(fmt))
+    if plot:
         from .plots import plot_timeline
 
-        print(f"wrote {plot_timeline(tl, args.plot)}", file=sys.stderr)
-
-
-def _segments_table(tl) -> str:
-    lines = [f"{'start':>8} {'end':>8}  {'emotion':<10} confidence"]
-    for s in tl.segments:
-        lines.append(f"{_clock(s.start):>8} {_clock(s.end):>8}  {s.label:<10} {s.confidence:.2f}")
-    return "\n".join(lines) + "\n"
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}:{s:04.1f}" if m < 60 else f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}"
+        print(f"wrote {plot_timeline(tl, plot, title=title)}", file=sys.stderr)
 
 
 def cmd_timeline(args) -> int:
@@ -222,11 +170,12 @@ def cmd_timeline(args) -> int:
               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
         tl = rec.timeline(args.recording, progress=lambda t: bar.update(t - bar.n), speaker_norm=args.speaker_norm,
                           **_timeline_options(args))
-    _write_timeline(tl, args)
+    _write_timeline(tl, args.format, args.output, args.plot)
     return 0
 
 
 def cmd_explain(args) -> int:
+    from .batch import table_line
     from .inference import Prediction, Recognizer
     from .plots import plot_explanation
 
@@ -234,7 +183,7 @@ def cmd_explain(args) -> int:
     expl = rec.explain(args.clip, target=args.target, stage=args.stage)
     out = plot_explanation(expl, args.output, title=Path(args.clip).name)
     top = max(expl.probabilities, key=expl.probabilities.get)
-    _writer("table", rec.labels).row(Prediction(top, expl.probabilities, args.clip))  # predict's own line
+    print(table_line(Prediction(top, expl.probabilities, args.clip)))  # predict's own line
     print(f"explained {expl.label!r} with maps of {', '.join(m.name for m in expl.maps)}; wrote {out}")
     return 0
 
@@ -263,15 +212,8 @@ def cmd_listen(args) -> int:
             close()  # stops the microphone stream
     tl = engine.finish()
     display.summary(tl, interrupted)
-    if args.save:
-        fmt = "csv" if args.save.endswith(".csv") else "json"
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.save).write_text(tl.to_csv() if fmt == "csv" else tl.to_json() + "\n")
-        print(f"wrote {args.save}", file=sys.stderr)
-    if args.plot:
-        from .plots import plot_timeline
-
-        print(f"wrote {plot_timeline(tl, args.plot, title='live session')}", file=sys.stderr)
+    fmt = "csv" if args.save and args.save.endswith(".csv") else "json"
+    _write_timeline(tl, fmt, args.save, args.plot, title="live session", stdout=False)
     return 0
 
 
@@ -434,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("predict", help="emotion of each file (files, folders, globs)")
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--format", choices=["table", "json", "csv", "jsonl"], default="table",
-                    help="stdout: table, json or csv; --output: csv or jsonl (default: from its extension)")
-    sp.add_argument("-o", "--output", help="results file (.csv or .jsonl), written row by row")
+                    help="stdout: table, json, csv or jsonl; --output: json, csv or jsonl (default: from its extension)")
+    sp.add_argument("-o", "--output", help="results file: .csv or .jsonl (written row by row, crash-safe) or .json "
+                                           "(an array, written when the run ends)")
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run: skip files already in --output")
     sp.add_argument("--shard", metavar="K/N",
                     help="predict shard K (0..N-1) of N: every N-th file of the sorted list; -o out.jsonl "

@@ -128,6 +128,26 @@ class Timeline:
             w.writerow([f"{s.start:.3f}", f"{s.end:.3f}", s.label, f"{s.confidence:.4f}"])
         return out.getvalue()
 
+    def to_table(self) -> str:
+        """The segments for a person: start and end as clock times, label, confidence."""
+        lines = [f"{'start':>8} {'end':>8}  {'emotion':<10} confidence"]
+        for s in self.segments:
+            lines.append(f"{clock(s.start):>8} {clock(s.end):>8}  {s.label:<10} {s.confidence:.2f}")
+        return "\n".join(lines) + "\n"
+
+    def render(self, fmt: str) -> str:
+        """The timeline as ``json`` (every cell's probabilities), ``csv`` or ``table`` (segments)."""
+        renderers = {"json": lambda: self.to_json() + "\n", "csv": self.to_csv, "table": self.to_table}
+        if fmt not in renderers:
+            raise ValueError(f"timeline format {fmt!r}: expected one of {', '.join(renderers)}")
+        return renderers[fmt]()
+
+
+def clock(seconds: float) -> str:
+    """``75.3`` → ``"1:15.3"``; an hour or more → ``"1:02:03.0"``."""
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}:{s:04.1f}" if m < 60 else f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}"
+
 
 def cell_label(speech: float, probs: np.ndarray, labels, config: TimelineConfig) -> str:
     if speech < config.min_speech or np.isnan(probs).any():
