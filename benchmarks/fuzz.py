@@ -350,10 +350,10 @@ def _valid_model():
         from safetensors.torch import save
 
         from emovox.models.folder import new_bundle
-        from emovox.pipeline import Pipeline
+        from emovox.pipeline import Preprocessing
 
         torch.manual_seed(0)
-        bundle = new_bundle(Pipeline(), labels=("angry", "sad"), width=1)
+        bundle = new_bundle(Preprocessing(), labels=("angry", "sad"), width=1)
         state = {k: v.contiguous() for k, v in bundle.model.state_dict().items()}
         _VALID_WEIGHTS = (bundle.config(), save(state), state)
     return _VALID_WEIGHTS

@@ -22,12 +22,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from emovox.corpora import open_corpus
-    from emovox.pipeline import Pipeline
+    from emovox.pipeline import Preprocessing
     from emovox.training.data import build_features
     from emovox.training.data import machine
 
     corpora = (argv or sys.argv[1:]) or ["ravdess", "savee"]
-    pipe = Pipeline()
+    pipe = Preprocessing()
     out = {"machine": machine(), "bands_shown": list(range(2, 64, 6)), "corpora": {}}
     for name in corpora:
         fs = build_features(open_corpus(name).utterances(), pipe, progress=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from emovox.corpora import Ravdess
-from emovox.pipeline import Pipeline
+from emovox.pipeline import Preprocessing
 from emovox.training.data import CacheError, build_features, load_checked
 
 
@@ -33,7 +33,7 @@ def _damage(path, how):
 
 @pytest.mark.parametrize("how", ["truncate", "flip-data", "flip-header", "empty"])
 def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(utts, tmp_path, caplog, how):
-    pipe = Pipeline()
+    pipe = Preprocessing()
     first = build_features(utts, pipe, cache_dir=tmp_path, progress=False)
     (entry,) = tmp_path.glob("*.safetensors")
     assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temporary file left

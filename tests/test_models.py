@@ -10,7 +10,7 @@ import torch
 
 from emovox.models import ResNet, load_bundle, load_torchvision_weights, resnet18, save_bundle
 from emovox.models.folder import new_bundle
-from emovox.pipeline import Pipeline
+from emovox.pipeline import Preprocessing
 
 
 def test_resnet18_one_channel_in_eight_out():
@@ -40,7 +40,7 @@ def test_loads_torchvision_state_dict(tmp_path):
 
 def test_bundle_round_trip_float32_and_float16(tmp_path):
     torch.manual_seed(0)
-    bundle = new_bundle(Pipeline(), "resnet18", width=8)
+    bundle = new_bundle(Preprocessing(), "resnet18", width=8)
     bundle.extra = {"provenance": {"note": "test"}}
     bundle.model.eval()
     x = torch.randn(2, 1, 64, 100)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from emovox.features import FeatureConfig, FeatureExtractor, Stats, extract
-from emovox.pipeline import ClipClassifier, Pipeline, predict_clips, reference_stats
+from emovox.pipeline import ClipClassifier, Preprocessing, predict_clips, reference_stats
 from emovox.models.registry import build_model
 
 
@@ -76,7 +76,7 @@ def test_stats_round_trip_through_a_dict():
 @pytest.fixture
 def bins_classifier():
     torch.manual_seed(0)
-    pipe = Pipeline(features=FeatureConfig(normalize="bins"))
+    pipe = Preprocessing(features=FeatureConfig(normalize="bins"))
     model = build_model("resnet18", num_classes=8, in_channels=1, width=8).eval()
     return ClipClassifier(model, pipe).eval()
 
@@ -110,7 +110,7 @@ def bins_model_dir(tmp_path_factory):
     from emovox.models.folder import new_bundle, save_bundle
 
     torch.manual_seed(0)
-    bundle = new_bundle(Pipeline(features=FeatureConfig(normalize="bins")), "resnet18", width=8)
+    bundle = new_bundle(Preprocessing(features=FeatureConfig(normalize="bins")), "resnet18", width=8)
     return save_bundle(bundle, tmp_path_factory.mktemp("bins") / "model")
 
 

@@ -9,7 +9,7 @@ import torch
 
 from emovox import audio
 from emovox.models import resnet18
-from emovox.pipeline import (ClipClassifier, Pipeline, clip_windows, predict_clips, random_window, voiced_bounds,
+from emovox.pipeline import (ClipClassifier, Preprocessing, clip_windows, predict_clips, random_window, voiced_bounds,
                              window_plan)
 
 from .conftest import SPEECH
@@ -26,7 +26,7 @@ def test_voiced_bounds_trims_quiet_ends_with_margin():
 
 def test_voiced_bounds_agree_with_librosa_trim_on_real_speech():
     wave = audio.load(SPEECH / "Actor_01" / "03-01-05-02-01-01-01.flac")
-    pipe = Pipeline(margin_seconds=0.0)
+    pipe = Preprocessing(margin_seconds=0.0)
     _, (first, end) = pipe.analyse(wave)
     _, (a, b) = librosa.effects.trim(wave, top_db=30, frame_length=512, hop_length=256)
     hop = pipe.features.hop_length
@@ -66,7 +66,7 @@ def test_random_window_stays_on_the_voice():
 
 def test_clip_classifier_equals_batched_engine():
     torch.manual_seed(0)
-    pipe = Pipeline()
+    pipe = Preprocessing()
     clf = ClipClassifier(resnet18(width=8), pipe).eval()
     rng = np.random.default_rng(0)
     waves = [audio.load(SPEECH / "Actor_02" / "03-01-06-02-01-01-02.flac"),

@@ -24,8 +24,9 @@ from .labels import EMOTIONS
 
 
 @dataclass(frozen=True)
-class Pipeline:
-    """Preprocessing settings stored with every model.
+class Preprocessing:
+    """The preprocessing settings: stored with every model (``preprocessing`` in its
+    ``config.json``) and a section of a run's config (``preprocessing:``).
 
     Parameters
     ----------
@@ -63,7 +64,7 @@ class Pipeline:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Pipeline":
+    def from_dict(cls, d: dict) -> "Preprocessing":
         d = dict(d)
         feats = FeatureConfig.from_dict(d.pop("features", {}))
         names = {f.name for f in dataclasses.fields(cls)} - {"features"}
@@ -168,7 +169,7 @@ class ClipWindows(NamedTuple):
     end: torch.Tensor      # ... and one past the last
 
 
-def clip_windows(db: torch.Tensor, first, end, pipeline: Pipeline) -> ClipWindows:
+def clip_windows(db: torch.Tensor, first, end, pipeline: Preprocessing) -> ClipWindows:
     """The prediction windows of one clip's dB image with voiced frames ``[first, end)``:
     planning, padding and gathering, the one copy of them."""
     first, end = torch.as_tensor(first), torch.as_tensor(end)
@@ -204,7 +205,7 @@ class ClipClassifier(nn.Module):
     :func:`predict_clips` is its batched form, for many clips at once.
     """
 
-    def __init__(self, model: nn.Module, pipeline: Pipeline, temperature: float = 1.0,
+    def __init__(self, model: nn.Module, pipeline: Preprocessing, temperature: float = 1.0,
                  labels: tuple[str, ...] = EMOTIONS) -> None:
         super().__init__()
         self.extractor = pipeline.extractor()

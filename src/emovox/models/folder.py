@@ -30,7 +30,7 @@ from ..labels import EMOTIONS
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..pipeline import Pipeline
+    from ..pipeline import Preprocessing
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -120,7 +120,7 @@ class ModelBundle:
     """A network with everything needed to reproduce its predictions."""
 
     model: nn.Module
-    pipeline: Pipeline
+    pipeline: Preprocessing
     labels: tuple[str, ...] = EMOTIONS
     model_name: str = "resnet18"
     model_options: dict = field(default_factory=dict)
@@ -136,7 +136,7 @@ class ModelBundle:
         }
 
 
-def new_bundle(pipeline: Pipeline, model_name: str = "resnet18", labels=EMOTIONS, **options) -> ModelBundle:
+def new_bundle(pipeline: Preprocessing, model_name: str = "resnet18", labels=EMOTIONS, **options) -> ModelBundle:
     """A freshly initialised network for ``pipeline``'s feature images."""
     from .registry import build_model
 
@@ -165,7 +165,7 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     """Read a model folder written by :func:`save_bundle` (weights returned as float32)."""
     from safetensors.torch import load_file
 
-    from ..pipeline import Pipeline
+    from ..pipeline import Preprocessing
     from .registry import build_model
 
     import torch
@@ -176,7 +176,7 @@ def load_bundle(folder: str | Path) -> ModelBundle:
         if not p.is_file():
             raise FileNotFoundError(f"{folder} is not an emovox model folder: {p.name} is missing")
     cfg = read_config(folder)
-    labels, name, model_cfg, pipeline = _check_config(cfg, cfg_path, Pipeline)
+    labels, name, model_cfg, pipeline = _check_config(cfg, cfg_path, Preprocessing)
     shapes = _safetensors_shapes(weights)
     try:
         with torch.device("meta"):  # names and shapes only: nothing is allocated
@@ -199,7 +199,7 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     return ModelBundle(model, pipeline, labels, name, model_cfg, extra)
 
 
-def _check_config(cfg: dict, where: Path, Pipeline):
+def _check_config(cfg: dict, where: Path, Preprocessing):
     """``(labels, model name, model options, pipeline)`` of a model config, or ModelFolderError."""
     if cfg.get("format", MODEL_FORMAT) != MODEL_FORMAT:
         raise ModelFolderError(f"{where}: format {cfg.get('format')!r}, expected {MODEL_FORMAT!r}")
@@ -243,7 +243,7 @@ def _check_config(cfg: dict, where: Path, Pipeline):
     if isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp) or temp <= 0:
         raise ModelFolderError(f"{where}: 'calibration' must be an object with a positive 'temperature'")
     try:
-        pipeline = Pipeline.from_dict(pre)
+        pipeline = Preprocessing.from_dict(pre)
     except (TypeError, ValueError) as err:
         raise ModelFolderError(f"{where}: bad preprocessing settings ({err})") from None
     return tuple(labels), name, model_cfg, pipeline

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..features import FeatureExtractor, Stats
-from ..pipeline import Pipeline, random_window
+from ..pipeline import Preprocessing, random_window
 from .data import FeatureSet
 
 
@@ -72,7 +72,7 @@ class BatchMaker:
     balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
     """
 
-    def __init__(self, fs: FeatureSet, pipeline: Pipeline, batch_size: int, seed: int, *, augment=None,
+    def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
                  balance: str = "none") -> None:
         if wave_augment is not None and waves is None:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import audio
 from ..corpora import Utterance, default_root, open_corpus
 from ..labels import EMOTIONS, index_of
-from ..pipeline import Pipeline
+from ..pipeline import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def load_dataset(cfg: dict, *, progress: bool = True):
     ``data.corpus`` is a name or a list of ``NAME`` / ``NAME=DIR``; ``data.root`` is the folder of a
     single named corpus; ``data.labels`` picks the model's emotions (:data:`LABEL_SETS`).
     """
-    corpus, pipeline, cache_dir = cfg["data"]["corpus"], Pipeline.from_dict(cfg["preprocessing"]), cfg["data"]["cache_dir"]
+    corpus, pipeline, cache_dir = cfg["data"]["corpus"], Preprocessing.from_dict(cfg["preprocessing"]), cfg["data"]["cache_dir"]
     if isinstance(corpus, str):
         utts = open_corpus(corpus, cfg["data"]["root"]).utterances()
         data = build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
@@ -137,7 +137,7 @@ def _stamp(utt: Utterance) -> str:
 CACHE_VERSION = 2
 
 
-def cache_key(utts: list[Utterance], pipeline: Pipeline) -> str:
+def cache_key(utts: list[Utterance], pipeline: Preprocessing) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}-{pipeline.key()}".encode())
     for u in utts:
         h.update(_stamp(u).encode())
@@ -146,7 +146,7 @@ def cache_key(utts: list[Utterance], pipeline: Pipeline) -> str:
 
 def build_features(
     utts: list[Utterance],
-    pipeline: Pipeline,
+    pipeline: Preprocessing,
     *,
     labels: tuple[str, ...] = EMOTIONS,
     cache_dir: str | Path | None = None,

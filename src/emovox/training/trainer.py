@@ -33,7 +33,7 @@ from ..pipeline import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
-from ..pipeline import ClipClassifier, Pipeline
+from ..pipeline import ClipClassifier, Preprocessing
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
 from .metrics import confusion, scores
@@ -55,8 +55,8 @@ def bf16_available() -> bool:
     return False
 
 
-def pipeline_from(cfg: dict) -> Pipeline:
-    return Pipeline.from_dict(cfg["preprocessing"])
+def pipeline_from(cfg: dict) -> Preprocessing:
+    return Preprocessing.from_dict(cfg["preprocessing"])
 
 
 def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
