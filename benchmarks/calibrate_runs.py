@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from emovox.calibration import held_out_calibration
+from emovox.config import load_config
 from emovox.models.folder import load_bundle, save_bundle
 from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
@@ -25,10 +25,10 @@ from emovox.training.trainer import calibrate_on
 
 
 def calibrate_run(run: Path) -> None:
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = load_config(run / "config.yaml")
     data = load_dataset(cfg, progress=False)
-    folds = make_folds("emobox", data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
-                       seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    folds = make_folds("emobox", data.utterances, n_val_speakers=cfg.training.val_speakers,
+                       seed=cfg.seed, test_corpora=cfg.data.test_corpora)
     for fold in folds:
         best, done = run / fold.name / "best", run / fold.name / "test.json"
         if not best.is_dir() or not done.is_file():

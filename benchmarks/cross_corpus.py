@@ -65,15 +65,15 @@ def main(argv=None) -> int:
         members, cfg, train = load_members(args.model), None, None
     else:
         cfg = load_config(args.config, args.overrides)
-        torch.set_num_threads(cfg["threads"])
+        torch.set_num_threads(cfg.threads)
         train = args.train or ["ravdess"]
         run = ROOT / "runs" / "bench" / "cross" / args.name
         cross_corpus(cfg, train, args.test, run)
         members = load_members(run / "train" / "best")
-    res = evaluate_model(members, args.test, cfg["data"]["cache_dir"] if cfg else None)
+    res = evaluate_model(members, args.test, cfg.data.cache_dir if cfg else None)
     doc = {"name": args.name, "protocol": "cross-corpus (development: SAVEE)", "train": train, "test": args.test,
-           "model": args.model, "config": cfg, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
-           "machine": machine(), "seed": cfg["seed"] if cfg else None,
+           "model": args.model, "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
+           "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

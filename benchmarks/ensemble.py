@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from emovox.calibration import ensemble_probabilities, expected_calibration_error, fit_temperature
+from emovox.config import load_config
 from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier, window_logits
@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def member_logits(run: Path, protocol: str = "emobox") -> dict[str, dict]:
     """fold name → {"val"|"test": (keys, labels, (window logits, weights, owner))} for one run."""
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = load_config(run / "config.yaml")
     data = load_dataset(cfg, progress=False)
-    folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
-                       seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    folds = make_folds(protocol, data.utterances, n_val_speakers=cfg.training.val_speakers,
+                       seed=cfg.seed, test_corpora=cfg.data.test_corpora)
     out = {}
     for fold in folds:
         best = run / fold.name / "best"

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from emovox import Recognizer
+from emovox.config import load_config
 from emovox.corpora import open_corpus
 from emovox.inference.export import export_onnx
 from emovox.labels import index_of
@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(folder: Path) -> dict:
-    cfg = yaml.safe_load((folder / "config.yaml").read_text())
-    utts = open_corpus(cfg["data"]["corpus"], cfg["data"]["root"]).utterances()
-    folds = make_folds("emobox", utts, n_val_speakers=cfg["training"]["val_speakers"], seed=cfg["seed"],
-                       test_corpora=cfg["data"]["test_corpora"])
+    cfg = load_config(folder / "config.yaml")
+    utts = open_corpus(cfg.data.corpus, cfg.data.root).utterances()
+    folds = make_folds("emobox", utts, n_val_speakers=cfg.training.val_speakers, seed=cfg.seed,
+                       test_corpora=cfg.data.test_corpora)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fold in folds:

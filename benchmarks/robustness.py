@@ -115,14 +115,13 @@ def main(argv=None) -> int:
         doc["ravdess_folds"] = {"protocol": "EmoBox 6 folds, actor-disjoint; each fold's model on its test actors",
                                 "model_runs": args.folds, **table(total)}
     if args.heldout:
-        import yaml
-
+        from emovox.config import load_config
         from emovox.splits import no_test_fold
 
         run_dir = Path(args.heldout)
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        cfg = load_config(run_dir / "config.yaml")
         utts = open_corpus("ravdess").utterances()
-        actors = set(no_test_fold(utts, cfg["training"]["val_speakers"], cfg["seed"]).val_speakers)
+        actors = set(no_test_fold(utts, cfg.training.val_speakers, cfg.seed).val_speakers)
         bundle = load_bundle(run_dir / "train" / "best")
         print(f"RAVDESS held-out actors {sorted(actors)}", flush=True)
         counts = run(bundle, [u for u in utts if u.speaker in actors][::args.limit],

@@ -140,11 +140,11 @@ def bench_training() -> dict:
     from emovox.training.trainer import bf16_available, bundle_from, make_optimizer, make_step
 
     cfg = load_config(ROOT / "configs" / "resnet18-mel.yaml")
-    torch.set_num_threads(cfg["threads"])
+    torch.set_num_threads(cfg.threads)
     pipe = bundle_from(cfg).pipeline
     windows = torch.randn(32, pipe.features.bins, pipe.clip_frames)
     y = torch.randint(0, 8, (32,))
-    res = {"threads": cfg["threads"], "batch": 32, "input": [1, pipe.features.bins, pipe.clip_frames],
+    res = {"threads": cfg.threads, "batch": 32, "input": [1, pipe.features.bins, pipe.clip_frames],
            "bf16_native": bf16_available()}
     variants = [("fp32", False, False, False, 32), ("fp32_channels_last", True, False, False, 32),
                 ("bf16_channels_last", True, True, False, 32), ("bf16_channels_last_compiled", True, True, True, 32),
@@ -153,17 +153,17 @@ def bench_training() -> dict:
         if bf16 and not res["bf16_native"]:
             continue  # emulated bf16 is slow: the trainer falls back to fp32 on such CPUs
         torch.manual_seed(0)
-        model = bundle_from({**cfg, "model": {**cfg["model"], "width": width}}).model
+        model = bundle_from(cfg.override(f"model.width={width}")).model
         if cl:
             model = model.to(memory_format=torch.channels_last)
         if compiled:
             t0 = time.perf_counter()
             model = torch.compile(model)
-            step = make_step(pipe.extractor(), bf16, cfg["training"]["label_smoothing"], cl)
-            step(model, make_optimizer(cfg["training"])(model), (windows, y))
+            step = make_step(pipe.extractor(), bf16, cfg.training.label_smoothing, cl)
+            step(model, make_optimizer(cfg.training)(model), (windows, y))
             res["compile_s"] = time.perf_counter() - t0
-        opt = make_optimizer(cfg["training"])(model)
-        step = make_step(pipe.extractor(), bf16, cfg["training"]["label_smoothing"], cl)
+        opt = make_optimizer(cfg.training)(model)
+        step = make_step(pipe.extractor(), bf16, cfg.training.label_smoothing, cl)
         step(model, opt, (windows, y))
         t = best_of(lambda: step(model, opt, (windows, y)), 5)
         res[name] = {"clips_per_s": 32 / t, "epoch_s_1200_clips": 1200 / 32 * t}

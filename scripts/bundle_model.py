@@ -19,15 +19,12 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 from pathlib import Path
 
-import yaml
-
-from emovox.cli import main as cli
+from emovox.config import load_config
 from emovox.inference.export import export_onnx
-from emovox.models.folder import (CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, is_ensemble, load_bundle, save_bundle,
-                                  save_ensemble)
+from emovox.models.folder import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, is_ensemble, save_ensemble
+from emovox.training.evaluate import train_on_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "emovox" / "assets" / "model"
@@ -39,13 +36,8 @@ def fold_temperatures(run: Path) -> list[float]:
 
 
 def train_member(name: str, eval_run: Path, out: Path, resume: bool):
-    cfg_path = eval_run / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    code = cli(["train", "--config", str(cfg_path), "--set", "training.val_speakers=0", "--out", str(out)]
-               + (["--resume"] if resume else []))
-    if code:
-        sys.exit(code)
-    bundle = load_bundle(out / "best")
+    cfg = load_config(eval_run / "config.yaml", ["training.val_speakers=0"])  # every actor trains
+    bundle = train_on_fold(cfg, out, resume=resume).best
     temps = fold_temperatures(eval_run)
     if not temps:
         raise SystemExit(f"{eval_run} has no calibrated folds; evaluate the config again with this emovox")
@@ -60,7 +52,7 @@ def train_member(name: str, eval_run: Path, out: Path, resume: bool):
                                        "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
                                        "evaluated_as": str(eval_run.relative_to(ROOT) if eval_run.is_absolute() else eval_run),
                                        "emobox": {k: results[k] for k in ("wa", "wa_std", "ua", "ua_std")}})
-    print(f"{name}: {cfg['name']}, T = {bundle.extra['calibration']['temperature']}")
+    print(f"{name}: {cfg.name}, T = {bundle.extra['calibration']['temperature']}")
     return bundle
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -42,9 +44,9 @@ def test_compose_applies_in_order_and_config_switches_on():
             return x + 1
 
     assert Compose([Tag("a"), Tag("b")])(torch.zeros(1), None).item() == 2 and calls == ["a", "b"]
-    assert from_config(load_config()["augment"]) is None  # off by default
+    assert from_config(asdict(load_config().augment)) is None  # off by default
     cfg = load_config(None, ["augment.spec_augment={freq_masks: 1, time_width: 10}"])
-    (aug,) = from_config(cfg["augment"]).augmentations
+    (aug,) = from_config(asdict(cfg.augment)).augmentations
     assert isinstance(aug, SpecAugment) and aug.freq_masks == 1 and aug.time_width == 10
     with pytest.raises(ValueError, match="unknown config key"):
         load_config(None, ["augment.noise=1"])
@@ -69,12 +71,12 @@ def test_mixup_from_config_and_a_training_step(tiny_config, tmp_path):
     from emovox.training.data import load_dataset
     from emovox.training.trainer import train
 
-    assert mixup_from_config(load_config()["augment"]) is None
-    cfg = load_config(None, [f"data.root={tiny_config['data']['root']}", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+    assert mixup_from_config(asdict(load_config().augment)) is None
+    cfg = load_config(None, [f"data.root={tiny_config.data.root}", f"data.cache_dir={tiny_config.data.cache_dir}",
                              "model.width=8", "training.epochs=2", "training.batch_size=8", "training.max_lr=0.003",
                              "augment.mixup={alpha: 0.4}"])
-    assert isinstance(mixup_from_config(cfg["augment"]), Mixup)
-    assert from_config(cfg["augment"]) is None  # mixup is not a window-only augmentation
+    assert isinstance(mixup_from_config(asdict(cfg.augment)), Mixup)
+    assert from_config(asdict(cfg.augment)) is None  # mixup is not a window-only augmentation
     data = load_dataset(cfg, progress=False)
     result = train(cfg, tmp_path / "run", data, None, progress=False)
     assert len(result.history) == 2 and all(np.isfinite(r["train_loss"]) for r in result.history)

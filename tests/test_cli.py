@@ -94,7 +94,7 @@ def test_demo_runs_the_bundled_model_offline(backend):
 
 def test_train_command_and_resume(tiny_ravdess, tiny_config, tmp_path, capsys):
     args = ["train", "--data", str(tiny_ravdess), "--out", str(tmp_path / "run"),
-            "--set", f"data.cache_dir={tiny_config['data']['cache_dir']}", "--set", "model.width=8",
+            "--set", f"data.cache_dir={tiny_config.data.cache_dir}", "--set", "model.width=8",
             "--set", "training.epochs=1", "--set", "training.batch_size=8", "--set", "training.val_speakers=1",
             "--set", "training.max_lr=0.003"]
     assert main(args) == 0

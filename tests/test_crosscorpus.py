@@ -17,7 +17,7 @@ from emovox.training.batches import BatchMaker, speaker_stats
 from emovox.training.crosscorpus import score_ways
 from emovox.training.data import load_waves, model_labels
 from emovox.training.data import load_dataset
-from emovox.training.trainer import class_weights, pipeline_from
+from emovox.training.trainer import class_weights
 
 SAVEE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "savee"
 WAVE = {"speed": {"p": 0.5}, "noise": {"p": 0.5}, "band": {"p": 0.3}, "gain": {}, "clipping": {"p": 0.3}}
@@ -48,8 +48,8 @@ def test_model_label_sets():
 
 def test_batches_are_deterministic_on_both_paths(tiny_config):
     data = load_dataset(tiny_config, progress=False)
-    pipe = pipeline_from(tiny_config)
-    waves = load_waves(data.utterances, pipe.sample_rate, cache_dir=tiny_config["data"]["cache_dir"], progress=False)
+    pipe = tiny_config.preprocessing
+    waves = load_waves(data.utterances, pipe.sample_rate, cache_dir=tiny_config.data.cache_dir, progress=False)
     from emovox.augment import chain_from_config
 
     for kwargs in ({}, {"waves": waves, "wave_augment": chain_from_config(WAVE)}):
@@ -63,10 +63,10 @@ def test_batches_are_deterministic_on_both_paths(tiny_config):
 
 
 def test_speaker_references_replace_the_clips_own(tiny_config):
-    cfg = load_config(None, [f"data.root={tiny_config['data']['root']}", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+    cfg = load_config(None, [f"data.root={tiny_config.data.root}", f"data.cache_dir={tiny_config.data.cache_dir}",
                              "preprocessing.features.normalize=bins"])
     data = load_dataset(cfg, progress=False)
-    pipe = pipeline_from(cfg)
+    pipe = cfg.preprocessing
     refs = speaker_stats(data)
     assert set(refs) == {"ravdess-speech:01", "ravdess-speech:02", "ravdess-speech:03"}
     maker = BatchMaker(data, pipe, 8, seed=0, speaker_p=1.0)
@@ -85,7 +85,7 @@ def test_balance_by_sampling_and_by_loss_weights(tiny_config):
     assert class_weights(skewed, "none", 8) is None
     with pytest.raises(ValueError, match="training.balance"):
         class_weights(skewed, "oversample", 8)
-    maker = BatchMaker(skewed, pipeline_from(tiny_config), 4, seed=0, balance="sampler")
+    maker = BatchMaker(skewed, tiny_config.preprocessing, 4, seed=0, balance="sampler")
     drawn = np.bincount(np.concatenate([b.y.numpy() for e in range(30) for b in maker.epoch(e)]), minlength=8)
     assert drawn[0] / drawn.sum() > 1.5 * counts[0] / counts.sum()
 
@@ -123,8 +123,8 @@ def test_cross_corpus_cli_end_to_end(tiny_config, tiny_savee, tmp_path):
     lst = tmp_path / "four.csv"
     lst.write_text("file,label,speaker\n" + "".join(f"AudioData/{s}/{c}01.flac,x,{s}\n" for s in ("DC", "KL") for c in ("a", "h", "n", "sa")))
     out = tmp_path / "x"
-    args = ["evaluate", "--train", f"ravdess={tiny_config['data']['root']}", "--test", f"savee={tiny_savee}",
-            "--test-list", str(lst), "--out", str(out), "--set", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+    args = ["evaluate", "--train", f"ravdess={tiny_config.data.root}", "--test", f"savee={tiny_savee}",
+            "--test-list", str(lst), "--out", str(out), "--set", f"data.cache_dir={tiny_config.data.cache_dir}",
             "--set", "model.width=8", "--set", "training.epochs=1", "--set", "training.batch_size=8",
             "--set", "training.val_speakers=1", "--set", "training.max_lr=0.003",
             "--set", "preprocessing.features.normalize=bins", "--set", "training.speaker_p=0.5",
@@ -148,8 +148,8 @@ def test_train_on_two_corpora_with_the_intersection_of_their_labels(tiny_config,
     from emovox.models.folder import load_bundle
 
     out = tmp_path / "two"
-    assert main(["train", "--corpus", f"ravdess={tiny_config['data']['root']}", "--corpus", f"savee={tiny_savee}",
-                 "--out", str(out), "--set", f"data.cache_dir={tiny_config['data']['cache_dir']}",
+    assert main(["train", "--corpus", f"ravdess={tiny_config.data.root}", "--corpus", f"savee={tiny_savee}",
+                 "--out", str(out), "--set", f"data.cache_dir={tiny_config.data.cache_dir}",
                  "--set", "data.labels=intersection", "--set", "training.balance=loss", "--set", "model.width=8",
                  "--set", "training.epochs=1", "--set", "training.batch_size=8", "--set", "training.val_speakers=1",
                  "--set", "training.max_lr=0.003"]) == 0

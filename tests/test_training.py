@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -90,7 +91,7 @@ def test_lr_find_bounds_set_the_one_cycle_of_runs_on_the_same_fold_only(tmp_path
 
 @pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(tiny_config, tmp_path):
-    cfg = {**tiny_config, "training": {**tiny_config["training"], "max_lr": "auto", "epochs": 2}}
+    cfg = tiny_config.override("training.max_lr=auto", "training.epochs=2")
     data = load_dataset(cfg, progress=False)
     tr, va = split(data)
 
@@ -105,15 +106,14 @@ def test_auto_lr_run_writes_its_range_test_and_resumes_with_the_same_schedule(ti
     schedule = json.loads((result.run_dir / "best" / "config.json").read_text())["provenance"]["schedule"]
     assert schedule["max_lr"] == pytest.approx(bounds["upper"])
     with pytest.raises(ValueError, match="another config"):
-        other = {**cfg, "training": {**cfg["training"], "epochs": 3}}
+        other = cfg.override("training.epochs=3")
         train(other, tmp_path / "auto", tr, va, resume=True, progress=False)
 
 
 @pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
 def test_loso_protocol_writes_results(tiny_config, tmp_path):
-    cfg = load_config(None, [])
-    cfg.update({k: tiny_config[k] for k in ("data", "model", "training", "lr_find")})
-    cfg["training"] = {**cfg["training"], "epochs": 1}
+    cfg = replace(load_config(None, []), **{k: getattr(tiny_config, k) for k in ("data", "model", "training", "lr_find")})
+    cfg = cfg.override("training.epochs=1")
     res = evaluate(cfg, "loso", tmp_path / "eval", folds=["01"], progress=False)
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert saved["protocol"] == "loso" and saved["features"] == "mel"
@@ -142,7 +142,7 @@ def test_scores_known_values():
 def test_config_overrides_and_unknown_keys():
     assert parse_override("training.epochs=5") == {"training": {"epochs": 5}}
     cfg = load_config(None, ["training.epochs=5", "preprocessing.features.kind=mfcc"])
-    assert cfg["training"]["epochs"] == 5 and cfg["preprocessing"]["features"]["kind"] == "mfcc"
+    assert cfg.training.epochs == 5 and cfg.preprocessing.features.kind == "mfcc"
     with pytest.raises(ValueError, match="unknown config key"):
         load_config(None, ["training.epoch=5"])
     with pytest.raises(ValueError, match="kind"):

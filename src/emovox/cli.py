@@ -246,70 +246,40 @@ def cmd_serve(args) -> int:
                  cors_origins=args.cors_origin, **opts)
 
 
-def _config(args) -> dict:
+def _config(args):
     from .config import load_config
 
-    overrides = list(args.set or [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, list(args.set or []))
+    data = {}
     if getattr(args, "data", None):
-        cfg["data"]["root"] = args.data
+        data["root"] = args.data
     if getattr(args, "corpus", None):
-        cfg["data"]["corpus"] = args.corpus[0] if len(args.corpus) == 1 and "=" not in args.corpus[0] else list(args.corpus)
-    return cfg
-
-
-def _fold(cfg: dict, data, spec: str | None):
-    """``--fold emobox:3`` → that fold (:func:`~emovox.splits.fold_from_spec`), its held-out actors named."""
-    from .splits import fold_from_spec
-
-    fold = fold_from_spec(spec, data.utterances, n_val_speakers=cfg["training"]["val_speakers"], seed=cfg["seed"],
-                          test_corpora=cfg["data"]["test_corpora"])
-    if spec:
-        print(f"fold {fold.name}: test actors {' '.join(fold.test_speakers)} held out (not used)")
-    return fold
+        data["corpus"] = args.corpus[0] if len(args.corpus) == 1 and "=" not in args.corpus[0] else list(args.corpus)
+    return cfg.merged({"data": data}) if data else cfg
 
 
 def cmd_train(args) -> int:
-    from .safeio import FileLock
+    from .training.evaluate import train_on_fold
 
-    cfg = _config(args)
-    with FileLock(args.out, inside=True):  # one process per run folder: a second is refused, naming the first
-        return _train(cfg, args)
-
-
-def _train(cfg: dict, args) -> int:
-    from .training.data import load_dataset
-    from .training.trainer import train
-
-    if args.lr_from:
-        from .training.schedule import read_bounds
-
-        cfg["training"]["max_lr"], cfg["training"]["div_factor"] = read_bounds(args.lr_from, args.fold)
-    _threads_from(cfg)
-    data = load_dataset(cfg)
-    fold = _fold(cfg, data, args.fold)
-    print(f"training on {len(fold.train)} clips, validating on {len(fold.val)}")
-    result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
-                   resume=args.resume, provenance={"fold": args.fold or "all"})
+    result = train_on_fold(_config(args), args.out, args.fold, lr_from=args.lr_from, resume=args.resume)
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
     return 0
 
 
-def _threads_from(cfg: dict) -> None:
+def _threads_from(cfg) -> None:
     import torch
 
-    torch.set_num_threads(cfg["threads"])
+    torch.set_num_threads(cfg.threads)
 
 
 def cmd_lr_find(args) -> int:
-    from .training.data import load_dataset
+    from .training.evaluate import fold_data
     from .training.trainer import find_lr
 
     cfg = _config(args)
     _threads_from(cfg)
-    data = load_dataset(cfg)
-    fold = _fold(cfg, data, args.fold)
+    data, fold = fold_data(cfg, args.fold)
     rt = find_lr(cfg, data.subset(fold.train))
     saved = rt.save(args.out, fold=args.fold or "all")
     print(f"suggested one-cycle bounds: lower {rt.lower:.2e}, upper (max_lr) {rt.upper:.2e}")
@@ -327,11 +297,12 @@ def cmd_evaluate(args) -> int:
         return _evaluate(cfg, args)
 
 
-def _evaluate(cfg: dict, args) -> int:
+def _evaluate(cfg, args) -> int:
     if args.test or args.protocol == "loco":
         from .training import crosscorpus
 
-        train = args.train or ([cfg["data"]["corpus"]] if isinstance(cfg["data"]["corpus"], str) else cfg["data"]["corpus"])
+        corpus = cfg.data.corpus
+        train = args.train or ([corpus] if isinstance(corpus, str) else list(corpus))
         if args.protocol == "loco":
             results = crosscorpus.leave_one_corpus_out(cfg, train + (args.test or []), args.out)
         else:

@@ -1,65 +1,157 @@
-"""Run configurations: YAML recipes merged over defaults, with ``a.b=value`` overrides.
+"""Run configurations: typed sections, read from YAML recipes with ``a.b=value`` overrides.
 
-Every hyper-parameter lives here or in ``configs/*.yaml``; nothing is hard-coded in the loop.
+Every hyper-parameter has its one default here (the preprocessing's in
+:class:`~emovox.pipeline.Preprocessing`) or is set in ``configs/*.yaml``; nothing is hard-coded
+in the loop. A run folder keeps the resolved configuration as ``config.yaml``: the nested mapping
+of :meth:`RunConfig.to_dict`, the same sections and keys a run folder has always held.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from .features import FeatureConfig
-
-DEFAULTS: dict = {
-    "name": "resnet18-mel",
-    "seed": 0,
-    "threads": 2,
-    # corpus: a name or a list of NAME / NAME=DIR; labels: all (emovox's 8) | union | intersection
-    "data": {"corpus": "ravdess", "root": None, "test_corpora": None, "cache_dir": None, "labels": "all"},
-    "preprocessing": {"features": FeatureConfig().to_dict(), "trim_db": 30.0, "clip_seconds": 2.5,
-                      "margin_seconds": 0.05},
-    "model": {"name": "resnet18", "width": 32, "dropout": 0.2, "pretrained": None},
-    "training": {
-        "epochs": 40,
-        "batch_size": 32,
-        "max_lr": 3.0e-3,        # a number, or "auto": run the LR range test first and use its bounds
-        "div_factor": 25.0,      # one-cycle starts at max_lr / div_factor
-        "final_div_factor": 1.0e4,
-        "pct_start": 0.3,
-        "weight_decay": 0.05,
-        "label_smoothing": 0.1,
-        "bf16": True,            # bf16 autocast on CPUs that support it; fp32 otherwise
-        "channels_last": True,
-        "val_speakers": 4,       # validation actors drawn from the training actors (0: none)
-        "select_on": "val_ua",   # model selection metric on the validation actors
-        "balance": "none",       # none | sampler (classes drawn equally often) | loss (inverse-frequency weights)
-        "speaker_p": 0.0,        # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
-    },
-    "lr_find": {"start_lr": 1.0e-6, "end_lr": 1.0, "steps": 100},
-    # training-time augmentation; null = off (see emovox.augment): of the feature windows
-    # (spec_augment, mixup) and of the waveforms (wave: {speed, reverb, noise, codec, ...})
-    "augment": {"spec_augment": None, "mixup": None, "wave": None},
-}
+from .pipeline import Preprocessing
 
 
-def _merge(base: dict, update: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
+@dataclass(frozen=True)
+class DataConfig:
+    """The training data.
+
+    ``corpus``: a corpus name, or a list of ``NAME`` / ``NAME=DIR`` trained on together;
+    ``root``: the folder of a single named corpus (default: its usual place);
+    ``test_corpora``: the corpora validated and tested on (default: all of them);
+    ``cache_dir``: the feature cache (default ``$EMOVOX_CACHE`` or ``~/.cache/emovox/features``);
+    ``labels``: the model's emotions, ``all`` (emovox's 8), ``union`` or ``intersection`` of the
+    corpora's.
+    """
+
+    corpus: str | list = "ravdess"
+    root: str | None = None
+    test_corpora: str | list | None = None
+    cache_dir: str | None = None
+    labels: str = "all"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: a registry ``name``, its ``width`` and ``dropout``, and ``pretrained``, a
+    torchvision ResNet18 state-dict file to start from (``None``: from scratch)."""
+
+    name: str = "resnet18"
+    width: int = 32
+    dropout: float = 0.2
+    pretrained: str | None = None
+
+    @property
+    def options(self) -> dict:
+        """The keyword arguments of the registry's builder (everything but the name and the weights)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "pretrained")}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The optimisation: AdamW under Smith's one-cycle policy, selection on validation speakers."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    max_lr: float | str = 3.0e-3   # a number, or "auto": run the LR range test first and use its bounds
+    div_factor: float = 25.0       # one-cycle starts at max_lr / div_factor
+    final_div_factor: float = 1.0e4
+    pct_start: float = 0.3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    bf16: bool = True              # bf16 autocast on CPUs that support it; fp32 otherwise
+    channels_last: bool = True
+    val_speakers: int = 4          # validation speakers drawn from the training speakers (0: none)
+    select_on: str = "val_ua"      # model selection metric on the validation speakers
+    balance: str = "none"          # none | sampler (classes drawn equally often) | loss (inverse-frequency weights)
+    speaker_p: float = 0.0         # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
+
+
+@dataclass(frozen=True)
+class LrFindConfig:
+    """Smith's LR range test: ``steps`` batches, the LR rising exponentially between the bounds."""
+
+    start_lr: float = 1.0e-6
+    end_lr: float = 1.0
+    steps: int = 100
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation, ``None`` = off (see :mod:`emovox.augment`): of the feature
+    windows (``spec_augment``, ``mixup``: their options) and of the waveforms (``wave``:
+    ``{speed: {p: ...}, reverb: ..., noise: ..., codec: ..., ...}``)."""
+
+    spec_augment: dict | None = None
+    mixup: dict | None = None
+    wave: dict | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A training run's settings: top-level ``name``, ``seed``, ``threads`` (torch threads)
+    and one section each for data, preprocessing, model, training, lr_find and augment."""
+
+    name: str = "resnet18-mel"
+    seed: int = 0
+    threads: int = 2
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    lr_find: LrFindConfig = field(default_factory=LrFindConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        """The nested mapping a run folder's ``config.yaml`` and a results file's ``config`` hold."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """The defaults updated with ``d`` (all of a config or any part of it), checked."""
+        return cls().merged(d)
+
+    def merged(self, update: dict, where: str = "") -> "RunConfig":
+        """A copy with the values of the nested mapping ``update``: a section's keys are merged
+        into it (the others keep their values); an unknown key is an error naming it."""
+        return _merge(self, update, where)
+
+    def override(self, *texts: str) -> "RunConfig":
+        """A copy with ``section.key=value`` overrides applied in order (values parsed as YAML)."""
+        cfg = self
+        for text in texts:
+            cfg = cfg.merged(parse_override(text))
+        return cfg
+
+
+def _merge(obj, update, where: str):
+    """``obj`` (a settings dataclass, or a mapping value such as ``augment.wave``) with the
+    values of ``update``, each checked; sections and mappings merge key by key."""
+    if not isinstance(update, dict):
+        raise ValueError(f"config key {where.rstrip('.')!r} must be a mapping")
+    is_settings = dataclasses.is_dataclass(obj)
+    names = {f.name for f in dataclasses.fields(obj)} if is_settings else set(obj)
+    changes = {}
     for key, value in update.items():
-        if key not in base:
+        if key not in names:
             raise ValueError(f"unknown config key {where + key!r}")
-        if isinstance(base[key], dict) and key != "features":
+        current = getattr(obj, key) if is_settings else obj[key]
+        if isinstance(current, FeatureConfig):  # its own checks name bad settings and values
             if not isinstance(value, dict):
                 raise ValueError(f"config key {where + key!r} must be a mapping")
-            out[key] = _merge(base[key], value, f"{where}{key}.")
-        elif key == "features":
-            out[key] = {**base[key], **value}
-            FeatureConfig.from_dict(out[key])  # validates names and values
+            changes[key] = FeatureConfig.from_dict({**current.to_dict(), **value})
+        elif dataclasses.is_dataclass(current) or isinstance(current, dict):
+            changes[key] = _merge(current, value, f"{where}{key}.")
         else:
-            _check_type(where + key, base[key], value)
-            out[key] = value
-    return out
+            _check_type(where + key, current, value)
+            changes[key] = value
+    return dataclasses.replace(obj, **changes) if is_settings else {**obj, **changes}
 
 
 def _check_type(name: str, default, value) -> None:
@@ -86,18 +178,27 @@ def parse_override(text: str) -> dict:
     return value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
-    """Defaults, then the YAML file, then each override, validated at every step."""
-    cfg = copy.deepcopy(DEFAULTS)
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Defaults, then the YAML file (a recipe or a run folder's ``config.yaml``), then each
+    override, checked at every step."""
+    cfg = RunConfig()
     if path is not None:
         data = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config must be a mapping of sections (see configs/*.yaml)")
-        cfg = _merge(cfg, data)
-    for text in overrides:
-        cfg = _merge(cfg, parse_override(text))
-    return cfg
+        cfg = cfg.merged(data)
+    return cfg.override(*overrides)
 
 
-def save_config(cfg: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def differs_from_saved(cfg: RunConfig, path: str | Path) -> bool:
+    """Whether the ``config.yaml`` at ``path`` holds settings other than ``cfg`` (a run is only
+    continued with the settings it started with). Compared as settings, so a key added to
+    emovox since, at its default, is no difference; a file this version cannot read is one."""
+    try:
+        return load_config(path) != cfg
+    except ValueError:
+        return True

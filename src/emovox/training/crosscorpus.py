@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import RunConfig
 from ..corpora import open_corpus
 from .data import build_features, corpus_root, load_corpora, machine, parse_spec
 from .metrics import confusion, scores
@@ -121,25 +122,24 @@ def evaluate_test_set(members, utts: list, cache_dir=None) -> dict:
     return res
 
 
-def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str | Path, *,
+def cross_corpus(cfg: RunConfig, train_specs: list[str], test_spec: str, out_dir: str | Path, *,
                  test_list: str | None = None, progress: bool = True) -> dict:
     """Train on ``train_specs`` (validation speakers drawn from them), test on ``test_spec``;
     write ``results.json`` and ``results.md`` to ``out_dir`` (a finished training is reused)."""
     from ..config import save_config
     from ..models.folder import load_bundle
     from ..splits import no_test_fold
-    from .trainer import CHECKPOINT, pipeline_from, train
+    from .trainer import CHECKPOINT, train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pipeline = pipeline_from(cfg)
-    data = load_corpora(train_specs, pipeline, cache_dir=cfg["data"]["cache_dir"], progress=progress)
+    data = load_corpora(train_specs, cfg.preprocessing, cache_dir=cfg.data.cache_dir, progress=progress)
     run_dir = out / "train"
     t0 = time.perf_counter()
     if (run_dir / "best" / "config.json").exists() and (run_dir / "report.md").exists():
         bundle = load_bundle(run_dir / "best")
     else:
-        fold = no_test_fold(data.utterances, cfg["training"]["val_speakers"], cfg["seed"])
+        fold = no_test_fold(data.utterances, cfg.training.val_speakers, cfg.seed)
         result = train(cfg, run_dir, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
                        resume=(run_dir / CHECKPOINT).exists(), progress=progress,
                        provenance={"protocol": "cross-corpus", "train": train_specs})
@@ -147,8 +147,8 @@ def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str
     save_config(cfg, out / "config.yaml")
     utts = test_utterances(test_spec, test_list)
     res = {"protocol": "cross-corpus", "train": train_specs, "test": test_spec, "test_list": test_list,
-           "config": cfg, "model_labels": list(bundle.labels),
-           **evaluate_test_set(bundle, utts, cfg["data"]["cache_dir"]),
+           "config": cfg.to_dict(), "model_labels": list(bundle.labels),
+           **evaluate_test_set(bundle, utts, cfg.data.cache_dir),
            "validation": bundle.extra.get("validation", {}), "seconds": time.perf_counter() - t0}
     res["machine"] = machine()
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -183,7 +183,7 @@ def results_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def leave_one_corpus_out(cfg: dict, specs: list[str], out_dir: str | Path, *, progress: bool = True) -> list[dict]:
+def leave_one_corpus_out(cfg: RunConfig, specs: list[str], out_dir: str | Path, *, progress: bool = True) -> list[dict]:
     """Each corpus of ``specs`` tested once, with a model trained on all the others."""
     if len(specs) < 2:
         raise ValueError("leave-one-corpus-out needs at least two corpora")

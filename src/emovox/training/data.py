@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .. import audio
+from ..config import RunConfig
 from ..corpora import Utterance, default_root, open_corpus
 from ..labels import EMOTIONS, index_of
 from ..pipeline import Preprocessing
@@ -108,19 +109,19 @@ def load_corpora(specs: list[str], pipeline, *, cache_dir=None, progress: bool =
     return build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
 
 
-def load_dataset(cfg: dict, *, progress: bool = True):
+def load_dataset(cfg: RunConfig, *, progress: bool = True) -> FeatureSet:
     """The corpora of ``cfg`` and their feature images (cached), labelled with the model's emotions.
 
     ``data.corpus`` is a name or a list of ``NAME`` / ``NAME=DIR``; ``data.root`` is the folder of a
     single named corpus; ``data.labels`` picks the model's emotions (:data:`LABEL_SETS`).
     """
-    corpus, pipeline, cache_dir = cfg["data"]["corpus"], Preprocessing.from_dict(cfg["preprocessing"]), cfg["data"]["cache_dir"]
+    corpus, cache_dir = cfg.data.corpus, cfg.data.cache_dir
     if isinstance(corpus, str):
-        utts = open_corpus(corpus, cfg["data"]["root"]).utterances()
-        data = build_features(utts, pipeline, cache_dir=cache_dir, progress=progress)
+        utts = open_corpus(corpus, cfg.data.root).utterances()
+        data = build_features(utts, cfg.preprocessing, cache_dir=cache_dir, progress=progress)
     else:
-        data = load_corpora(list(corpus), pipeline, cache_dir=cache_dir, progress=progress)
-    names = model_labels(data.utterances, cfg["data"]["labels"])
+        data = load_corpora(list(corpus), cfg.preprocessing, cache_dir=cache_dir, progress=progress)
+    names = model_labels(data.utterances, cfg.data.labels)
     return data if names == data.label_names else data.with_labels(names)
 
 

@@ -1,4 +1,5 @@
-"""Protocols: train on each fold's training actors, select on its validation actors, test once.
+"""Protocols: train on each fold's training actors, select on its validation actors, test once
+(:func:`evaluate`), or train one run on one fold (:func:`train_on_fold`).
 
 ``emobox`` (the 6 actor-disjoint RAVDESS folds), ``loso`` (leave one actor out) and
 ``random`` (the seed's random 80/20 file split — labelled as such, never mixed with the others).
@@ -13,16 +14,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+import torch
 
-from ..config import save_config
+from ..config import RunConfig, differs_from_saved, save_config
 from ..calibration import clip_probabilities, held_out_calibration
 from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
-from ..splits import make_folds, select_folds
-from .data import load_dataset, machine
+from ..splits import Fold, fold_from_spec, make_folds, select_folds
+from .data import FeatureSet, load_dataset, machine
 from .metrics import confusion, fold_means, scores
-from .trainer import CHECKPOINT, train
+from .schedule import read_bounds
+from .trainer import CHECKPOINT, TrainResult, train
 
 PROTOCOL_NOTES = {
     "emobox": "actor-disjoint: EmoBox 6 folds of RAVDESS test actors; validation actors from the training actors",
@@ -31,7 +33,38 @@ PROTOCOL_NOTES = {
 }
 
 
-def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
+def fold_data(cfg: RunConfig, fold: str | None = None, *, progress: bool = True) -> tuple[FeatureSet, Fold]:
+    """The dataset of ``cfg`` and its fold ``fold`` (``"emobox:3"``, see
+    :func:`~emovox.splits.fold_from_spec`; ``None``: all speakers but the validation ones)."""
+    data = load_dataset(cfg, progress=progress)
+    chosen = fold_from_spec(fold, data.utterances, n_val_speakers=cfg.training.val_speakers, seed=cfg.seed,
+                            test_corpora=cfg.data.test_corpora)
+    if fold and progress:
+        print(f"fold {chosen.name}: test actors {' '.join(chosen.test_speakers)} held out (not used)")
+    return data, chosen
+
+
+def train_on_fold(cfg: RunConfig, out_dir: str | Path, fold: str | None = None, *, lr_from: str | Path | None = None,
+                  resume: bool = False, progress: bool = True) -> TrainResult:
+    """One training run in ``out_dir`` on the training speakers of ``fold`` (``None``: all but
+    the validation ones, as for a final model), its test speakers never seen. ``lr_from``: an
+    ``lr_find.json`` measured on the same fold, whose bounds set the one-cycle schedule.
+    One process at a time writes a run folder (a second is refused, naming the first)."""
+    from ..safeio import FileLock
+
+    with FileLock(out_dir, inside=True):
+        if lr_from:
+            max_lr, div_factor = read_bounds(lr_from, fold)
+            cfg = cfg.merged({"training": {"max_lr": max_lr, "div_factor": div_factor}})
+        torch.set_num_threads(cfg.threads)
+        data, chosen = fold_data(cfg, fold, progress=progress)
+        if progress:
+            print(f"training on {len(chosen.train)} clips, validating on {len(chosen.val)}")
+        return train(cfg, out_dir, data.subset(chosen.train), data.subset(chosen.val) if chosen.val else None,
+                     resume=resume, progress=progress, provenance={"fold": fold or "all"})
+
+
+def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
              progress: bool = True) -> dict:
     """Run ``protocol`` and write ``results.json``, ``results.md`` and ``confusion.png`` to ``out_dir``."""
     from ..plots import plot_confusion
@@ -39,14 +72,14 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.yaml"
-    if saved.exists() and yaml.safe_load(saved.read_text()) != cfg:
+    if saved.exists() and differs_from_saved(cfg, saved):
         raise ValueError(f"{out} holds an evaluation with another config; use a new --out folder")
     save_config(cfg, saved)
     data = load_dataset(cfg, progress=progress)
     for utt, why in data.failed:
         print(f"warning: skipped {utt.path}: {why}")
-    all_folds = make_folds(protocol, data.utterances, n_val_speakers=cfg["training"]["val_speakers"],
-                           seed=cfg["seed"], test_corpora=cfg["data"]["test_corpora"])
+    all_folds = make_folds(protocol, data.utterances, n_val_speakers=cfg.training.val_speakers,
+                           seed=cfg.seed, test_corpora=cfg.data.test_corpora)
     empty = [f.name for f in all_folds if not f.test]
     if empty:  # e.g. a partial copy of the corpus: those folds' test actors are missing
         print(f"note: no test clips for {', '.join(empty)}; those folds are left out")
@@ -97,9 +130,10 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
     return results
 
 
-def summarize(cfg: dict, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
+def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
+    settings = cfg.to_dict()
     res = {"protocol": protocol, "protocol_note": PROTOCOL_NOTES[protocol],
-           "features": cfg["preprocessing"]["features"]["kind"], "model": cfg["model"], "config": cfg,
+           "features": cfg.preprocessing.features.kind, "model": settings["model"], "config": settings,
            "machine": machine(), "folds": [{k: v for k, v in r.items() if k != "confusion"} for r in rows],
            "confusion": total.tolist(), "labels": list(labels)}
     res.update(fold_means(rows, ("wa", "ua", "f1", "train_seconds")))

@@ -14,6 +14,7 @@ A run is a folder::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -27,13 +28,13 @@ from tqdm.auto import tqdm
 
 from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
-from ..config import save_config
+from ..config import RunConfig, TrainingConfig, differs_from_saved, save_config
 from ..features import FeatureExtractor
 from ..pipeline import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
-from ..pipeline import ClipClassifier, Preprocessing
+from ..pipeline import ClipClassifier
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
 from .metrics import confusion, scores
@@ -55,16 +56,11 @@ def bf16_available() -> bool:
     return False
 
 
-def pipeline_from(cfg: dict) -> Preprocessing:
-    return Preprocessing.from_dict(cfg["preprocessing"])
-
-
-def bundle_from(cfg: dict, labels=EMOTIONS) -> ModelBundle:
+def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
     """A fresh model for ``cfg`` (torchvision weights loaded if ``model.pretrained`` is set)."""
-    options = {k: v for k, v in cfg["model"].items() if k not in ("name", "pretrained")}
-    bundle = new_bundle(pipeline_from(cfg), cfg["model"]["name"], labels, **options)
-    if cfg["model"].get("pretrained"):
-        load_torchvision_weights(bundle.model, cfg["model"]["pretrained"])
+    bundle = new_bundle(cfg.preprocessing, cfg.model.name, labels, **cfg.model.options)
+    if cfg.model.pretrained:
+        load_torchvision_weights(bundle.model, cfg.model.pretrained)
     return bundle
 
 
@@ -92,12 +88,12 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     return step
 
 
-def make_optimizer(tcfg: dict) -> Callable[[nn.Module], torch.optim.Optimizer]:
+def make_optimizer(tcfg: TrainingConfig) -> Callable[[nn.Module], torch.optim.Optimizer]:
     # weight decay on conv/linear weights only, not on BatchNorm or biases
     def build(model: nn.Module) -> torch.optim.Optimizer:
         decay = [p for n, p in model.named_parameters() if p.ndim > 1]
         rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": tcfg["weight_decay"]},
+        return torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
                                   {"params": rest, "weight_decay": 0.0}], lr=1e-3)
     return build
 
@@ -113,41 +109,40 @@ def class_weights(fs: FeatureSet, balance: str, n_classes: int) -> torch.Tensor 
     return torch.tensor(w, dtype=torch.float32)
 
 
-def batch_maker(cfg: dict, train_set: FeatureSet, waves: list[np.ndarray] | None) -> BatchMaker:
+def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] | None) -> BatchMaker:
     """The training batches of ``cfg``: window and waveform augmentation, speaker references, balance."""
-    tcfg, acfg = cfg["training"], cfg["augment"]
-    wave_aug = chain_from_config(acfg.get("wave"), pool=waves, seed=cfg["seed"]) if acfg.get("wave") else None
-    return BatchMaker(train_set, pipeline_from(cfg), tcfg["batch_size"], cfg["seed"],
+    tcfg, acfg = cfg.training, dataclasses.asdict(cfg.augment)
+    wave_aug = chain_from_config(acfg["wave"], pool=waves, seed=cfg.seed) if acfg["wave"] else None
+    return BatchMaker(train_set, cfg.preprocessing, tcfg.batch_size, cfg.seed,
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
-                      wave_augment=wave_aug, speaker_p=float(tcfg["speaker_p"]), balance=tcfg["balance"])
+                      wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance)
 
 
-def training_waves(cfg: dict, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
+def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
     """The training clips' waveforms when ``cfg`` augments waveforms, else None."""
-    if not cfg["augment"].get("wave"):
+    if not cfg.augment.wave:
         return None
     from .data import load_waves
 
-    return load_waves(train_set.utterances, pipeline_from(cfg).sample_rate, cache_dir=cfg["data"]["cache_dir"],
+    return load_waves(train_set.utterances, cfg.preprocessing.sample_rate, cache_dir=cfg.data.cache_dir,
                       progress=progress)
 
 
-def find_lr(cfg: dict, train_set: FeatureSet, *, progress: bool = True,
+def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
             waves: list[np.ndarray] | None = None) -> RangeTest:
     """Smith's LR range test on the training data of ``cfg``."""
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
-    tcfg, pipe = cfg["training"], pipeline_from(cfg)
-    bf16 = tcfg["bf16"] and bf16_available()
-    model = bundle.model.to(memory_format=torch.channels_last) if tcfg["channels_last"] else bundle.model
+    tcfg, lcfg = cfg.training, cfg.lr_find
+    bf16 = tcfg.bf16 and bf16_available()
+    model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
     model.train()
-    lcfg = cfg["lr_find"]
-    step = make_step(pipe.extractor(), bf16, tcfg["label_smoothing"], tcfg["channels_last"],
-                     class_weights(train_set, tcfg["balance"], len(bundle.labels)))
+    step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)))
     return lr_range_test(
         model, lambda m, o, b: step(m, o, b)[0],
         batch_maker(cfg, train_set, waves).endless(),
-        make_optimizer(tcfg), start_lr=lcfg["start_lr"], end_lr=lcfg["end_lr"], steps=lcfg["steps"],
+        make_optimizer(tcfg), start_lr=lcfg.start_lr, end_lr=lcfg.end_lr, steps=lcfg.steps,
         progress=progress,
     )
 
@@ -181,7 +176,7 @@ def _better(row: dict, best: dict | None, metric: str) -> bool:
 
 
 def train(
-    cfg: dict,
+    cfg: RunConfig,
     run_dir: str | Path,
     train_set: FeatureSet,
     val_set: FeatureSet | None,
@@ -203,41 +198,39 @@ def train(
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
     if ckpt_path.exists() and (run_dir / "config.yaml").exists():
-        import yaml
-
-        if yaml.safe_load((run_dir / "config.yaml").read_text()) != cfg:
+        if differs_from_saved(cfg, run_dir / "config.yaml"):
             raise ValueError(f"{run_dir} was started with another config; resume it with the same settings "
                              "(see its config.yaml) or start a new folder")
     if len(train_set) == 0:
         raise ValueError("no training clips")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    torch.set_num_threads(cfg["threads"])
-    tcfg, pipe = cfg["training"], pipeline_from(cfg)
-    if tcfg["select_on"] not in SELECTION_METRICS:
-        raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg['select_on']!r}")
-    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(cfg.threads)
+    tcfg, pipe = cfg.training, cfg.preprocessing
+    if tcfg.select_on not in SELECTION_METRICS:
+        raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg.select_on!r}")
+    torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
     model = bundle.model
-    if tcfg["channels_last"]:
+    if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    bf16 = bool(tcfg["bf16"]) and bf16_available()
+    bf16 = bool(tcfg.bf16) and bf16_available()
     optimizer = make_optimizer(tcfg)(model)
-    steps_per_epoch = max(1, len(train_set) // tcfg["batch_size"])
-    epochs = int(tcfg["epochs"])
+    steps_per_epoch = max(1, len(train_set) // tcfg.batch_size)
+    epochs = int(tcfg.epochs)
 
     state = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
     waves = training_waves(cfg, train_set, progress)
     if state is not None:  # the schedule the run started with (an "auto" range test is not repeated)
         max_lr, div_factor = state["max_lr"], state["div_factor"]
-    elif tcfg["max_lr"] == "auto":
+    elif tcfg.max_lr == "auto":
         rt = find_lr(cfg, train_set, progress=progress, waves=waves)
         rt.save(run_dir)
         max_lr, div_factor = rt.one_cycle()
     else:
-        max_lr, div_factor = float(tcfg["max_lr"]), tcfg["div_factor"]
-    scheduler = one_cycle(optimizer, max_lr, epochs * steps_per_epoch, pct_start=tcfg["pct_start"],
-                          div_factor=div_factor, final_div_factor=tcfg["final_div_factor"])
+        max_lr, div_factor = float(tcfg.max_lr), tcfg.div_factor
+    scheduler = one_cycle(optimizer, max_lr, epochs * steps_per_epoch, pct_start=tcfg.pct_start,
+                          div_factor=div_factor, final_div_factor=tcfg.final_div_factor)
     provenance = {**(provenance or {}), "schedule": {"max_lr": max_lr, "div_factor": div_factor}}  # values used
     history: list[dict] = []
     lr_trace: list[float] = []
@@ -253,10 +246,10 @@ def train(
 
     classifier = ClipClassifier(model, pipe, labels=bundle.labels)
     batches = batch_maker(cfg, train_set, waves)
-    step = make_step(classifier.extractor, bf16, tcfg["label_smoothing"], tcfg["channels_last"],
-                     class_weights(train_set, tcfg["balance"], len(bundle.labels)))
+    step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)))
     n_classes = len(bundle.labels)
-    select_on = tcfg["select_on"]
+    select_on = tcfg.select_on
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
                initial=start_epoch - 1, total=epochs, disable=not progress)
     for epoch in bar:
@@ -311,9 +304,10 @@ def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
     return calibrate(logits, weights, owner, fs.labels)
 
 
-def _with_model(bundle: ModelBundle, model: nn.Module, cfg: dict, provenance: dict | None, row: dict) -> ModelBundle:
-    extra = {"provenance": {"name": cfg["name"], "seed": cfg["seed"], "epoch": row["epoch"],
-                            "training": cfg["training"], "augment": cfg["augment"], "data": cfg["data"],
+def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenance: dict | None, row: dict) -> ModelBundle:
+    settings = cfg.to_dict()
+    extra = {"provenance": {"name": cfg.name, "seed": cfg.seed, "epoch": row["epoch"],
+                            **{k: settings[k] for k in ("training", "augment", "data")},
                             **(provenance or {})},
              "validation": {k: row[k] for k in ("val_acc", "val_ua", "val_f1") if not math.isnan(row[k])}}
     return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
@@ -336,16 +330,16 @@ def _write_metrics(path: Path, history: list[dict]) -> None:
             w.writerow({k: row.get(k) for k in METRIC_FIELDS})
 
 
-def _write_report(run_dir: Path, cfg: dict, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
+def _write_report(run_dir: Path, cfg: RunConfig, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
     seconds = sum(r["seconds"] for r in history)
     lines = [
         f"# Run {run_dir.name}", "",
-        f"- config: `{cfg['name']}` — {cfg['model']['name']} (width {cfg['model'].get('width')}), "
-        f"features `{cfg['preprocessing']['features']['kind']}`, seed {cfg['seed']}",
+        f"- config: `{cfg.name}` — {cfg.model.name} (width {cfg.model.width}), "
+        f"features `{cfg.preprocessing.features.kind}`, seed {cfg.seed}",
         f"- clips: {n_train} training, {n_val} validation",
-        f"- epochs: {len(history)}, training time {seconds / 60:.1f} min on {cfg['threads']} threads "
+        f"- epochs: {len(history)}, training time {seconds / 60:.1f} min on {cfg.threads} threads "
         f"({'bf16 autocast' if bf16 else 'fp32'})",
-        f"- selected epoch: {best_row['epoch']} (on {cfg['training']['select_on'] if n_val else 'last epoch: no validation'})",
+        f"- selected epoch: {best_row['epoch']} (on {cfg.training.select_on if n_val else 'last epoch: no validation'})",
     ]
     if n_val:
         lines.append(f"- validation at that epoch: WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}, "
