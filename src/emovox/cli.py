@@ -57,8 +57,9 @@ def cmd_predict(args) -> int:
             args.output = str(shard_path(args.output, k, n))
         print(f"emovox: shard {k}/{n}: {len(files)} of {total} files"
               + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, min_confidence=args.min_confidence,
-                          min_speech_seconds=args.min_speech_seconds, vad_threshold=args.vad_threshold)
+    given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold")
+             if getattr(args, k) is not None}  # the others keep the library's defaults
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, **given)
     if args.output:
         writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in FORMATS else None,
                              resume=args.resume)
@@ -134,12 +135,9 @@ def cmd_export(args) -> int:
 
 
 def _timeline_options(args) -> dict:
-    opts = {"min_confidence": args.min_confidence, "smooth": args.smooth, "vad_threshold": args.vad_threshold}
-    if args.hop is not None:
-        opts["hop"] = args.hop
-    if args.window is not None:
-        opts["window"] = args.window
-    return opts
+    """The timeline options given on the command line; the others keep TimelineConfig's defaults."""
+    names = ("window", "hop", "smooth", "min_confidence", "vad_threshold")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
 def _write_timeline(tl, fmt: str, output: str | None, plot: str | None, *, title: str | None = None,
@@ -197,7 +195,7 @@ def cmd_listen(args) -> int:
     engine = rec.stream(**_timeline_options(args))
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     blocks = file_blocks(args.input, realtime=not args.fast) if args.input else Microphone(device)
-    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty(), smooth=args.smooth)
+    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty(), smooth=engine.config.smooth)
     interrupted = False
     try:
         with display:
@@ -362,11 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "of each folder (folder) or all the files (all) as one speaker; needs a model trained "
                          "with normalize: bins")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    sp.add_argument("--min-confidence", type=float, default=0.0,
+    sp.add_argument("--min-confidence", type=float,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")
     sp.add_argument("--min-speech-seconds", type=float,
                     help="answer 'no_speech' when the VAD hears less speech than this (default 0.3; 0: always predict)")
-    sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+    sp.add_argument("--vad-threshold", type=float, help="silero VAD speech threshold")
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
 
@@ -374,10 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--window", type=float, help="seconds per prediction (default: the model's 2.5)")
         sp.add_argument("--hop", type=float,
                         help="seconds between windows, the timeline's resolution (default: half the window, 1.25)")
-        sp.add_argument("--smooth", type=int, default=3, help="average probabilities over this many cells")
-        sp.add_argument("--min-confidence", type=float, default=0.0,
-                        help="below this top probability a segment is 'uncertain'")
-        sp.add_argument("--vad-threshold", type=float, default=0.5, help="silero VAD speech threshold")
+        sp.add_argument("--smooth", type=int, help="average probabilities over this many cells")
+        sp.add_argument("--min-confidence", type=float, help="below this top probability a segment is 'uncertain'")
+        sp.add_argument("--vad-threshold", type=float, help="silero VAD speech threshold")
 
     def timeline_opts(sp):
         segment_opts(sp)
