@@ -146,7 +146,7 @@ class ResultsFile:
 
     def _read_done(self) -> set[str]:
         data = self.path.read_bytes()
-        if not data.endswith(b"\n"):  # the last row was cut off mid-write: cut it away in place
+        if self.fmt != "json" and not data.endswith(b"\n"):  # the last row was cut off mid-write: cut it away in place
             data = data[: data.rfind(b"\n") + 1]
             os.truncate(self.path, len(data))
         if not data:
