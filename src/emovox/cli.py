@@ -333,11 +333,16 @@ def _fold(cfg: dict, data, spec: str | None):
 
 
 def cmd_train(args) -> int:
+    import contextlib
+
     from .safeio import FileLock
+    from .training.distributed import session
 
     cfg = _config(args)
-    with FileLock(args.out, inside=True):  # one process per run folder: a second is refused, naming the first
-        return _train(cfg, args)
+    with session() as ctx:  # under torchrun: one of N ranks (DistributedDataParallel); rank 0 writes the run
+        # one process per run folder: a second is refused, naming the first
+        with FileLock(args.out, inside=True) if ctx.is_main else contextlib.nullcontext():
+            return _train(cfg, args)
 
 
 def _train(cfg: dict, args) -> int:
@@ -354,11 +359,17 @@ def _train(cfg: dict, args) -> int:
         cfg["training"]["max_lr"] = bounds["upper"]
         cfg["training"]["div_factor"] = bounds["upper"] / bounds["lower"]
     _threads_from(cfg)
-    data = load_dataset(cfg)
+    from .training.distributed import current
+
+    ctx = current()
+    with ctx.local_main_first():  # torchrun: one rank per node fills the feature cache, the others read it
+        data = load_dataset(cfg, progress=ctx.is_main)
     fold = _fold(cfg, data, args.fold)
     print(f"training on {len(fold.train)} clips, validating on {len(fold.val)}")
     result = train(cfg, args.out, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
                    resume=args.resume, provenance={"fold": args.fold or "all"})
+    if not ctx.is_main:
+        return 0
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
     return 0
