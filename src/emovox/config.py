@@ -100,4 +100,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
 
 
 def save_config(cfg: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    from .safeio import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..corpora import default_root, open_corpus
+from ..safeio import atomic_write_text
 from .data import FeatureSet, build_features
 from .metrics import confusion, scores
 
@@ -180,8 +181,8 @@ def cross_corpus(cfg: dict, train_specs: list[str], test_spec: str, out_dir: str
     from .evaluate import machine
 
     res["machine"] = machine()
-    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "results.md").write_text(results_table(res))
+    atomic_write_text(out / "results.json", json.dumps(res, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_table(res))
     from ..plots import plot_confusion
 
     for protocol in ("per-clip", "speaker-adaptive"):

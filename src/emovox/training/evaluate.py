@@ -21,6 +21,7 @@ from ..corpora import open_corpus
 from ..calibration import clip_probabilities, held_out_calibration
 from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
+from ..safeio import atomic_write_text
 from ..splits import make_folds
 from .data import build_features
 from .metrics import confusion, fold_means, scores
@@ -127,15 +128,15 @@ def evaluate(cfg: dict, protocol: str, out_dir: str | Path, *, folds: list[str] 
                    **{f"selected_{k}": v for k, v in result.best.extra.get("validation", {}).items()},
                    "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
                    "confusion": cm.tolist()}
-            done.write_text(json.dumps(row, indent=2) + "\n")
+            atomic_write_text(done, json.dumps(row, indent=2) + "\n")  # a fold is finished once this exists
         row = json.loads(done.read_text())
         total += np.array(row["confusion"])
         rows.append(row)
         if progress:
             print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}")
     results = summarize(cfg, protocol, rows, total, data.label_names)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(results_table(results))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_table(results))
     plot_confusion(total, data.label_names, out / "confusion.png", title=f"{protocol}: all folds")
     return results
 

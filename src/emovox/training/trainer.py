@@ -14,6 +14,7 @@ A run is a folder::
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier, Pipeline
+from ..safeio import atomic_path, atomic_write_text
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
 from .distributed import current as distributed_context
@@ -345,23 +347,23 @@ def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "lr_trace": lr_trace, "best_row": best_row or {},
              "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+    with atomic_path(path) as tmp:  # temporary file, fsync, rename: a kill leaves the previous checkpoint
+        torch.save(state, tmp)
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        for row in history:
-            w.writerow({k: row.get(k) for k in METRIC_FIELDS})
+    out = io.StringIO(newline="")
+    w = csv.DictWriter(out, fieldnames=METRIC_FIELDS)
+    w.writeheader()
+    for row in history:
+        w.writerow({k: row.get(k) for k in METRIC_FIELDS})
+    atomic_write_text(path, out.getvalue())
 
 
 def _write_json(path: Path, data) -> None:
     import json
 
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _write_report(run_dir: Path, cfg: dict, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
@@ -378,4 +380,4 @@ def _write_report(run_dir: Path, cfg: dict, history, best_row, bf16: bool, n_tra
     if n_val:
         lines.append(f"- validation at that epoch: WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}, "
                      f"macro-F1 {best_row['val_f1']:.3f}")
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
