@@ -257,9 +257,13 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
+    from .training.distributed import session
     from .training.evaluate import train_on_fold
 
-    result = train_on_fold(_config(args), args.out, args.fold, lr_from=args.lr_from, resume=args.resume)
+    with session() as ctx:  # under torchrun: one of N ranks (DistributedDataParallel); rank 0 writes the run
+        result = train_on_fold(_config(args), args.out, args.fold, lr_from=args.lr_from, resume=args.resume)
+        if not ctx.is_main:
+            return 0
     print((Path(args.out) / "report.md").read_text())
     print(f"model folder: {result.run_dir / 'best'}")
     return 0

@@ -191,7 +191,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from .safeio import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def differs_from_saved(cfg: RunConfig, path: str | Path) -> bool:

@@ -23,6 +23,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
 from emovox.features import FeatureConfig, FeatureExtractor
 from emovox.labels import EMOTION_COLORS
+from emovox.safeio import atomic_path
 
 __all__ = [
     "clip_figure", "plot_clip",
@@ -49,8 +50,8 @@ def _new_figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, out: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG to ``out`` and release it."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=DPI)
+    with atomic_path(out) as tmp:  # a kill mid-write leaves the previous figure, never half of one
+        fig.savefig(tmp, format="png", dpi=DPI)
     fig.clear()
     return out
 

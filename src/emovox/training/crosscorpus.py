@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..corpora import open_corpus
+from ..safeio import atomic_write_text
 from .data import build_features, corpus_root, load_corpora, machine, parse_spec
 from .metrics import confusion, scores
 
@@ -151,8 +152,8 @@ def cross_corpus(cfg: RunConfig, train_specs: list[str], test_spec: str, out_dir
            **evaluate_test_set(bundle, utts, cfg.data.cache_dir),
            "validation": bundle.extra.get("validation", {}), "seconds": time.perf_counter() - t0}
     res["machine"] = machine()
-    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "results.md").write_text(results_table(res))
+    atomic_write_text(out / "results.json", json.dumps(res, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_table(res))
     from ..plots import plot_confusion
 
     for protocol in ("per-clip", "speaker-adaptive"):

@@ -3,6 +3,10 @@
 The cache file name hashes every input that changes an image: the pipeline settings and,
 for each utterance, its key, size and modification time. Unreadable files are reported and
 left out; everything else is kept.
+
+Cache entries (feature images, and the waveforms of waveform augmentation) are written
+atomically (temporary file, fsync, rename) with a SHA-256 of their contents: an entry that is
+truncated or damaged is reported (a warning naming the file), removed and rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .. import audio
@@ -269,16 +273,17 @@ def load_waves(utts: list[Utterance], sample_rate: int, *, cache_dir: str | Path
         h.update(_stamp(u).encode())
     path = cache_dir / f"waves-{h.hexdigest()[:16]}.safetensors"
     if path.is_file():
-        tensors = load_file(str(path))
-        lengths = tensors["lengths"].tolist()
-        return [w.numpy().astype(np.float32) / 32767.0 for w in torch.split(tensors["data"], lengths)]
+        try:
+            return _read_waves(path, utts)
+        except CacheError as err:  # never used: reported, removed and rebuilt below
+            log.warning("waveform cache %s cannot be used (%s); rebuilding it", path, err)
+            path.unlink(missing_ok=True)
     waves = [audio.load(u.source(), sample_rate) for u in tqdm(utts, desc="waveforms", unit="clip", disable=not progress)]
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = torch.from_numpy(np.concatenate([np.round(np.clip(w, -1, 1) * 32767).astype(np.int16) for w in waves])
                             if waves else np.zeros(0, np.int16))
-    tmp = path.with_suffix(".tmp")
-    save_file({"data": data, "lengths": torch.tensor([len(w) for w in waves], dtype=torch.int64)}, str(tmp))
-    tmp.replace(path)
+    # atomic and checksummed, like the feature cache
+    save_checked(path, {"data": data, "lengths": torch.tensor([len(w) for w in waves], dtype=torch.int64)},
+                 {"keys": json.dumps([u.key for u in utts])})
     return waves
 
 
@@ -297,3 +302,16 @@ def machine() -> str:
     vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return (f"{model} ({' '.join(vector) or 'no AVX2'}), {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
             f"torch {torch.__version__}")
+
+
+def _read_waves(path: Path, utts: list[Utterance]) -> list[np.ndarray]:
+    tensors, meta = load_checked(path)
+    try:
+        lengths = tensors["lengths"].tolist()
+        if json.loads(meta["keys"]) != [u.key for u in utts]:
+            raise CacheError("it holds other clips")
+        if sum(lengths) != tensors["data"].shape[0] or tensors["data"].dtype != torch.int16:
+            raise CacheError("sizes do not add up")
+    except (KeyError, ValueError, TypeError) as err:
+        raise CacheError(f"inconsistent contents ({type(err).__name__}: {err})") from None
+    return [w.numpy().astype(np.float32) / 32767.0 for w in torch.split(tensors["data"], lengths)]

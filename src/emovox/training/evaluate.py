@@ -20,6 +20,7 @@ from ..config import RunConfig, differs_from_saved, save_config
 from ..calibration import clip_probabilities, held_out_calibration
 from ..pipeline import ClipClassifier, window_logits
 from ..labels import EMOTIONS
+from ..safeio import atomic_write_text
 from ..splits import Fold, fold_from_spec, make_folds, select_folds
 from .data import FeatureSet, load_dataset, machine
 from .metrics import confusion, fold_means, scores
@@ -50,14 +51,20 @@ def train_on_fold(cfg: RunConfig, out_dir: str | Path, fold: str | None = None, 
     the validation ones, as for a final model), its test speakers never seen. ``lr_from``: an
     ``lr_find.json`` measured on the same fold, whose bounds set the one-cycle schedule.
     One process at a time writes a run folder (a second is refused, naming the first)."""
-    from ..safeio import FileLock
+    import contextlib
 
-    with FileLock(out_dir, inside=True):
+    from ..safeio import FileLock
+    from .distributed import current
+
+    ctx = current()  # under torchrun: one of N ranks; rank 0 locks and writes the run folder
+    with FileLock(out_dir, inside=True) if ctx.is_main else contextlib.nullcontext():
         if lr_from:
             max_lr, div_factor = read_bounds(lr_from, fold)
             cfg = cfg.merged({"training": {"max_lr": max_lr, "div_factor": div_factor}})
-        torch.set_num_threads(cfg.threads)
-        data, chosen = fold_data(cfg, fold, progress=progress)
+        torch.set_num_threads(ctx.threads(cfg.threads))
+        progress = progress and ctx.is_main
+        with ctx.local_main_first():  # torchrun: one rank per node fills the feature cache, the others read it
+            data, chosen = fold_data(cfg, fold, progress=progress)
         if progress:
             print(f"training on {len(chosen.train)} clips, validating on {len(chosen.val)}")
         return train(cfg, out_dir, data.subset(chosen.train), data.subset(chosen.val) if chosen.val else None,
@@ -117,15 +124,15 @@ def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[
                    **{f"selected_{k}": v for k, v in result.best.extra.get("validation", {}).items()},
                    "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
                    "confusion": cm.tolist()}
-            done.write_text(json.dumps(row, indent=2) + "\n")
+            atomic_write_text(done, json.dumps(row, indent=2) + "\n")  # a fold is finished once this exists
         row = json.loads(done.read_text())
         total += np.array(row["confusion"])
         rows.append(row)
         if progress:
             print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}")
     results = summarize(cfg, protocol, rows, total, data.label_names)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(results_table(results))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_table(results))
     plot_confusion(total, data.label_names, out / "confusion.png", title=f"{protocol}: all folds")
     return results
 

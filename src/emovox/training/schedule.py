@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..safeio import atomic_write_text
+
 
 def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, *, pct_start: float,
               div_factor: float, final_div_factor: float) -> torch.optim.lr_scheduler.OneCycleLR:
@@ -51,7 +53,7 @@ class RangeTest:
         plot_lr_find(self.lrs, self.losses, out / "lr_find.png", lower=self.lower, upper=self.upper,
                      smoothed=self.smoothed)
         path = out / "lr_find.json"
-        path.write_text(json.dumps({**({"fold": fold} if fold else {}), **self.to_dict()}, indent=2) + "\n")
+        atomic_write_text(path, json.dumps({**({"fold": fold} if fold else {}), **self.to_dict()}, indent=2) + "\n")
         return path
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier
+from ..safeio import atomic_path, atomic_write_text
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
+from .distributed import current as distributed_context
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
 
@@ -150,13 +153,14 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
 @dataclass
 class TrainResult:
     run_dir: Path
-    best: ModelBundle
+    best: ModelBundle | None  # None on the ranks other than 0 of a distributed run
     best_epoch: int
     history: list[dict]
 
 
-def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int) -> tuple[dict, np.ndarray]:
-    probs = predict_clips(classifier, fs.images, fs.bounds)
+def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int,
+              predict: Callable = predict_clips) -> tuple[dict, np.ndarray]:
+    probs = predict(classifier, fs.images, fs.bounds)
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(fs)), fs.labels], 1e-12, None)).mean())
     s = scores(fs.labels, pred, n_classes)
@@ -195,17 +199,15 @@ def train(
 
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
-    if ckpt_path.exists() and (run_dir / "config.yaml").exists():
-        if differs_from_saved(cfg, run_dir / "config.yaml"):
-            raise ValueError(f"{run_dir} was started with another config; resume it with the same settings "
-                             "(see its config.yaml) or start a new folder")
+    dist = distributed_context()  # torchrun: rank 0 of N writes, every rank trains (see .distributed)
+    progress = progress and dist.is_main
+    dist.from_main(lambda: _check_run_folder(run_dir, cfg, resume))  # torchrun: rank 0's folder, every rank's error
     if len(train_set) == 0:
         raise ValueError("no training clips")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    torch.set_num_threads(cfg.threads)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    torch.set_num_threads(dist.threads(cfg.threads))
     tcfg, pipe = cfg.training, cfg.preprocessing
     if tcfg.select_on not in SELECTION_METRICS:
         raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg.select_on!r}")
@@ -214,18 +216,20 @@ def train(
     model = bundle.model
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
     optimizer = make_optimizer(tcfg)(model)
     steps_per_epoch = max(1, len(train_set) // tcfg.batch_size)
     epochs = int(tcfg.epochs)
 
-    state = torch.load(ckpt_path, weights_only=True) if ckpt_path.exists() else None
+    state = dist.load_checkpoint(ckpt_path)
     waves = training_waves(cfg, train_set, progress)
     if state is not None:  # the schedule the run started with (an "auto" range test is not repeated)
         max_lr, div_factor = state["max_lr"], state["div_factor"]
     elif tcfg.max_lr == "auto":
-        rt = find_lr(cfg, train_set, progress=progress, waves=waves)
-        rt.save(run_dir)
+        rt = dist.from_main(lambda: find_lr(cfg, train_set, progress=progress, waves=waves))
+        if dist.is_main:
+            rt.save(run_dir)
         max_lr, div_factor = rt.one_cycle()
     else:
         max_lr, div_factor = float(tcfg.max_lr), tcfg.div_factor
@@ -245,7 +249,7 @@ def train(
         start_epoch = state["epoch"] + 1
 
     classifier = ClipClassifier(model, pipe, labels=bundle.labels)
-    batches = batch_maker(cfg, train_set, waves)
+    batches = dist.shard(batch_maker(cfg, train_set, waves))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)))
     n_classes = len(bundle.labels)
@@ -257,35 +261,42 @@ def train(
         model.train()
         losses, correct, seen = [], 0, 0
         for batch in batches.epoch(epoch):
-            loss, n_ok = step(model, optimizer, batch)
+            loss, n_ok = step(train_model, optimizer, batch)
             scheduler.step()
             lr_trace.append(scheduler.get_last_lr()[0])
             losses.append(loss)
             correct, seen = correct + n_ok, seen + len(batch[1])
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_acc": correct / seen,
+        train_loss, correct, seen = dist.epoch_totals(losses, correct, seen)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": correct / seen,
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
                "lr": lr_trace[-1]}
         if val_set is not None and len(val_set):
-            metrics, pred = _evaluate(classifier, val_set, n_classes)
+            metrics, pred = _evaluate(classifier, val_set, n_classes, dist.predict_clips)
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)
-                save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "best")
-                plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
-                               run_dir / "confusion_val.png", title=f"validation, epoch {epoch}")
+                if dist.is_main:
+                    save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "best")
+                    plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
+                                   run_dir / "confusion_val.png", title=f"validation, epoch {epoch}")
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_ua=f"{row['val_ua']:.3f}")
-        save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
-        _write_metrics(run_dir / "metrics.csv", history)
-        plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
-        _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor)
+        if dist.is_main:
+            save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
+            _write_metrics(run_dir / "metrics.csv", history)
+            plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
+            _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr,
+                             div_factor)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
     if best_row is None:  # no validation actors: the last epoch is the model
         best_row = history[-1]
-        save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
+        if dist.is_main:
+            save_bundle(_with_model(bundle, model, cfg, provenance, best_row), run_dir / "best")
+    if not dist.is_main:  # the run folder is rank 0's (it may live on another node)
+        return TrainResult(run_dir, None, int(best_row["epoch"]), history)
     from ..models.folder import load_bundle
     best = load_bundle(run_dir / "best")
     if val_set is not None and len(val_set) and "calibration" not in best.extra:
@@ -293,6 +304,16 @@ def train(
         save_bundle(best, run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
     return TrainResult(run_dir, best, int(best_row["epoch"]), history)
+
+
+def _check_run_folder(run_dir: Path, cfg: RunConfig, resume: bool) -> None:
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
+    if ckpt_path.exists() and (run_dir / "config.yaml").exists():
+        if differs_from_saved(cfg, run_dir / "config.yaml"):
+            raise ValueError(f"{run_dir} was started with another config; resume it with the same settings "
+                             "(see its config.yaml) or start a new folder")
 
 
 def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
@@ -317,17 +338,23 @@ def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "lr_trace": lr_trace, "best_row": best_row or {},
              "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+    with atomic_path(path) as tmp:  # temporary file, fsync, rename: a kill leaves the previous checkpoint
+        torch.save(state, tmp)
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        for row in history:
-            w.writerow({k: row.get(k) for k in METRIC_FIELDS})
+    out = io.StringIO(newline="")
+    w = csv.DictWriter(out, fieldnames=METRIC_FIELDS)
+    w.writeheader()
+    for row in history:
+        w.writerow({k: row.get(k) for k in METRIC_FIELDS})
+    atomic_write_text(path, out.getvalue())
+
+
+def _write_json(path: Path, data) -> None:
+    import json
+
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _write_report(run_dir: Path, cfg: RunConfig, history, best_row, bf16: bool, n_train: int, n_val: int) -> None:
@@ -344,4 +371,4 @@ def _write_report(run_dir: Path, cfg: RunConfig, history, best_row, bf16: bool, 
     if n_val:
         lines.append(f"- validation at that epoch: WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}, "
                      f"macro-F1 {best_row['val_f1']:.3f}")
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
