@@ -199,6 +199,10 @@ def train(
     from ..plots import plot_confusion, plot_lr_find, plot_training
 
     run_dir = Path(run_dir)
+    if cfg["model"]["name"] == "functionals":  # a convex fit, no epochs
+        from .functionals import fit_functionals
+
+        return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance)
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
