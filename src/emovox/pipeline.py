@@ -225,25 +225,40 @@ class ClipClassifier(nn.Module):
         return self.pipeline.analyse(wave, self.extractor)
 
     def windows(self, wave: torch.Tensor) -> ClipWindows:
-        """A waveform's prediction windows: features, trimming, then :func:`clip_windows`."""
+        """A waveform's prediction windows: features, trimming, then :func:`clip_windows`
+        (for a :attr:`clip_level` model, one window: the voiced frames)."""
         db, energy = self.extractor.analyse(wave.unsqueeze(0))
         first, end = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
+        if self.clip_level:
+            one = torch.ones(1)
+            return ClipWindows(db[0][:, first:end].unsqueeze(0), one, first.reshape(1), db[0], first, end)
         return clip_windows(db[0], first, end, self.pipeline)
 
-    def window_logits(self, windows: torch.Tensor, stats: Stats | None = None) -> torch.Tensor:
+    def window_logits(self, windows: torch.Tensor, stats=None) -> torch.Tensor:
         """Un-normalised dB windows ``[K, bins, clip]`` → the network's logits ``[K, n_classes]``.
-        ``stats``: each window's reference for the ``"bins"`` normalisation (:func:`reference_stats`)."""
+        ``stats``: each window's reference for the ``"bins"`` normalisation (:func:`reference_stats`),
+        or a speaker's :class:`~emovox.models.functionals.Reference` for a functionals model."""
+        if self.clip_level:
+            return self.model.classify(self.model.functionals(windows), stats).float()
         x = self.extractor.finish(windows, stats).contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
 
     @property
+    def clip_level(self) -> bool:
+        """Whether the model judges a clip's voiced frames whole (utterance functionals) rather
+        than fixed windows."""
+        return bool(getattr(self.model, "clip_level", False))
+
+    @property
     def uses_references(self) -> bool:
-        """Whether windows are normalised with reference statistics (``normalize: bins``)."""
-        return self.pipeline.features.normalize == "bins"
+        """Whether a speaker reference can replace the per-clip standardisation (``normalize:
+        bins`` networks and functionals models)."""
+        return self.pipeline.features.normalize == "bins" or self.clip_level
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         w = self.windows(wave)
-        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0]) if self.uses_references else None
+        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0]) \
+            if self.uses_references and not self.clip_level else None
         return clip_probabilities(self.window_logits(w.windows, stats), w.weights, self.temperature)
 
 
@@ -271,6 +286,8 @@ def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds
     ``speakers`` each clip's speaker statistics (speaker-adaptive ``"bins"`` normalisation)."""
     if not images:
         return torch.zeros(0, len(classifier.labels)), torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    if classifier.clip_level:
+        return _clip_level_logits(classifier, images, bounds, speakers)
     windows, weights, owner, means, stds = [], [], [], [], []
     for i, (db, (first, end)) in enumerate(zip(images, bounds)):
         w = clip_windows(db, first, end, classifier.pipeline)
@@ -296,6 +313,21 @@ def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds
                             for s in range(0, len(windows), batch_size)])
     classifier.train(was_training)
     return logits, weights, owner
+
+
+def _clip_level_logits(classifier: ClipClassifier, images, bounds, speakers):
+    """:func:`window_logits` of a functionals model: one "window" per clip, its voiced frames;
+    each clip standardised with its speaker's reference where one is given."""
+    model = classifier.model
+    with torch.inference_mode():
+        f = model.functionals([db[:, first:end] for db, (first, end) in zip(images, bounds)])
+        reference = None
+        if speakers and any(s is not None for s in speakers):
+            reference = (torch.stack([s.mean if s is not None else model.center for s in speakers]),
+                         torch.stack([s.std if s is not None else model.scale for s in speakers]))
+        logits = model.classify(f, reference).float()
+    n = len(images)
+    return logits, torch.ones(n), torch.arange(n)
 
 
 def predict_clips(classifier: ClipClassifier, images: list[torch.Tensor], bounds: list[tuple[int, int]], *,
@@ -326,8 +358,21 @@ def speaker_references(classifiers: list[ClipClassifier], analysed: list[list]) 
     if not analysed:
         raise ValueError("a speaker reference needs at least one clip")
     for c in classifiers:
-        if c.pipeline.features.normalize != "bins":
+        if not c.uses_references:
             raise ValueError("this model standardises each window on its own (normalize: "
                              f"{c.pipeline.features.normalize}); speaker normalisation needs a model "
-                             "trained with normalize: bins")
-    return [Stats.pool([a[i][0] for a in analysed], [a[i][1] for a in analysed]) for i in range(len(classifiers))]
+                             "trained with normalize: bins, or a functionals model")
+    return [clip_references(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
+            for i, c in enumerate(classifiers)]
+
+
+def clip_references(classifier: ClipClassifier, images: list[torch.Tensor], bounds: list[tuple[int, int]]):
+    """One reference from several clips (a speaker's; audio only): their voiced frames pooled
+    (:class:`Stats`, ``"bins"`` networks) or their functional vectors' mean and spread
+    (:class:`~emovox.models.functionals.Reference`, functionals models)."""
+    if classifier.clip_level:
+        from .models.functionals import Reference
+
+        with torch.inference_mode():
+            return Reference.of(classifier.model.functionals([db[:, a:b] for db, (a, b) in zip(images, bounds)]))
+    return Stats.pool(images, bounds)

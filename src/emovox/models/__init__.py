@@ -1,4 +1,4 @@
-"""Networks (ResNet18, the registry) and the model-folder format.
+"""Networks (ResNet18, utterance functionals, the registry) and the model-folder format.
 
 Names load lazily: ``emovox.models.folder`` answers questions about a folder without torch.
 """
@@ -11,6 +11,7 @@ _WHERE = {
     "ModelBundle": "folder", "is_ensemble": "folder", "load_bundle": "folder", "load_members": "folder",
     "new_bundle": "folder", "save_bundle": "folder", "save_ensemble": "folder",
     "MODELS": "registry", "build_model": "registry",
+    "FunctionalsClassifier": "functionals", "Reference": "functionals",
     "ResNet": "resnet", "load_torchvision_weights": "resnet", "resnet18": "resnet",
 }
 __all__ = sorted(_WHERE)

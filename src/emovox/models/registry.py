@@ -6,9 +6,10 @@ from typing import Callable
 
 from torch import nn
 
+from .functionals import functionals_model
 from .resnet import resnet18
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"resnet18": resnet18}
+MODELS: dict[str, Callable[..., nn.Module]] = {"resnet18": resnet18, "functionals": functionals_model}
 
 
 def build_model(name: str, num_classes: int, in_channels: int, **options) -> nn.Module:

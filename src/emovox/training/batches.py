@@ -30,13 +30,14 @@ class Batch(NamedTuple):
     lam: float | None = None
 
 
-def speaker_stats(fs: FeatureSet) -> dict[str, Stats]:
-    """Each speaker's reference (their clips' voiced frames pooled), keyed like
-    :func:`speaker_of`. Uses only audio, never labels: a test speaker's can be computed too."""
+def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
+    """Each speaker's reference (by default their clips' voiced frames pooled; ``pool(images,
+    bounds)`` makes another kind), keyed like :func:`speaker_of`. Uses only audio, never
+    labels: a test speaker's can be computed too."""
     groups: dict[str, list[int]] = {}
     for i, u in enumerate(fs.utterances):
         groups.setdefault(speaker_of(u), []).append(i)
-    return {s: Stats.pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
+    return {s: pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
 
 
 def speaker_of(utt) -> str:

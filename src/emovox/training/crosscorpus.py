@@ -88,7 +88,9 @@ def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ..
 def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.ndarray]:
     """Per-clip probabilities of a model (or the mean of an ensemble's ``members``) on ``utts``,
     and speaker-adaptive ones when every member normalises with reference statistics."""
-    from ..pipeline import ClipClassifier, ensemble_mean, predict_clips
+    from functools import partial
+
+    from ..pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
     from .batches import speaker_of, speaker_stats
 
     per_clip, adaptive = [], []
@@ -98,8 +100,8 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
             raise ValueError(f"{len(utts) - len(fs)} test clips could not be decoded")
         classifier = ClipClassifier.from_bundle(bundle)
         per_clip.append(predict_clips(classifier, fs.images, fs.bounds))
-        if bundle.pipeline.features.normalize == "bins":
-            refs = speaker_stats(fs)
+        if classifier.uses_references:
+            refs = speaker_stats(fs, partial(clip_references, classifier))
             adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
                                           speakers=[refs[speaker_of(u)] for u in fs.utterances]))
     out = {"per-clip": ensemble_mean(per_clip)}

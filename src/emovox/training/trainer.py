@@ -198,6 +198,10 @@ def train(
     from ..plots import plot_confusion, plot_training
 
     run_dir = Path(run_dir)
+    if cfg["model"]["name"] == "functionals":  # a convex fit, no epochs
+        from .functionals import fit_functionals
+
+        return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance)
     ckpt_path = run_dir / CHECKPOINT
     dist = distributed_context()  # torchrun: rank 0 of N writes, every rank trains (see .distributed)
     progress = progress and dist.is_main

@@ -1,0 +1,193 @@
+"""Fitting the functionals model (:mod:`emovox.models.functionals`): a convex fit, not epochs.
+
+Each training clip's functional vector is standardised with its own speaker's statistics
+(every training speaker's clips pooled, no labels needed), then a multinomial logistic
+regression is fitted (scikit-learn, L2). Its strength ``C`` is chosen on the validation
+speakers' UA, each standardised with their own statistics too — the speaker-adaptive use the
+model is made for. The model also keeps the training clips' pooled statistics, which standardise
+a clip when no speaker reference is at hand (the per-clip answer).
+
+The run folder is the trainer's: ``config.yaml``, ``metrics.csv`` (one row per ``C`` tried),
+``best/`` (the model folder), ``report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import save_config
+from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
+from ..models.functionals import Reference
+from ..pipeline import ClipClassifier, Pipeline
+from .batches import speaker_of
+from .data import FeatureSet
+from .metrics import scores
+
+log = logging.getLogger(__name__)
+
+#: L2 strengths tried (scikit-learn's C: larger is weaker)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+RESULT_FIELDS = ["C", "train_loss", "train_acc", "val_acc", "val_ua", "val_f1", "val_acc_speaker", "val_ua_speaker",
+                 "val_f1_speaker", "seconds"]
+
+
+def _functionals(classifier: ClipClassifier, fs: FeatureSet) -> torch.Tensor:
+    with torch.inference_mode():
+        return classifier.model.functionals([db[:, a:b] for db, (a, b) in zip(fs.images, fs.bounds)])
+
+
+def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
+    """Each row standardised with the functionals of all its speaker's clips."""
+    out = torch.empty_like(f)
+    groups: dict[str, list[int]] = {}
+    for i, u in enumerate(fs.utterances):
+        groups.setdefault(speaker_of(u), []).append(i)
+    for speaker, idx in groups.items():
+        if len(idx) < 2:
+            raise ValueError(f"speaker {speaker} has one clip: speaker standardisation needs several")
+        ref = Reference.of(f[idx])
+        out[idx] = (f[idx] - ref.mean) / ref.std.clamp_min(1e-6)
+    return out
+
+
+def _check(pipe: Pipeline) -> None:
+    feats = pipe.features
+    if feats.normalize != "none" or feats.deltas:
+        raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
+                         f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
+
+
+def fit_functionals(cfg: dict, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
+                    resume: bool = False, provenance: dict | None = None):
+    """Fit ``cfg``'s functionals model; the same contract as :func:`emovox.training.trainer.train`."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .trainer import TrainResult
+
+    run_dir = Path(run_dir)
+    if (run_dir / "best").is_dir() and (run_dir / "report.md").is_file():
+        if not resume:
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new folder")
+        best = load_bundle(run_dir / "best")
+        history = _read_history(run_dir / "metrics.csv")
+        return TrainResult(run_dir, best, 1, history)
+    if len(train_set) == 0:
+        raise ValueError("no training clips")
+    pipe = Pipeline.from_dict(cfg["preprocessing"])
+    _check(pipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    torch.set_num_threads(cfg["threads"])
+    labels = train_set.label_names
+    bundle = new_bundle(pipe, "functionals", labels, bins=pipe.features.bins)
+    classifier = ClipClassifier(bundle.model, pipe, labels=labels)
+    f_train = _functionals(classifier, train_set)
+    x_train = speaker_standardised(f_train, train_set).double().numpy()
+    have_val = val_set is not None and len(val_set) > 0
+    x_val = speaker_standardised(_functionals(classifier, val_set), val_set).double().numpy() if have_val else None
+    model = bundle.model
+    model.center.copy_(f_train.mean(0))
+    model.scale.copy_(f_train.std(0, unbiased=False).clamp_min(1e-6))
+    balanced = cfg["training"].get("balance", "none") != "none"
+    n_classes = len(labels)
+    rows, fits = [], []
+    for c in C_GRID if have_val else (1.0,):
+        t0 = time.perf_counter()
+        lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
+        lr.fit(x_train, train_set.labels)
+        _set_head(model, lr, n_classes)
+        p_train = lr.predict_proba(x_train)
+        cols = list(lr.classes_)
+        row = {"C": c, "train_acc": float((lr.classes_[p_train.argmax(1)] == train_set.labels).mean()),
+               "train_loss": float(-np.log(np.clip(p_train[np.arange(len(p_train)), [cols.index(y) for y in train_set.labels]], 1e-12, None)).mean())}
+        if have_val:
+            row.update(_val_metrics(classifier, val_set, x_val, n_classes))
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        fits.append(lr)
+    pick = max(range(len(rows)), key=lambda i: (rows[i].get("val_ua_speaker", 0.0), -i)) if have_val else 0
+    _set_head(model, fits[pick], n_classes)
+    best_row = rows[pick]
+    extra = {"provenance": {"name": cfg["name"], "seed": cfg["seed"], "fit": "logistic regression",
+                            "C": best_row["C"], "data": cfg["data"], "training": {"balance": cfg["training"].get("balance")},
+                            **(provenance or {})},
+             "validation": {k: best_row[k] for k in ("val_acc", "val_ua", "val_f1", "val_ua_speaker") if k in best_row}}
+    best = ModelBundle(model, pipe, labels, "functionals", {"bins": pipe.features.bins}, extra)
+    if have_val:
+        from .trainer import calibrate_on
+
+        best.extra["calibration"] = calibrate_on(best, val_set)
+    save_bundle(best, run_dir / "best")
+    _write_rows(run_dir / "metrics.csv", rows)
+    _write_report(run_dir, cfg, rows, best_row, len(train_set), len(val_set) if have_val else 0)
+    history = [{"epoch": 1, **{k: best_row.get(k, math.nan) for k in ("train_loss", "train_acc", "val_acc", "val_ua",
+                                                                        "val_f1")}, "seconds": sum(r["seconds"] for r in rows)}]
+    return TrainResult(run_dir, load_bundle(run_dir / "best"), 1, history)
+
+
+def _set_head(model, lr, n_classes: int) -> None:
+    """Copy a fitted logistic regression into the linear layer; a class the training clips
+    lack gets a bias that keeps its probability near zero."""
+    weight = torch.zeros(n_classes, model.head.in_features)
+    bias = torch.full((n_classes,), -30.0)
+    coef, intercept = lr.coef_, lr.intercept_
+    if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    for row, cls in enumerate(lr.classes_):
+        weight[cls] = torch.as_tensor(coef[row], dtype=torch.float32)
+        bias[cls] = float(intercept[row])
+    # the head sees (f - center) / scale; scikit-learn saw the speaker-standardised vectors,
+    # which are on the same scale: the weights carry over as they are
+    with torch.no_grad():
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(bias)
+
+
+def _val_metrics(classifier: ClipClassifier, val_set: FeatureSet, x_val: np.ndarray, n_classes: int) -> dict:
+    from ..pipeline import predict_clips
+
+    per_clip = predict_clips(classifier, val_set.images, val_set.bounds).argmax(1)
+    with torch.inference_mode():
+        adaptive = classifier.model.head(torch.as_tensor(x_val, dtype=torch.float32)).argmax(1).numpy()
+    a, b = scores(val_set.labels, per_clip, n_classes), scores(val_set.labels, adaptive, n_classes)
+    return {"val_acc": a["wa"], "val_ua": a["ua"], "val_f1": a["f1"],
+            "val_acc_speaker": b["wa"], "val_ua_speaker": b["ua"], "val_f1_speaker": b["f1"]}
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    from ..safeio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: row.get(k) for k in RESULT_FIELDS})
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _write_report(run_dir: Path, cfg: dict, rows, best_row, n_train: int, n_val: int) -> None:
+    from ..safeio import atomic_write_text
+
+    lines = [f"# Run {run_dir.name}", "",
+             f"- config: `{cfg['name']}` — utterance functionals + logistic regression, features "
+             f"`{cfg['preprocessing']['features']['kind']}`, seed {cfg['seed']}",
+             f"- clips: {n_train} training, {n_val} validation (each speaker standardised with their own statistics)",
+             f"- C tried: {', '.join(str(r['C']) for r in rows)}; chosen: {best_row['C']}"
+             + (" (on the validation speakers' speaker-adaptive UA)" if n_val else " (no validation speakers)")]
+    if n_val:
+        lines.append(f"- validation at that C: per clip WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}; "
+                     f"speaker-adaptive WA {best_row['val_acc_speaker']:.3f}, UA {best_row['val_ua_speaker']:.3f}")
+    atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
