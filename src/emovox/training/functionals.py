@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import save_config
+from ..config import RunConfig, save_config
 from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
 from ..models.functionals import Reference
-from ..pipeline import ClipClassifier, Pipeline
+from ..pipeline import ClipClassifier, Preprocessing
 from .batches import speaker_of
 from .data import FeatureSet
 from .metrics import scores
@@ -57,14 +57,14 @@ def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
     return out
 
 
-def _check(pipe: Pipeline) -> None:
+def _check(pipe: Preprocessing) -> None:
     feats = pipe.features
     if feats.normalize != "none" or feats.deltas:
         raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
                          f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
 
 
-def fit_functionals(cfg: dict, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
+def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
                     resume: bool = False, provenance: dict | None = None):
     """Fit ``cfg``'s functionals model; the same contract as :func:`emovox.training.trainer.train`."""
     from sklearn.linear_model import LogisticRegression
@@ -80,11 +80,11 @@ def fit_functionals(cfg: dict, run_dir: str | Path, train_set: FeatureSet, val_s
         return TrainResult(run_dir, best, 1, history)
     if len(train_set) == 0:
         raise ValueError("no training clips")
-    pipe = Pipeline.from_dict(cfg["preprocessing"])
+    pipe = cfg.preprocessing
     _check(pipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    torch.set_num_threads(cfg["threads"])
+    torch.set_num_threads(cfg.threads)
     labels = train_set.label_names
     bundle = new_bundle(pipe, "functionals", labels, bins=pipe.features.bins)
     classifier = ClipClassifier(bundle.model, pipe, labels=labels)
@@ -95,7 +95,7 @@ def fit_functionals(cfg: dict, run_dir: str | Path, train_set: FeatureSet, val_s
     model = bundle.model
     model.center.copy_(f_train.mean(0))
     model.scale.copy_(f_train.std(0, unbiased=False).clamp_min(1e-6))
-    balanced = cfg["training"].get("balance", "none") != "none"
+    balanced = cfg.training.balance != "none"
     n_classes = len(labels)
     rows, fits = [], []
     for c in C_GRID if have_val else (1.0,):
@@ -115,8 +115,8 @@ def fit_functionals(cfg: dict, run_dir: str | Path, train_set: FeatureSet, val_s
     pick = max(range(len(rows)), key=lambda i: (rows[i].get("val_ua_speaker", 0.0), -i)) if have_val else 0
     _set_head(model, fits[pick], n_classes)
     best_row = rows[pick]
-    extra = {"provenance": {"name": cfg["name"], "seed": cfg["seed"], "fit": "logistic regression",
-                            "C": best_row["C"], "data": cfg["data"], "training": {"balance": cfg["training"].get("balance")},
+    extra = {"provenance": {"name": cfg.name, "seed": cfg.seed, "fit": "logistic regression",
+                            "C": best_row["C"], "data": cfg.to_dict()["data"], "training": {"balance": cfg.training.balance},
                             **(provenance or {})},
              "validation": {k: best_row[k] for k in ("val_acc", "val_ua", "val_f1", "val_ua_speaker") if k in best_row}}
     best = ModelBundle(model, pipe, labels, "functionals", {"bins": pipe.features.bins}, extra)
@@ -178,12 +178,12 @@ def _read_history(path: Path) -> list[dict]:
         return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def _write_report(run_dir: Path, cfg: dict, rows, best_row, n_train: int, n_val: int) -> None:
+def _write_report(run_dir: Path, cfg: RunConfig, rows, best_row, n_train: int, n_val: int) -> None:
     from ..safeio import atomic_write_text
 
     lines = [f"# Run {run_dir.name}", "",
-             f"- config: `{cfg['name']}` — utterance functionals + logistic regression, features "
-             f"`{cfg['preprocessing']['features']['kind']}`, seed {cfg['seed']}",
+             f"- config: `{cfg.name}` — utterance functionals + logistic regression, features "
+             f"`{cfg.preprocessing.features.kind}`, seed {cfg.seed}",
              f"- clips: {n_train} training, {n_val} validation (each speaker standardised with their own statistics)",
              f"- C tried: {', '.join(str(r['C']) for r in rows)}; chosen: {best_row['C']}"
              + (" (on the validation speakers' speaker-adaptive UA)" if n_val else " (no validation speakers)")]

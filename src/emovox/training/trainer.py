@@ -198,8 +198,11 @@ def train(
     from ..plots import plot_confusion, plot_training
 
     run_dir = Path(run_dir)
-    if cfg["model"]["name"] == "functionals":  # a convex fit, no epochs
+    if cfg.model.name == "functionals":  # a convex fit, no epochs
         from .functionals import fit_functionals
+
+        if distributed_context().distributed:
+            raise ValueError("the functionals model is a convex fit in one process: run it without torchrun")
 
         return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance)
     ckpt_path = run_dir / CHECKPOINT
