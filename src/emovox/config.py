@@ -122,6 +122,14 @@ class RunConfig:
         into it (the others keep their values); an unknown key is an error naming it."""
         return _merge(self, update, where)
 
+    def check(self) -> "RunConfig":
+        """The settings that only make sense together (each section checks its own keys)."""
+        feats = self.preprocessing.features
+        if self.model.name == "functionals" and (feats.normalize != "none" or feats.deltas):
+            raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
+                             f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
+        return self
+
     def override(self, *texts: str) -> "RunConfig":
         """A copy with ``section.key=value`` overrides applied in order (values parsed as YAML)."""
         cfg = self
@@ -187,7 +195,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config must be a mapping of sections (see configs/*.yaml)")
         cfg = cfg.merged(data)
-    return cfg.override(*overrides)
+    return cfg.override(*overrides).check()
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -131,7 +132,8 @@ def deltas(x: torch.Tensor, width: int = 2) -> torch.Tensor:
     n = torch.arange(-width, width + 1, dtype=x.dtype, device=x.device)
     kernel = (n / (n * n).sum()).flip(0).view(1, 1, -1)
     shape = x.shape
-    flat = torch.nn.functional.pad(x.reshape(-1, 1, shape[-1]), (width, width), mode="replicate")
+    rows = math.prod(shape[:-1])  # not -1: an exported graph would have to prove frames divide the size
+    flat = torch.nn.functional.pad(x.reshape(rows, 1, shape[-1]), (width, width), mode="replicate")
     return torch.nn.functional.conv1d(flat, kernel).reshape(shape)
 
 

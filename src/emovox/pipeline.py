@@ -256,9 +256,14 @@ class ClipClassifier(nn.Module):
         return self.pipeline.features.normalize == "bins" or self.clip_level
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.clip_level:  # the whole image and its voiced bounds: no data-dependent slice to export
+            db, energy = self.extractor.analyse(wave.unsqueeze(0))
+            bounds = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
+            logits = self.model.classify(self.model.functionals(db, [bounds])).float()
+            return clip_probabilities(logits, torch.ones(1), self.temperature)
         w = self.windows(wave)
         stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0]) \
-            if self.uses_references and not self.clip_level else None
+            if self.uses_references else None
         return clip_probabilities(self.window_logits(w.windows, stats), w.weights, self.temperature)
 
 
@@ -320,7 +325,7 @@ def _clip_level_logits(classifier: ClipClassifier, images, bounds, speakers):
     each clip standardised with its speaker's reference where one is given."""
     model = classifier.model
     with torch.inference_mode():
-        f = model.functionals([db[:, first:end] for db, (first, end) in zip(images, bounds)])
+        f = model.functionals(images, bounds)
         reference = None
         if speakers and any(s is not None for s in speakers):
             reference = (torch.stack([s.mean if s is not None else model.center for s in speakers]),
@@ -374,5 +379,5 @@ def clip_references(classifier: ClipClassifier, images: list[torch.Tensor], boun
         from .models.functionals import Reference
 
         with torch.inference_mode():
-            return Reference.of(classifier.model.functionals([db[:, a:b] for db, (a, b) in zip(images, bounds)]))
+            return Reference.of(classifier.model.functionals(images, bounds))
     return Stats.pool(images, bounds)

@@ -51,13 +51,41 @@ class Reference(NamedTuple):
         return cls(torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(d["std"], dtype=torch.float32))
 
 
-def functionals(db: torch.Tensor) -> torch.Tensor:
-    """One clip's voiced frames ``[bins, frames]`` → its functional vector ``[bins * N_STATS]``."""
-    if db.shape[-1] < 2:  # one frame has no spread; repeat it so every statistic is defined
-        db = db.expand(-1, 2) if db.shape[-1] == 1 else db.new_zeros(db.shape[0], 2)
-    d = deltas(db[None, None])[0, 0]
-    q = torch.quantile(db, torch.tensor(QUANTILES, dtype=db.dtype), dim=-1)  # [Q, bins]
-    return torch.cat([db.mean(-1), db.std(-1, unbiased=False), d.std(-1, unbiased=False), q.reshape(-1)])
+def functionals(db: torch.Tensor, first=None, end=None) -> torch.Tensor:
+    """One clip's dB image ``[bins, frames]`` and its voiced frames ``[first, end)`` (default: all)
+    → its functional vector ``[bins * N_STATS]``.
+
+    The statistics are masked sums over the whole image rather than a slice of it, so that the
+    exported graph has no shape that depends on the data; the deltas see the voiced part with its
+    edge frames repeated, as they would on the slice alone. One voiced frame: spreads are 0."""
+    n = db.shape[-1]
+    t = torch.arange(n, device=db.device)
+    first = torch.as_tensor(0 if first is None else first, device=db.device)
+    end = torch.as_tensor(n if end is None else end, device=db.device)
+    mask = ((t >= first) & (t < end)).to(db.dtype)  # [frames]
+    count = mask.sum().clamp_min(1.0)
+    mean = (db * mask).sum(-1) / count
+    std = ((((db - mean[:, None]) ** 2) * mask).sum(-1) / count).sqrt()
+    inner = db[:, t.clamp(first, (end - 1).clamp_min(first))]  # outside [first, end): the edge frames
+    d = deltas(inner[None, None])[0, 0]
+    d_mean = (d * mask).sum(-1) / count
+    d_std = ((((d - d_mean[:, None]) ** 2) * mask).sum(-1) / count).sqrt()
+    return torch.cat([mean, std, d_std, _masked_quantiles(db, mask, count).reshape(-1)])
+
+
+def _masked_quantiles(db: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """:data:`QUANTILES` of the masked frames of each row ``[Q, bins]``, interpolated linearly
+    like ``torch.quantile`` (whose data-dependent input length does not export)."""
+    big = torch.finfo(db.dtype).max
+    ordered = torch.where(mask > 0, db, big).sort(-1).values  # the voiced values first, in order
+    pos = torch.tensor(QUANTILES, dtype=db.dtype, device=db.device) * (count - 1)  # [Q]
+    lo = pos.floor()
+    frac = (pos - lo)[:, None]
+    lo_i = lo.long()
+    hi_i = (lo_i + 1).clamp(max=(count - 1).long())
+    at_lo = ordered[:, lo_i].T  # [Q, bins]
+    at_hi = ordered[:, hi_i].T
+    return at_lo + (at_hi - at_lo) * frac
 
 
 class FunctionalsClassifier(nn.Module):
@@ -76,11 +104,13 @@ class FunctionalsClassifier(nn.Module):
         self.register_buffer("scale", torch.ones(n))
         self.head = nn.Linear(n, num_classes)
 
-    def functionals(self, images) -> torch.Tensor:
-        """Clips' voiced frames (a list of ``[bins, frames]``, or ``[K, 1, bins, frames]``) → ``[K, F]``."""
+    def functionals(self, images, bounds=None) -> torch.Tensor:
+        """Clips' dB images (a list of ``[bins, frames]``, or ``[K, 1, bins, frames]``) and their
+        voiced frames ``bounds`` (``(first, end)`` each; default: every frame) → ``[K, F]``."""
         if torch.is_tensor(images) and images.dim() == 4:
             images = images[:, 0]
-        return torch.stack([functionals(img.float()) for img in images])
+        bounds = bounds if bounds is not None else [(None, None)] * len(images)
+        return torch.stack([functionals(img.float(), a, b) for img, (a, b) in zip(images, bounds)])
 
     def classify(self, f: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
         """Functional vectors ``[K, F]`` → logits ``[K, classes]``; ``reference``: each row's

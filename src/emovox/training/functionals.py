@@ -25,7 +25,7 @@ import torch
 from ..config import RunConfig, save_config
 from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
 from ..models.functionals import Reference
-from ..pipeline import ClipClassifier, Preprocessing
+from ..pipeline import ClipClassifier
 from .batches import speaker_of
 from .data import FeatureSet
 from .metrics import scores
@@ -40,7 +40,7 @@ RESULT_FIELDS = ["C", "train_loss", "train_acc", "val_acc", "val_ua", "val_f1", 
 
 def _functionals(classifier: ClipClassifier, fs: FeatureSet) -> torch.Tensor:
     with torch.inference_mode():
-        return classifier.model.functionals([db[:, a:b] for db, (a, b) in zip(fs.images, fs.bounds)])
+        return classifier.model.functionals(fs.images, fs.bounds)
 
 
 def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
@@ -55,13 +55,6 @@ def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
         ref = Reference.of(f[idx])
         out[idx] = (f[idx] - ref.mean) / ref.std.clamp_min(1e-6)
     return out
-
-
-def _check(pipe: Preprocessing) -> None:
-    feats = pipe.features
-    if feats.normalize != "none" or feats.deltas:
-        raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
-                         f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
 
 
 def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
@@ -80,8 +73,7 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
         return TrainResult(run_dir, best, 1, history)
     if len(train_set) == 0:
         raise ValueError("no training clips")
-    pipe = cfg.preprocessing
-    _check(pipe)
+    pipe = cfg.check().preprocessing
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     torch.set_num_threads(cfg.threads)

@@ -1,0 +1,165 @@
+"""The utterance-functionals model: its statistics, its batch consistency, the speaker-adaptive
+references, training it from the CLI and predicting with it everywhere a ResNet predicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovox import Recognizer, audio
+from emovox.cli import main
+from emovox.features import deltas
+from emovox.models.folder import load_bundle
+from emovox.models.functionals import N_STATS, QUANTILES, Reference, functionals
+from emovox.pipeline import ClipClassifier, clip_references, predict_clips
+
+from .conftest import tiny_files
+
+
+@pytest.fixture(scope="module")
+def functionals_model(tiny_ravdess, tmp_path_factory):
+    """The shipped functionals recipe fitted on two real actors (C chosen on the third)."""
+    out = tmp_path_factory.mktemp("functionals") / "run"
+    cache = tmp_path_factory.mktemp("cache")
+    assert main(["train", "--config", "configs/functionals-mfcc.yaml", "--data", str(tiny_ravdess),
+                 "--out", str(out), "--set", f"data.cache_dir={cache}", "--set", "training.val_speakers=1",
+                 "--set", "threads=1"]) == 0
+    return out / "best"
+
+
+@pytest.fixture(scope="module")
+def classifier(functionals_model):
+    return ClipClassifier.from_bundle(load_bundle(functionals_model)).eval()
+
+
+def analysed(classifier, files):
+    return [classifier.analyse(audio.load(f, classifier.pipeline.sample_rate)) for f in files]
+
+
+# ---------------------------------------------------------------- the statistics
+
+
+def test_the_statistics_of_a_known_image():
+    g = torch.Generator().manual_seed(0)
+    db = torch.randn(3, 50, generator=g) * 10 - 30
+    f = functionals(db, 10, 40).reshape(N_STATS, 3)
+    voiced = db[:, 10:40].double().numpy()
+    np.testing.assert_allclose(f[0], voiced.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(f[1], voiced.std(1), rtol=1e-4)
+    np.testing.assert_allclose(f[2], deltas(db[:, 10:40]).double().numpy().std(1), rtol=1e-4)  # edges of the part repeated
+    np.testing.assert_allclose(f[3:], np.quantile(voiced, QUANTILES, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_masked_statistics_equal_those_of_the_slice(seed):
+    """The exportable form (a mask over the whole image) gives what the voiced slice alone gives."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(2, 200, (1,), generator=g))
+    db = torch.randn(40, n, generator=g) * 20 - 40
+    a = int(torch.randint(0, n - 1, (1,), generator=g))
+    b = int(torch.randint(a + 1, n + 1, (1,), generator=g))
+    torch.testing.assert_close(functionals(db, torch.tensor(a), torch.tensor(b)), functionals(db[:, a:b]),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_one_voiced_frame_has_no_spread():
+    db = torch.arange(20.0).reshape(2, 10)
+    f = functionals(db, 4, 5).reshape(N_STATS, 2)
+    assert torch.equal(f[0], db[:, 4]) and torch.equal(f[1], torch.zeros(2)) and torch.equal(f[2], torch.zeros(2))
+    assert torch.equal(f[3:], db[:, 4].expand(len(QUANTILES), 2))
+
+
+def test_a_reference_needs_two_clips():
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        Reference.of(torch.zeros(1, 6))
+    ref = Reference.of(torch.tensor([[0.0, 2.0], [2.0, 6.0]]))
+    assert torch.equal(ref.mean, torch.tensor([1.0, 4.0])) and torch.equal(ref.std, torch.tensor([1.0, 2.0]))
+    assert torch.equal(Reference.from_dict(ref.to_dict()).std, ref.std)
+
+
+# ---------------------------------------------------------------- a fitted model
+
+
+def test_the_run_folder_and_its_report(functionals_model):
+    run = functionals_model.parent
+    assert (run / "config.yaml").is_file() and (functionals_model / "model.safetensors").is_file()
+    report = (run / "report.md").read_text()
+    assert "logistic regression" in report and "chosen" in report
+    assert main(["train", "--config", "configs/functionals-mfcc.yaml", "--data", str(run),
+                 "--out", str(run)]) != 0  # a finished run is not overwritten
+
+
+def test_one_clip_equals_the_batched_form(classifier):
+    """ClipClassifier.forward (the exported path) and predict_clips agree clip by clip."""
+    files = tiny_files()[:4]
+    waves = [audio.load(f, classifier.pipeline.sample_rate) for f in files]
+    batched = predict_clips(classifier, *zip(*[classifier.analyse(w) for w in waves]))
+    with torch.inference_mode():
+        single = np.stack([classifier(torch.from_numpy(w)).numpy() for w in waves])
+    np.testing.assert_allclose(single, batched, atol=1e-5)
+    np.testing.assert_allclose(batched.sum(1), 1.0, atol=1e-5)
+
+
+def test_a_speaker_reference_replaces_the_training_clips_statistics(classifier):
+    files = [f for f in tiny_files() if f.parent.name == "Actor_03"]
+    images, bounds = zip(*analysed(classifier, files))
+    ref = clip_references(classifier, list(images), list(bounds))
+    with torch.inference_mode():
+        f = classifier.model.functionals(list(images), list(bounds))
+        logits = classifier.model.head((f - f.mean(0)) / f.std(0, unbiased=False).clamp_min(1e-6))
+        expected = torch.softmax(logits / classifier.temperature, -1)  # calibrated on the validation actor
+    torch.testing.assert_close(ref.mean, f.mean(0))
+    adaptive = predict_clips(classifier, list(images), list(bounds), speakers=[ref] * len(files))
+    np.testing.assert_allclose(adaptive, expected.numpy(), atol=1e-5)
+    assert not np.allclose(adaptive, predict_clips(classifier, list(images), list(bounds)), atol=1e-3)
+
+
+def test_the_recognizer_predicts_per_clip_and_per_speaker(functionals_model):
+    rec = Recognizer.load(functionals_model, threads=1)
+    files = [f for f in tiny_files() if f.parent.name == "Actor_03"]
+    one = rec.predict(files[0])
+    assert one.answer in rec.labels and sum(one.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    grouped = dict(rec.predict_speakers({"03": files}))
+    reference = rec.speaker_reference(files)
+    again = rec.predict(files[0], speaker=reference)
+    assert again.probabilities == pytest.approx(grouped[files[0]].probabilities, abs=1e-5)
+    assert again.probabilities != pytest.approx(one.probabilities, abs=1e-4)
+
+
+def test_the_cli_predicts_a_folder_speaker_adaptively(functionals_model, tiny_ravdess, tmp_path):
+    out = tmp_path / "rows.csv"
+    assert main(["predict", str(tiny_ravdess), "--model", str(functionals_model), "--speaker-norm", "folder",
+                 "-o", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 1 + len(tiny_files())
+
+
+def test_a_timeline_with_the_functionals_model(functionals_model):
+    rec = Recognizer.load(functionals_model, threads=1)
+    wave = np.concatenate([audio.load(f, rec.sample_rate) for f in tiny_files()[:4]])
+    for tl in (rec.timeline(wave, rec.sample_rate), rec.timeline(wave, rec.sample_rate, speaker_norm=True)):
+        speech = [s for s in tl.segments if s.label in rec.labels]
+        assert speech and tl.segments[-1].end == pytest.approx(len(wave) / rec.sample_rate, abs=0.6)
+
+
+def test_the_model_standardises_its_own_statistics(tiny_ravdess, tmp_path, capsys):
+    """A window-normalised functionals recipe is refused before any feature is computed."""
+    from emovox.config import load_config
+
+    with pytest.raises(ValueError, match="normalize: none"):
+        load_config("configs/functionals-mfcc.yaml", ["preprocessing.features.normalize=window"])
+    assert main(["train", "--config", "configs/functionals-mfcc.yaml", "--data", str(tiny_ravdess),
+                 "--out", str(tmp_path / "run"), "--set", "preprocessing.features.deltas=true"]) != 0
+    err = capsys.readouterr().err
+    assert "deltas: false" in err and "features:" not in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_onnx_export_answers_like_torch(functionals_model, tmp_path):
+    from emovox.inference.export import export_onnx
+
+    onnx = export_onnx(functionals_model, tmp_path / "f.onnx")
+    a, b = Recognizer.load(functionals_model, threads=1), Recognizer.load(onnx, threads=1)
+    for f in tiny_files()[:3]:
+        assert b.predict(f).probabilities == pytest.approx(a.predict(f).probabilities, abs=1e-5)
