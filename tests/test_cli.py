@@ -83,7 +83,7 @@ def test_entry_point_reports_bad_audio_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", [pytest.param("torch", marks=pytest.mark.slow), "onnx"])  # torch: 6 s
 def test_demo_runs_the_bundled_model_offline(backend):
     proc = subprocess.run([sys.executable, "-m", "emovox.cli", "demo", "--threads", "2", "--backend", backend],
                           capture_output=True, text=True)

@@ -97,6 +97,7 @@ def test_two_gloo_ranks_end_like_one_process_with_the_same_global_batch(corpus, 
     assert proc.stdout.count("# Run two") == 1
 
 
+@pytest.mark.slow  # 15 s on 2 cores; the equivalence test above runs by default
 def test_a_distributed_run_resumes_a_checkpoint(corpus, one_process, tmp_path, monkeypatch):
     """A run cut after its first epoch (one process) is finished by two ranks with --resume."""
     cut = tmp_path / "cut"

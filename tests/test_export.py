@@ -40,6 +40,7 @@ def test_onnx_matches_torch_on_real_clips_of_any_length(tiny_onnx, tiny_model):
         assert a.label == b.label
 
 
+@pytest.mark.slow  # a third export (6 s on 2 cores)
 def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, tiny_onnx, tmp_path):
     q = export_onnx(tiny_model, tmp_path / "q.onnx", quantize=True)
     assert {n.op_type for n in onnx.load(str(q)).graph.node} & {"ConvInteger", "DynamicQuantizeLinear"}
