@@ -147,6 +147,7 @@ def bench_training() -> dict:
     res = {"threads": cfg.threads, "batch": 32, "input": [1, pipe.features.bins, pipe.clip_frames],
            "bf16_native": bf16_available()}
     variants = [("fp32", False, False, False, 32), ("fp32_channels_last", True, False, False, 32),
+                ("fp32_channels_last_compiled", True, False, True, 32),
                 ("bf16_channels_last", True, True, False, 32), ("bf16_channels_last_compiled", True, True, True, 32),
                 ("fp32_width64", False, False, False, 64), ("bf16_channels_last_width64", True, True, False, 64)]
     for name, cl, bf16, compiled, width in variants:
