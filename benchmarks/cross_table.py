@@ -30,6 +30,11 @@ def recipe(d: dict) -> str:
         return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
+    if cfg["model"]["name"] == "functionals":
+        parts = [f"**utterance functionals of {f['kind']}** (mean, spread, delta spread, 3 quantiles) + "
+                 "logistic regression, no network"]
+        parts += [f"seed {cfg['seed']} (validation actors)"] if cfg.get("seed") else []
+        return ", ".join(parts)
     parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]
     if f.get("normalize") not in (None, True, "window"):
         parts.append(f"normalize {f['normalize']}")
@@ -51,7 +56,7 @@ def recipe(d: dict) -> str:
 
 
 def main() -> int:
-    print("| recipe (ResNet18 w32, trained on 20 RAVDESS actors) | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
+    print("| recipe (trained on 20 RAVDESS actors; ResNet18 w32 unless named) | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
           "all 480, argmax over 7: WA / UA | RAVDESS validation UA | source |")
     print("|---|---|---|---|---|---|---|")
     others = []

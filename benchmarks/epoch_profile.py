@@ -4,17 +4,18 @@ batches, validation, and what is written after every epoch (model folders, check
     python benchmarks/epoch_profile.py [--config configs/resnet18-mel.yaml] [--fold emobox:1] [--epochs 3]
 
 Trains ``--epochs`` epochs of the recipe on the fold's training actors (validation on its
-validation actors, as ``emovox evaluate`` does) under cProfile and writes the breakdown, with the
-machine, to benchmarks/results/epoch_profile.json. The feature cache is filled first (not timed).
-Each part's time is its cumulative profile time; cProfile adds a little to Python-level code.
+validation actors, as ``emovox evaluate`` does) with timers around each part and writes the
+breakdown, with the machine, to benchmarks/results/epoch_profile.json. The feature cache is
+filled first (not timed). The figures and calibration happen once per run, the rest every epoch;
+"per epoch" divides everything by the epochs.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
+import functools
+import inspect
 import json
-import pstats
 import sys
 import tempfile
 import time
@@ -23,21 +24,63 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "epoch_profile.json"
 
-#: the parts of a training run: (file suffix, function name) as cProfile names them
+#: the parts of a training run: (module, attribute) of what is timed
 PARTS = {
-    "optimisation steps": ("training/trainer.py", "step"),
-    "making batches": ("training/batches.py", "epoch"),
-    "validation": ("training/trainer.py", "_evaluate"),
-    "model folders (best, last)": ("models/folder.py", "save_bundle"),
-    "checkpoint": ("training/trainer.py", "_save_checkpoint"),
-    "training plot": ("emovox/plots.py", "plot_training"),
-    "confusion plot": ("emovox/plots.py", "plot_confusion"),
-    "calibration": ("training/trainer.py", "calibrate_on"),
+    "optimisation steps": ("emovox.training.trainer", "make_step"),
+    "making batches": ("emovox.training.batches", "BatchMaker.epoch"),
+    "validation": ("emovox.training.trainer", "_evaluate"),
+    "model folders (best, last)": ("emovox.training.trainer", "save_bundle"),
+    "checkpoint": ("emovox.training.trainer", "_save_checkpoint"),
+    "figures (training, confusion)": ("emovox.plots", "plot_training plot_confusion"),
+    "calibration": ("emovox.training.trainer", "calibrate_on"),
 }
 
 
-def cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
-    return sum(v[3] for (path, _, fn), v in stats.stats.items() if fn == name and path.endswith(suffix))
+def timed(seconds: dict, part: str):
+    """Wrap functions so that their wall time adds up in ``seconds[part]``: plain timers, not a
+    profiler (cProfile's per-call cost nearly doubled a training epoch here)."""
+    def wrap(fn):
+        if inspect.isgeneratorfunction(fn):  # time spent inside the generator only
+            @functools.wraps(fn)
+            def gen(*a, **k):
+                it = fn(*a, **k)
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        seconds[part] += time.perf_counter() - t0
+                        return
+                    seconds[part] += time.perf_counter() - t0
+                    yield item
+            return gen
+
+        @functools.wraps(fn)
+        def call(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                seconds[part] += time.perf_counter() - t0
+        return call
+    return wrap
+
+
+def instrument(seconds: dict) -> None:
+    import importlib
+
+    from emovox.training import trainer
+
+    for part, (module, names) in PARTS.items():
+        seconds[part] = 0.0
+        mod = importlib.import_module(module)
+        for name in names.split():
+            owner, attr = (getattr(mod, name.split(".")[0]), name.split(".")[1]) if "." in name else (mod, name)
+            if part == "optimisation steps":  # make_step returns the step: time the step, not its making
+                real = trainer.make_step
+                trainer.make_step = lambda *a, **k: timed(seconds, "optimisation steps")(real(*a, **k))
+                continue
+            setattr(owner, attr, timed(seconds, part)(getattr(owner, attr)))
 
 
 def main(argv=None) -> dict:
@@ -65,13 +108,12 @@ def main(argv=None) -> dict:
     max_lr, div_factor = rt.one_cycle()
     cfg = cfg.merged({"training": {"max_lr": max_lr, "div_factor": div_factor}})
 
-    profile = cProfile.Profile()
+    parts: dict[str, float] = {}
+    instrument(parts)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        profile.runcall(train, cfg, Path(tmp) / "run", train_set, val_set, progress=False)
+        train(cfg, Path(tmp) / "run", train_set, val_set, progress=False)
         total = time.perf_counter() - t0
-    stats = pstats.Stats(profile)
-    parts = {k: cumulative(stats, *where) for k, where in PARTS.items()}
     parts["other"] = total - sum(parts.values())
     res = {"command": "python benchmarks/epoch_profile.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "machine": machine(), "bf16": bool(cfg.training.bf16 and bf16_available()), "threads": cfg.threads,

@@ -1,6 +1,7 @@
 """Speed figures for docs/performance.md (the README links it), each a ratio measured in one run on this machine.
 
-    python benchmarks/speed.py [features|inference|cold-start|training|all]  → benchmarks/results/speed.json
+    python benchmarks/speed.py [features|inference|cold-start|training|all] [--out FILE]
+                                  → benchmarks/results/speed.json (or FILE: keep another machine's figures apart)
 
 - features: the 1440 RAVDESS speech clips (decoded beforehand), emovox's batched torch features
   against librosa's melspectrogram / mfcc with the same settings, both on ONE thread.
@@ -172,15 +173,19 @@ def bench_training() -> dict:
 
 
 if __name__ == "__main__":
-    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    args = sys.argv[1:]
+    if "--out" in args:
+        i = args.index("--out")
+        OUT = Path(args[i + 1])
+        del args[i:i + 2]
+    which = args[0] if args else "all"
     benches = {"features": bench_features, "inference": bench_inference, "cold-start": bench_cold_start,
                "training": bench_training}
+    from emovox.training.data import machine
+
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name, fn in benches.items():
         if which in (name, "all"):
-            results[name] = fn()
+            results[name] = {**fn(), "machine": machine()}  # each section names the CPU that measured it
             print(name, json.dumps(results[name], indent=2), flush=True)
-    import platform
-
-    results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
     OUT.write_text(json.dumps(results, indent=2) + "\n")
