@@ -2,6 +2,8 @@
 
     python benchmarks/timeline.py            # → benchmarks/results/timeline.json
     python benchmarks/timeline.py --quick    # 1-minute / 5-minute recordings, for a smoke test
+    python benchmarks/timeline.py --speed-only --out F.json [--also-onnx OLD.onnx]   # speed alone,
+        another machine's file; --also-onnx times another ONNX file of the same model beside them
 
 Recordings are built from RAVDESS speech clips (actors 01-24, round robin) separated by
 0.3-2.5 s of silence with faint noise, written as 16 kHz FLAC, seed 0:
@@ -19,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -62,13 +62,13 @@ def build_recording(path: Path, minutes: float, seed: int = 0, actor: str | None
     return written / 16000
 
 
-def speed_and_agreement(path: Path, seconds: float) -> dict:
+def speed_and_agreement(path: Path, seconds: float, also_onnx: Path | None = None) -> dict:
     from emovox.inference import Recognizer
     from emovox.live_input import file_blocks
 
     out = {}
-    for backend in ("torch", "onnx"):
-        rec = Recognizer.load(backend=backend, threads=1)
+    for backend in ("torch", "onnx", *(["onnx_file"] if also_onnx else [])):
+        rec = Recognizer.load(also_onnx, threads=1) if backend == "onnx_file" else Recognizer.load(backend=backend, threads=1)
         rec.timeline(path, block_seconds=10.0)  # warm-up (first-call allocations)
         t0 = time.perf_counter()
         offline = rec.timeline(path)
@@ -112,13 +112,34 @@ def peak_memory(path: Path | None) -> tuple[float, float]:
     return base / 1024, peak / 1024
 
 
+def memory(minutes: float) -> dict:
+    """Peak memory of a timeline over a ``minutes``-long file, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        hour = Path(tmp) / "hour.flac"
+        hour_s = build_recording(hour, minutes, seed=1)
+        _, model_only = peak_memory(None)
+        t0 = time.perf_counter()
+        _, peak = peak_memory(hour)
+    res = {"memory_minutes": minutes, "memory_audio_seconds": hour_s,
+           "peak_rss_mb_model_only": model_only, "peak_rss_mb_timeline": peak,
+           "whole_file_float32_mb": hour_s * 16000 * 4 / 2**20, "memory_run_seconds": time.perf_counter() - t0}
+    print(f"{minutes}-minute file: peak RSS {peak:.0f} MB (model alone {model_only:.0f} MB; "
+          f"the decoded file alone would be {res['whole_file_float32_mb']:.0f} MB)")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="timeline speed, memory and streaming agreement")
     ap.add_argument("--quick", action="store_true", help="1 and 5 minutes instead of 10 and 60")
     ap.add_argument("--example", metavar="OUT.flac", help="only write an example recording (one actor)")
     ap.add_argument("--minutes", type=float, default=0.75, help="length of --example")
     ap.add_argument("--actor", default="12", help="actor of --example")
+    ap.add_argument("--speed-only", action="store_true", help="skip the hour-long memory run")
+    ap.add_argument("--also-onnx", type=Path, help="time this ONNX file of the bundled model too (e.g. an older export)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args(argv)
+    if args.speed_only and args.out == OUT:
+        ap.error(f"--speed-only needs --out: {OUT.relative_to(ROOT)} holds the memory figures too")
     if args.example:
         seconds = build_recording(Path(args.example), args.minutes, seed=3, actor=args.actor)
         print(f"wrote {args.example} ({seconds:.1f} s, RAVDESS actor {args.actor}, CC BY-NC-SA 4.0)")
@@ -127,25 +148,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rec10 = Path(tmp) / "ten.flac"
         seconds = build_recording(rec10, speed_min)
-        res = {"speed_minutes": speed_min, **speed_and_agreement(rec10, seconds)}
-        hour = Path(tmp) / "hour.flac"
-        hour_s = build_recording(hour, memory_min, seed=1)
-        _, model_only = peak_memory(None)
-        t0 = time.perf_counter()
-        _, peak = peak_memory(hour)
-        res.update({"memory_minutes": memory_min, "memory_audio_seconds": hour_s,
-                    "peak_rss_mb_model_only": model_only, "peak_rss_mb_timeline": peak,
-                    "whole_file_float32_mb": hour_s * 16000 * 4 / 2**20,
-                    "memory_run_seconds": time.perf_counter() - t0})
-        print(f"{memory_min}-minute file: peak RSS {peak:.0f} MB (model alone {model_only:.0f} MB; "
-              f"the decoded file alone would be {res['whole_file_float32_mb']:.0f} MB)")
-    import torch
+        res = {"speed_minutes": speed_min, **speed_and_agreement(rec10, seconds, args.also_onnx)}
+        if args.also_onnx:
+            res["also_onnx"] = str(args.also_onnx)
+    if not args.speed_only:
+        res.update(memory(memory_min))
+    from emovox.training.data import machine
 
-    res["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    res["machine"] = machine()
     res["model"] = "bundled"
+    res["command"] = "python benchmarks/timeline.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if not args.quick:
-        OUT.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {OUT}")
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -136,3 +136,29 @@ def test_half_weight_export_is_half_the_size_and_agrees(tiny_half_onnx, tiny_onn
     full = Recognizer.load(tiny_onnx).predict(CLIPS[0]).probabilities
     small = Recognizer.load(half).predict(CLIPS[0]).probabilities
     assert small == pytest.approx(full, abs=1e-3)
+
+
+def test_one_call_judges_a_batch_of_equal_length_clips_each_alone(tiny_onnx, tiny_model):
+    """The graph takes ``[batch, samples]``: a timeline's windows in one call, each row what the
+    clip gets alone, and what the torch path gives."""
+    import onnxruntime as ort
+    import torch
+
+    from emovox.models import load_bundle
+    from emovox.pipeline import ClipClassifier
+
+    n = 40_000  # a timeline window: 2.5 s
+    rng = np.random.default_rng(0)
+    batch = np.stack([audio.load(CLIPS[0])[:n], audio.load(CLIPS[1])[-n:],
+                      (0.05 * rng.standard_normal(n)).astype(np.float32)])
+    session = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    together = session.run(None, {"waveform": batch})[0]
+    alone = np.concatenate([session.run(None, {"waveform": clip[None]})[0] for clip in batch])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    with torch.inference_mode():
+        reference = ClipClassifier.from_bundle(load_bundle(tiny_model)).eval()(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(together, reference, atol=1e-4)
+    backend = Recognizer.load(tiny_onnx).backend  # equal lengths grouped into calls, order kept
+    mixed = [batch[0], batch[1][:30_000], batch[2], batch[1]]
+    np.testing.assert_allclose(backend.probabilities(mixed),
+                               np.concatenate([session.run(None, {"waveform": c[None]})[0] for c in mixed]), atol=1e-5)

@@ -99,6 +99,11 @@ def test_one_clip_equals_the_batched_form(classifier):
         single = np.stack([classifier(torch.from_numpy(w)).numpy() for w in waves])
     np.testing.assert_allclose(single, batched, atol=1e-5)
     np.testing.assert_allclose(batched.sum(1), 1.0, atol=1e-5)
+    n = min(len(w) for w in waves)  # equal-length clips in one pass (the ONNX graph's batch)
+    with torch.inference_mode():
+        together = classifier(torch.from_numpy(np.stack([w[:n] for w in waves])))
+        alone = torch.stack([classifier(torch.from_numpy(w[:n])) for w in waves])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
 
 
 def test_a_speaker_reference_replaces_the_training_clips_statistics(classifier):

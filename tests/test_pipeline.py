@@ -89,3 +89,39 @@ def test_padding_is_silence_for_each_kind():
     assert pad_for_windows(db, 2, "mel")[:, 3:].eq(-80.0).all()
     mfcc = pad_for_windows(db, 2, "mfcc")  # row 0 is c0: the quietest frame is copied whole
     assert mfcc[:, 3:].tolist() == [[-80.0, -80.0], [-70.0, -70.0]]
+
+
+@pytest.mark.parametrize("kind, normalize, deltas, trim_db", [("mel", "window", True, 30), ("mfcc", "bins", False, 30),
+                                                         ("spectrogram", "window", False, None)])
+def test_equal_length_clips_in_one_pass_are_each_judged_alone(kind, normalize, deltas, trim_db):
+    """ClipClassifier on ``[batch, samples]`` (a timeline's windows, the ONNX graph's input)
+    gives every row what that clip gets alone: its own trimming, windows and normalisation."""
+    from emovox.features import FeatureConfig
+
+    torch.manual_seed(0)
+    pipe = Preprocessing(features=FeatureConfig(kind=kind, normalize=normalize, deltas=deltas), trim_db=trim_db)
+    clf = ClipClassifier(resnet18(width=8, in_channels=3 if deltas else 1), pipe).eval()
+    rng = np.random.default_rng(1)
+    n = 56_000  # 3.5 s: longer than a window, so each clip has two candidate windows
+    speech = audio.load(SPEECH / "Actor_02" / "03-01-06-02-01-01-02.flac")[:n]
+    quiet_start = np.concatenate([np.zeros(n // 2, np.float32), speech[:n - n // 2]])
+    noise = (0.05 * rng.standard_normal(n)).astype(np.float32)
+    waves = np.stack([speech, quiet_start, noise, np.zeros(n, np.float32)])
+    with torch.no_grad():
+        together = clf(torch.from_numpy(waves))
+    assert together.shape == (4, 8)
+    analysed = [pipe.analyse(w, clf.extractor) for w in waves]  # the per-clip path of training and predict
+    alone = predict_clips(clf, [a[0] for a in analysed], [a[1] for a in analysed])
+    np.testing.assert_allclose(together.numpy(), alone, atol=1e-5, rtol=1e-5)
+    assert np.abs(alone[0] - alone[2]).max() > 1e-4  # the rows differ: not one answer broadcast
+
+
+def test_padding_copies_each_clips_own_quietest_frame():
+    from emovox.pipeline import gather_windows, pad_for_windows
+
+    db = torch.tensor([[[5.0, -80.0, 3.0], [1.0, -70.0, 2.0]], [[-9.0, 4.0, 6.0], [7.0, 8.0, 9.0]]])
+    assert pad_for_windows(db, 2, "mfcc")[..., 3:].tolist() == [[[-80.0] * 2, [-70.0] * 2], [[-9.0] * 2, [7.0] * 2]]
+    starts = torch.tensor([[0, 1], [2, 0]])
+    windows = gather_windows(db, starts, 1)  # [batch, K, bins, 1]
+    assert windows.shape == (2, 2, 2, 1) and windows[1, 0, :, 0].tolist() == [6.0, 9.0]
+    assert torch.equal(gather_windows(db[0], starts[0], 2), torch.stack([db[0][:, 0:2], db[0][:, 1:3]]))

@@ -213,13 +213,19 @@ class Stats(NamedTuple):
     @staticmethod
     def sums(db: torch.Tensor, first=None, end=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Frame count, per-bin sum and per-bin sum of squares of ``db[..., first:end]``
-        (a mask, so the frame range may be a tensor and the graph stays exportable)."""
+        (a mask, so the frame range may be a tensor and the graph stays exportable); ``first``
+        and ``end`` may be ``[batch]`` for a batch ``[batch, bins, frames]``: one count per row."""
         n = db.shape[-1]
         idx = torch.arange(n, device=db.device)
         lo = torch.as_tensor(0 if first is None else first, device=db.device)
         hi = torch.as_tensor(n if end is None else end, device=db.device)
-        mask = ((idx >= lo) & (idx < hi)).to(db.dtype)
-        count = mask.sum().clamp_min(1.0)
+        per_row = lo.dim() > 0 or hi.dim() > 0  # one range per row of a batch
+        if per_row:
+            lo, hi = lo.reshape(-1, 1), hi.reshape(-1, 1)
+        mask = ((idx >= lo) & (idx < hi)).to(db.dtype)  # [frames] or [batch, frames]
+        count = mask.sum(-1).clamp_min(1.0)
+        if per_row:
+            mask = mask.unsqueeze(-2)  # against [batch, bins, frames]
         return count, (db * mask).sum(-1), (db.square() * mask).sum(-1)
 
     @classmethod

@@ -91,7 +91,8 @@ class Preprocessing:
 
 
 def voiced_bounds(energy_db: torch.Tensor, trim_db: float | None, margin: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and one-past-last frame within ``trim_db`` of the loudest, widened by ``margin``.
+    """First and one-past-last frame within ``trim_db`` of the loudest, widened by ``margin``:
+    scalars for one clip's energies ``[frames]``, ``[batch]`` for ``[batch, frames]``.
 
     Like ``librosa.effects.trim`` but on the feature frames, in tensor ops (exportable).
     A clip that is silent throughout is all "voiced" (every frame equals the maximum).
@@ -99,15 +100,17 @@ def voiced_bounds(energy_db: torch.Tensor, trim_db: float | None, margin: int) -
     n = energy_db.shape[-1]
     idx = torch.arange(n, device=energy_db.device)
     if trim_db is None:
-        return idx[0], idx[-1] + 1
-    voiced = energy_db > energy_db.max() - trim_db
-    first = torch.where(voiced, idx, n).min()
-    last = torch.where(voiced, idx, -1).max()
+        rows = energy_db.shape[:-1]
+        return idx[0].expand(rows), (idx[-1] + 1).expand(rows)
+    voiced = energy_db > energy_db.amax(-1, keepdim=True) - trim_db
+    first = torch.where(voiced, idx, n).amin(-1)
+    last = torch.where(voiced, idx, -1).amax(-1)
     return (first - margin).clamp(min=0), (last + 1 + margin).clamp(max=n)
 
 
 def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int, hop: int):
-    """Start frames and weights (1 or 0) of the prediction windows of one clip.
+    """Start frames and weights (1 or 0) of the prediction windows of one clip ``[K]`` (or of a
+    batch of equal-length clips: ``first``, ``end`` ``[batch]`` → ``[batch, K]``).
 
     A voiced part no longer than ``clip`` gets one window centred on it; a longer one gets
     windows every ``hop`` frames and a last one aligned to its end. The number of candidate
@@ -115,6 +118,7 @@ def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int
     any voiced part); the ones not needed get weight 0. Starts may run into the padding after the clip.
     """
     k = torch.arange(torch.sym_max(n_frames - clip, 0) // hop + 2, device=first.device)
+    first, end = first.unsqueeze(-1), end.unsqueeze(-1)  # against k: [1] or [batch, 1]
     span = end - first
     short = span <= clip
     centred = (first - torch.div(clip - span, 2, rounding_mode="floor")).clamp(min=0)
@@ -126,20 +130,27 @@ def window_plan(first: torch.Tensor, end: torch.Tensor, n_frames: int, clip: int
 
 
 def pad_for_windows(db: torch.Tensor, clip: int, kind: str) -> torch.Tensor:
-    """Append ``clip`` frames of silence so any window fits: the image's floor for dB images;
-    for MFCC (where no single value is silence) copies of the clip's quietest frame (lowest c0)."""
+    """Append ``clip`` frames of silence to ``[..., bins, frames]`` so any window fits: the
+    image's floor for dB images; for MFCC (where no single value is silence) copies of the
+    clip's quietest frame (lowest c0)."""
     if kind == "mfcc":
-        quiet = db[:, db[0].argmin()].unsqueeze(-1)
-        pad = quiet.expand(*db.shape[:-1], clip)
+        quietest = db[..., 0, :].argmin(-1)  # [] or [batch]
+        index = quietest[..., None, None].expand(*db.shape[:-1], 1)
+        pad = db.gather(-1, index).expand(*db.shape[:-1], clip)
     else:
         pad = db.amin(dim=(-2, -1), keepdim=True).expand(*db.shape[:-1], clip)
     return torch.cat([db, pad], dim=-1)
 
 
 def gather_windows(padded: torch.Tensor, starts: torch.Tensor, clip: int) -> torch.Tensor:
-    """``[bins, frames]`` and ``K`` start frames → windows ``[K, bins, clip]``."""
-    idx = starts.unsqueeze(1) + torch.arange(clip, device=starts.device)
-    return padded[:, idx].permute(1, 0, 2)
+    """``[..., bins, frames]`` and start frames ``[..., K]`` → windows ``[..., K, bins, clip]``."""
+    idx = starts.unsqueeze(-1) + torch.arange(clip, device=starts.device)  # [..., K, clip]
+    if padded.dim() == 2:
+        return padded[:, idx].permute(1, 0, 2)
+    # index clip and frame together: an expanded copy per window would cost memory growing
+    # with the square of the clip's length in the exported graph
+    rows = torch.arange(padded.shape[0], device=padded.device)[:, None, None]
+    return padded.transpose(-1, -2)[rows, idx].transpose(-1, -2)
 
 
 def random_window(db: torch.Tensor, first: int, end: int, clip: int, rng: np.random.Generator,
@@ -170,7 +181,8 @@ class ClipWindows(NamedTuple):
 
 
 def clip_windows(db: torch.Tensor, first, end, pipeline: Preprocessing) -> ClipWindows:
-    """The prediction windows of one clip's dB image with voiced frames ``[first, end)``:
+    """The prediction windows of one clip's dB image with voiced frames ``[first, end)``
+    (or of a batch of equal-length clips: an extra leading dimension everywhere):
     planning, padding and gathering, the one copy of them."""
     first, end = torch.as_tensor(first), torch.as_tensor(end)
     clip = pipeline.clip_frames
@@ -185,9 +197,9 @@ def clip_probabilities(logits: torch.Tensor, weights: torch.Tensor, temperature,
     then each clip's mean over its windows weighted by ``weights``. Without ``owner`` (the clip
     index of each window) the windows are one clip's and the result is ``[n_classes]``;
     with it, ``[n_clips, n_classes]``."""
-    probs = torch.softmax(logits / temperature, dim=-1) * weights.unsqueeze(1)
-    if owner is None:
-        return probs.sum(0) / weights.sum()
+    probs = torch.softmax(logits / temperature, dim=-1) * weights.unsqueeze(-1)
+    if owner is None:  # [K, C] → [C]; equal-length clips [B, K, C] → [B, C]
+        return probs.sum(-2) / weights.sum(-1, keepdim=True)
     total = torch.zeros(n_clips, probs.shape[1], dtype=probs.dtype).index_add_(0, owner, probs)
     return total / torch.zeros(n_clips, dtype=weights.dtype).index_add_(0, owner, weights).unsqueeze(1)
 
@@ -256,15 +268,26 @@ class ClipClassifier(nn.Module):
         return self.pipeline.features.normalize == "bins" or self.clip_level
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """One clip ``[samples]`` → ``[n_classes]``; equal-length clips ``[batch, samples]`` (a
+        timeline's windows) → ``[batch, n_classes]``, each as if alone, in one pass."""
+        waves = wave.unsqueeze(0) if wave.dim() == 1 else wave
+        db, energy = self.extractor.analyse(waves)
+        first, end = voiced_bounds(energy, self.pipeline.trim_db, self.pipeline.margin_frames)  # [batch]
         if self.clip_level:  # the whole image and its voiced bounds: no data-dependent slice to export
-            db, energy = self.extractor.analyse(wave.unsqueeze(0))
-            bounds = voiced_bounds(energy[0], self.pipeline.trim_db, self.pipeline.margin_frames)
-            logits = self.model.classify(self.model.functionals(db, [bounds])).float()
-            return clip_probabilities(logits, torch.ones(1), self.temperature)
-        w = self.windows(wave)
-        stats = reference_stats(w.image, w.first, w.end).expand(w.windows.shape[0]) \
-            if self.uses_references else None
-        return clip_probabilities(self.window_logits(w.windows, stats), w.weights, self.temperature)
+            logits = self.model.classify(self.model.batch_functionals(db, first, end)).float().unsqueeze(1)
+            weights = torch.ones(logits.shape[:2])
+        else:
+            w = clip_windows(db, first, end, self.pipeline)  # [batch, K, ...]
+            n, k = w.weights.shape
+            stats = None
+            if self.uses_references:
+                ref = reference_stats(db, first, end)
+                stats = Stats(ref.mean.unsqueeze(1).expand(n, k, -1).reshape(n * k, -1),
+                              ref.std.unsqueeze(1).expand(n, k).reshape(n * k))
+            logits = self.window_logits(w.windows.reshape(n * k, *w.windows.shape[2:]), stats).reshape(n, k, -1)
+            weights = w.weights
+        probs = clip_probabilities(logits, weights, self.temperature)
+        return probs[0] if wave.dim() == 1 else probs
 
 
 class EnsembleClassifier(nn.Module):

@@ -83,6 +83,8 @@ class OnnxBackend:
         self.clip_seconds = float(config.get("preprocessing", config).get("clip_seconds", 2.5))
         self.calibration = config.get("calibration", {})
         self.input_name = self.session.get_inputs()[0].name
+        # older exports take one clip [samples]; newer ones [batch, samples] (several windows a call)
+        self.batched = len(self.session.get_inputs()[0].shape) == 2
         if folder is not None and (folder / CONFIG_NAME).is_file() and "model_id" in meta:
             if not meta["model_id"].endswith("@" + fingerprint(folder)):
                 raise ValueError(f"{path} was exported from another version of {folder} (its weights or "
@@ -92,11 +94,21 @@ class OnnxBackend:
         return np.ascontiguousarray(wave, dtype=np.float32)
 
     def speaker_reference(self, analysed: list):
-        raise ValueError("speaker normalisation runs on the torch backend (the ONNX graph takes one clip "
-                         "and normalises it on its own)")
+        raise ValueError("speaker normalisation runs on the torch backend (the ONNX graph normalises "
+                         "each clip on its own)")
 
     def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
         if speaker is not None:
             self.speaker_reference(analysed)
-        return np.stack([self.session.run(None, {self.input_name: w})[0] for w in analysed]) if analysed \
-            else np.zeros((0, len(self.labels)), np.float32)
+        if not analysed:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if not self.batched:
+            return np.stack([self.session.run(None, {self.input_name: w})[0] for w in analysed])
+        out, i = [], 0
+        while i < len(analysed):  # runs of equal-length clips (a timeline's windows) go in one call
+            j = i + 1
+            while j < len(analysed) and len(analysed[j]) == len(analysed[i]):
+                j += 1
+            out.append(self.session.run(None, {self.input_name: np.stack(analysed[i:j])})[0])
+            i = j
+        return np.concatenate(out)

@@ -64,8 +64,11 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     clf = ClipClassifier.from_bundle(bundle).eval() if len(members) == 1 else \
         EnsembleClassifier([ClipClassifier.from_bundle(b) for b in members]).eval()
     sr = bundle.pipeline.sample_rate
-    example = torch.from_numpy(np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32) * 0.1)
+    # a batch of equal-length clips [batch, samples]: one clip is a batch of one, a timeline's
+    # windows go in one call
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3 * sr)).astype(np.float32) * 0.1)
     samples = torch.export.Dim("samples", min=max(b.pipeline.features.n_fft for b in members), max=sr * 3600 * 4)
+    batch = torch.export.Dim("batch", min=1, max=4096)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -77,7 +80,7 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
             warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
             torch.onnx.export(clf, (example,), str(raw), dynamo=True, opset_version=opset,
                               input_names=["waveform"], output_names=["probabilities"],
-                              dynamic_shapes={"wave": {0: samples}}, external_data=False)
+                              dynamic_shapes={"wave": {0: batch, 1: samples}}, external_data=False)
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -90,8 +93,8 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     meta = {"labels": json.dumps(list(bundle.labels)), "sample_rate": str(sr), "model_id": model_id(folder),
             "emovox_version": __version__, "quantized": str(quantize).lower(), "half_weights": str(half and not quantize).lower(),
             "temperatures": json.dumps([b.extra.get("calibration", {}).get("temperature", 1.0) for b in members]),
-            "input": "mono float32 waveform [samples] at sample_rate, values in [-1, 1]",
-            "output": "probabilities [len(labels)], summing to 1",
+            "input": "mono float32 waveforms of equal length [batch, samples] at sample_rate, values in [-1, 1]",
+            "output": "probabilities [batch, len(labels)], each row summing to 1",
             "config": (folder / CONFIG_NAME).read_text()}
     del model.metadata_props[:]
     for k, v in meta.items():

@@ -53,39 +53,42 @@ class Reference(NamedTuple):
 
 def functionals(db: torch.Tensor, first=None, end=None) -> torch.Tensor:
     """One clip's dB image ``[bins, frames]`` and its voiced frames ``[first, end)`` (default: all)
-    → its functional vector ``[bins * N_STATS]``.
+    → its functional vector ``[bins * N_STATS]``; a batch of equal-length images ``[batch, bins,
+    frames]`` with ``first``, ``end`` ``[batch]`` → ``[batch, bins * N_STATS]``.
 
     The statistics are masked sums over the whole image rather than a slice of it, so that the
     exported graph has no shape that depends on the data; the deltas see the voiced part with its
     edge frames repeated, as they would on the slice alone. One voiced frame: spreads are 0."""
     n = db.shape[-1]
     t = torch.arange(n, device=db.device)
-    first = torch.as_tensor(0 if first is None else first, device=db.device)
-    end = torch.as_tensor(n if end is None else end, device=db.device)
-    mask = ((t >= first) & (t < end)).to(db.dtype)  # [frames]
-    count = mask.sum().clamp_min(1.0)
-    mean = (db * mask).sum(-1) / count
-    std = ((((db - mean[:, None]) ** 2) * mask).sum(-1) / count).sqrt()
-    inner = db[:, t.clamp(first, (end - 1).clamp_min(first))]  # outside [first, end): the edge frames
-    d = deltas(inner[None, None])[0, 0]
-    d_mean = (d * mask).sum(-1) / count
-    d_std = ((((d - d_mean[:, None]) ** 2) * mask).sum(-1) / count).sqrt()
-    return torch.cat([mean, std, d_std, _masked_quantiles(db, mask, count).reshape(-1)])
+    first = torch.as_tensor(0 if first is None else first, device=db.device).unsqueeze(-1)  # against t
+    end = torch.as_tensor(n if end is None else end, device=db.device).unsqueeze(-1)
+    mask = ((t >= first) & (t < end)).to(db.dtype).unsqueeze(-2)  # [..., 1, frames]
+    count = mask.sum(-1).clamp_min(1.0)  # [..., 1]
+    mean = (db * mask).sum(-1, keepdim=True) / count[..., None]
+    std = ((((db - mean) ** 2) * mask).sum(-1) / count).sqrt()
+    inside = torch.minimum(torch.maximum(t, first), torch.maximum(end - 1, first))  # outside: the edge frames
+    d = deltas(db.gather(-1, inside.unsqueeze(-2).expand(db.shape)))
+    d_mean = (d * mask).sum(-1, keepdim=True) / count[..., None]
+    d_std = ((((d - d_mean) ** 2) * mask).sum(-1) / count).sqrt()
+    q = _masked_quantiles(db, mask, count)  # [..., Q, bins]
+    return torch.cat([mean.squeeze(-1), std, d_std, q.flatten(-2)], dim=-1)
 
 
 def _masked_quantiles(db: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """:data:`QUANTILES` of the masked frames of each row ``[Q, bins]``, interpolated linearly
-    like ``torch.quantile`` (whose data-dependent input length does not export)."""
+    """:data:`QUANTILES` of the masked frames of each row ``[..., Q, bins]``, interpolated
+    linearly like ``torch.quantile`` (whose data-dependent input length does not export)."""
     big = torch.finfo(db.dtype).max
     ordered = torch.where(mask > 0, db, big).sort(-1).values  # the voiced values first, in order
-    pos = torch.tensor(QUANTILES, dtype=db.dtype, device=db.device) * (count - 1)  # [Q]
+    pos = torch.tensor(QUANTILES, dtype=db.dtype, device=db.device) * (count - 1)  # [..., Q]
     lo = pos.floor()
-    frac = (pos - lo)[:, None]
+    frac = (pos - lo).unsqueeze(-2)  # [..., 1, Q]
     lo_i = lo.long()
-    hi_i = (lo_i + 1).clamp(max=(count - 1).long())
-    at_lo = ordered[:, lo_i].T  # [Q, bins]
-    at_hi = ordered[:, hi_i].T
-    return at_lo + (at_hi - at_lo) * frac
+    hi_i = torch.minimum(lo_i + 1, (count - 1).long())
+    shape = (*db.shape[:-1], pos.shape[-1])  # [..., bins, Q]
+    at_lo = ordered.gather(-1, lo_i.unsqueeze(-2).expand(shape))
+    at_hi = ordered.gather(-1, hi_i.unsqueeze(-2).expand(shape))
+    return (at_lo + (at_hi - at_lo) * frac).transpose(-1, -2)
 
 
 class FunctionalsClassifier(nn.Module):
@@ -111,6 +114,10 @@ class FunctionalsClassifier(nn.Module):
             images = images[:, 0]
         bounds = bounds if bounds is not None else [(None, None)] * len(images)
         return torch.stack([functionals(img.float(), a, b) for img, (a, b) in zip(images, bounds)])
+
+    def batch_functionals(self, db: torch.Tensor, first: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """Equal-length dB images ``[K, bins, frames]`` and their voiced frames ``[K]`` → ``[K, F]``."""
+        return functionals(db.float(), first, end)
 
     def classify(self, f: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
         """Functional vectors ``[K, F]`` → logits ``[K, classes]``; ``reference``: each row's
