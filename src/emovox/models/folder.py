@@ -178,10 +178,9 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     cfg = read_config(folder)
     labels, name, model_cfg, pipeline = _check_config(cfg, cfg_path, Preprocessing)
     shapes = _safetensors_shapes(weights)
-    try:
-        with torch.device("meta"):  # names and shapes only: nothing is allocated
-            expected = {k: tuple(v.shape) for k, v in
-                        build_model(name, len(labels), pipeline.features.channels, **model_cfg).state_dict().items()}
+    try:  # built on the CPU, not the meta device: initialising on meta imports torch._dynamo (1-2.5 s)
+        model = build_model(name, len(labels), pipeline.features.channels, **model_cfg)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     except (TypeError, ValueError, RuntimeError) as err:
         raise ModelFolderError(f"{cfg_path}: cannot build model {name!r} with {model_cfg} ({err})") from None
     _compare(weights, expected, shapes)
@@ -192,7 +191,6 @@ def load_bundle(folder: str | Path) -> ModelBundle:
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ModelFolderError(f"{weights}: NaN or infinite values in {', '.join(sorted(bad)[:5])}")
-    model = build_model(name, len(labels), pipeline.features.channels, **model_cfg)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     model.eval()
     extra = {k: v for k, v in cfg.items() if k not in ("format", "labels", "model", "preprocessing")}
