@@ -168,3 +168,25 @@ def test_the_onnx_export_answers_like_torch(functionals_model, tmp_path):
     a, b = Recognizer.load(functionals_model, threads=1), Recognizer.load(onnx, threads=1)
     for f in tiny_files()[:3]:
         assert b.predict(f).probabilities == pytest.approx(a.predict(f).probabilities, abs=1e-5)
+
+
+def test_c_chosen_by_cross_validation_over_the_training_speakers(tiny_ravdess, tmp_path):
+    """``training.cv_folds``: every training speaker held out once; the report says how C was chosen."""
+    from emovox.config import load_config
+    from emovox.training.data import load_dataset
+    from emovox.training.functionals import _speaker_folds
+
+    cfg = load_config("configs/functionals-mfcc.yaml", [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'c'}",
+                                                        "training.val_speakers=0", "training.cv_folds=3", "threads=1"])
+    data = load_dataset(cfg, progress=False)
+    folds = _speaker_folds(data, 3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(data)))
+    assert [len({data.utterances[i].speaker for i in f}) for f in folds] == [1, 1, 1]
+    with pytest.raises(ValueError, match="cv_folds"):
+        _speaker_folds(data, 4)
+    from emovox.training.trainer import train
+
+    train(cfg, tmp_path / "run", data, None, progress=False)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("C,cv_ua_speaker") and len(rows) == 1 + 5  # every C of the grid scored
+    assert "3-fold cross-validation over the training speakers" in (tmp_path / "run" / "report.md").read_text()

@@ -71,6 +71,7 @@ class TrainingConfig:
     select_on: str = "val_ua"      # model selection metric on the validation speakers
     balance: str = "none"          # none | sampler (classes drawn equally often) | loss (inverse-frequency weights)
     speaker_p: float = 0.0         # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
+    cv_folds: int = 0              # functionals model: choose C by grouped k-fold over the training speakers (0: on the validation speakers)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Each training clip's functional vector is standardised with its own speaker's st
 (every training speaker's clips pooled, no labels needed), then a multinomial logistic
 regression is fitted (scikit-learn, L2). Its strength ``C`` is chosen on the validation
 speakers' UA, each standardised with their own statistics too — the speaker-adaptive use the
-model is made for. The model also keeps the training clips' pooled statistics, which standardise
+model is made for — or, with ``training.cv_folds: k``, by grouped k-fold cross-validation over
+the training speakers (every training speaker held out once: less selection noise than 4
+validation speakers). The model also keeps the training clips' pooled statistics, which standardise
 a clip when no speaker reference is at hand (the per-clip answer).
 
 The run folder is the trainer's: ``config.yaml``, ``metrics.csv`` (one row per ``C`` tried),
@@ -34,8 +36,8 @@ log = logging.getLogger(__name__)
 
 #: L2 strengths tried (scikit-learn's C: larger is weaker)
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
-RESULT_FIELDS = ["C", "train_loss", "train_acc", "val_acc", "val_ua", "val_f1", "val_acc_speaker", "val_ua_speaker",
-                 "val_f1_speaker", "seconds"]
+RESULT_FIELDS = ["C", "cv_ua_speaker", "train_loss", "train_acc", "val_acc", "val_ua", "val_f1", "val_acc_speaker",
+                 "val_ua_speaker", "val_f1_speaker", "seconds"]
 
 
 def _functionals(classifier: ClipClassifier, fs: FeatureSet) -> torch.Tensor:
@@ -90,21 +92,25 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     balanced = cfg.training.balance != "none"
     n_classes = len(labels)
     rows, fits = [], []
-    for c in C_GRID if have_val else (1.0,):
+    folds = cfg.training.cv_folds
+    cv = _speaker_folds(train_set, folds) if folds else None
+    for c in C_GRID if have_val or cv else (1.0,):
         t0 = time.perf_counter()
         lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
+        cv_ua = _cross_validated_ua(lr, x_train, train_set, cv, n_classes) if cv else None
         lr.fit(x_train, train_set.labels)
         _set_head(model, lr, n_classes)
         p_train = lr.predict_proba(x_train)
         cols = list(lr.classes_)
-        row = {"C": c, "train_acc": float((lr.classes_[p_train.argmax(1)] == train_set.labels).mean()),
+        row = {"C": c, **({"cv_ua_speaker": cv_ua} if cv else {}), "train_acc": float((lr.classes_[p_train.argmax(1)] == train_set.labels).mean()),
                "train_loss": float(-np.log(np.clip(p_train[np.arange(len(p_train)), [cols.index(y) for y in train_set.labels]], 1e-12, None)).mean())}
         if have_val:
             row.update(_val_metrics(classifier, val_set, x_val, n_classes))
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         fits.append(lr)
-    pick = max(range(len(rows)), key=lambda i: (rows[i].get("val_ua_speaker", 0.0), -i)) if have_val else 0
+    on = "cv_ua_speaker" if cv else "val_ua_speaker"  # speaker-adaptive UA on speakers the fit did not see
+    pick = max(range(len(rows)), key=lambda i: (rows[i].get(on, 0.0), -i)) if have_val or cv else 0
     _set_head(model, fits[pick], n_classes)
     best_row = rows[pick]
     extra = {"provenance": {"name": cfg.name, "seed": cfg.seed, "fit": "logistic regression",
@@ -122,6 +128,28 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     history = [{"epoch": 1, **{k: best_row.get(k, math.nan) for k in ("train_loss", "train_acc", "val_acc", "val_ua",
                                                                         "val_f1")}, "seconds": sum(r["seconds"] for r in rows)}]
     return TrainResult(run_dir, load_bundle(run_dir / "best"), 1, history)
+
+
+def _speaker_folds(fs: FeatureSet, k: int) -> list[np.ndarray]:
+    """``k`` groups of the training speakers (sorted, dealt round robin): each a held-out fold."""
+    speakers = sorted({speaker_of(u) for u in fs.utterances})
+    if not 2 <= k <= len(speakers):
+        raise ValueError(f"training.cv_folds must be 0 or 2..{len(speakers)} (training speakers), got {k}")
+    held = {s: i % k for i, s in enumerate(speakers)}
+    owner = np.array([held[speaker_of(u)] for u in fs.utterances])
+    return [np.flatnonzero(owner == i) for i in range(k)]
+
+
+def _cross_validated_ua(lr, x: np.ndarray, fs: FeatureSet, folds: list[np.ndarray], n_classes: int) -> float:
+    """Mean speaker-adaptive UA of ``lr`` refitted without each fold's speakers, tested on them."""
+    from sklearn.base import clone
+
+    labels, uas = np.asarray(fs.labels), []
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(labels)), test)
+        fitted = clone(lr).fit(x[train], labels[train])
+        uas.append(scores(labels[test], fitted.predict(x[test]), n_classes)["ua"])
+    return float(np.mean(uas))
 
 
 def _set_head(model, lr, n_classes: int) -> None:
@@ -178,7 +206,9 @@ def _write_report(run_dir: Path, cfg: RunConfig, rows, best_row, n_train: int, n
              f"`{cfg.preprocessing.features.kind}`, seed {cfg.seed}",
              f"- clips: {n_train} training, {n_val} validation (each speaker standardised with their own statistics)",
              f"- C tried: {', '.join(str(r['C']) for r in rows)}; chosen: {best_row['C']}"
-             + (" (on the validation speakers' speaker-adaptive UA)" if n_val else " (no validation speakers)")]
+             + (f" (speaker-adaptive UA {best_row['cv_ua_speaker']:.3f} in {cfg.training.cv_folds}-fold "
+                "cross-validation over the training speakers)" if cfg.training.cv_folds
+                else " (on the validation speakers' speaker-adaptive UA)" if n_val else " (no validation speakers)")]
     if n_val:
         lines.append(f"- validation at that C: per clip WA {best_row['val_acc']:.3f}, UA {best_row['val_ua']:.3f}; "
                      f"speaker-adaptive WA {best_row['val_acc_speaker']:.3f}, UA {best_row['val_ua_speaker']:.3f}")
