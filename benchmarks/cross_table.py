@@ -33,6 +33,8 @@ def recipe(d: dict) -> str:
     if cfg["model"]["name"] == "functionals":
         parts = [f"**utterance functionals of {f['kind']}** (mean, spread, delta spread, 3 quantiles) + "
                  "logistic regression, no network"]
+        if t.get("cv_folds"):
+            parts.append(f"C by {t['cv_folds']}-fold CV over the training actors")
         parts += [f"seed {cfg['seed']} (validation actors)"] if cfg.get("seed") else []
         return ", ".join(parts)
     parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]
