@@ -217,9 +217,10 @@ def cmd_listen(args) -> int:
 
 def cmd_show(args) -> int:
     from . import audio
+
+    wave = audio.load(args.clip)  # before importing plots (torch, matplotlib): a bad file is reported at once
     from .plots import plot_clip
 
-    wave = audio.load(args.clip)
     out = plot_clip(wave, audio.WORKING_RATE, args.output, title=Path(args.clip).name)
     print(f"wrote {out}")
     return 0
