@@ -154,6 +154,10 @@ def test_the_model_standardises_its_own_statistics(tiny_ravdess, tmp_path, capsy
 
     with pytest.raises(ValueError, match="normalize: none"):
         load_config("configs/functionals-mfcc.yaml", ["preprocessing.features.normalize=window"])
+    with pytest.raises(ValueError, match="augment.wave is not supported"):  # not silently ignored
+        load_config("configs/functionals-mfcc.yaml", ["augment.wave={noise: {p: 0.5}}"])
+    with pytest.raises(ValueError, match="cv_folds"):
+        load_config("configs/resnet18-mel.yaml", ["training.cv_folds=4"])
     assert main(["train", "--config", "configs/functionals-mfcc.yaml", "--data", str(tiny_ravdess),
                  "--out", str(tmp_path / "run"), "--set", "preprocessing.features.deltas=true"]) != 0
     err = capsys.readouterr().err

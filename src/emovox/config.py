@@ -129,6 +129,11 @@ class RunConfig:
         if self.model.name == "functionals" and (feats.normalize != "none" or feats.deltas):
             raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
                              f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
+        augment = [k for k, v in dataclasses.asdict(self.augment).items() if v]
+        if self.model.name == "functionals" and augment:  # its fit reads the cached clean features only
+            raise ValueError(f"the functionals model is fitted on clean clips: augment.{augment[0]} is not supported")
+        if self.model.name != "functionals" and self.training.cv_folds:
+            raise ValueError("training.cv_folds chooses the functionals model's C; networks select on validation speakers")
         return self
 
     def override(self, *texts: str) -> "RunConfig":
