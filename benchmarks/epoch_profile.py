@@ -24,15 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "epoch_profile.json"
 
-#: the parts of a training run: (module, attribute) of what is timed
+#: the parts of a training run timed by wrapping functions: (module, attributes). The
+#: optimisation steps are the functions ``make_step`` returns (wrapped in :func:`instrument`).
 PARTS = {
-    "optimisation steps": ("emovox.training.trainer", "make_step"),
     "making batches": ("emovox.training.batches", "BatchMaker.epoch"),
     "validation": ("emovox.training.trainer", "_evaluate"),
     "model folders (best, last)": ("emovox.training.trainer", "save_bundle"),
     "checkpoint": ("emovox.training.trainer", "_save_checkpoint"),
     "figures (training, confusion)": ("emovox.plots", "plot_training plot_confusion"),
-    "calibration": ("emovox.training.trainer", "calibrate_on"),
+    "calibration (selected model)": ("emovox.training.trainer", "validation_logits calibrate_on"),
 }
 
 
@@ -71,15 +71,15 @@ def instrument(seconds: dict) -> None:
 
     from emovox.training import trainer
 
+    seconds["optimisation steps"] = 0.0
+    make_step = trainer.make_step  # time the steps it makes, not their making
+    trainer.make_step = lambda *a, **k: timed(seconds, "optimisation steps")(make_step(*a, **k))
     for part, (module, names) in PARTS.items():
         seconds[part] = 0.0
         mod = importlib.import_module(module)
         for name in names.split():
-            owner, attr = (getattr(mod, name.split(".")[0]), name.split(".")[1]) if "." in name else (mod, name)
-            if part == "optimisation steps":  # make_step returns the step: time the step, not its making
-                real = trainer.make_step
-                trainer.make_step = lambda *a, **k: timed(seconds, "optimisation steps")(real(*a, **k))
-                continue
+            owner, _, attr = name.rpartition(".")
+            owner = getattr(mod, owner) if owner else mod
             setattr(owner, attr, timed(seconds, part)(getattr(owner, attr)))
 
 

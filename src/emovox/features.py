@@ -252,8 +252,10 @@ class Stats(NamedTuple):
         return cls.from_sums(torch.as_tensor(count), total, squares)
 
     def expand(self, n: int) -> "Stats":
-        """The same reference repeated for ``n`` windows."""
-        return Stats(self.mean.reshape(1, -1).expand(n, -1), self.std.reshape(1).expand(n))
+        """Each reference (one, or a batch's ``[batch, bins]``) repeated for its ``n`` windows, in order."""
+        bins = self.mean.shape[-1]
+        return Stats(self.mean.reshape(-1, 1, bins).expand(-1, n, -1).reshape(-1, bins),
+                     self.std.reshape(-1, 1).expand(-1, n).reshape(-1))
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": float(self.std)}

@@ -279,11 +279,7 @@ class ClipClassifier(nn.Module):
         else:
             w = clip_windows(db, first, end, self.pipeline)  # [batch, K, ...]
             n, k = w.weights.shape
-            stats = None
-            if self.uses_references:
-                ref = reference_stats(db, first, end)
-                stats = Stats(ref.mean.unsqueeze(1).expand(n, k, -1).reshape(n * k, -1),
-                              ref.std.unsqueeze(1).expand(n, k).reshape(n * k))
+            stats = reference_stats(db, first, end).expand(k) if self.uses_references else None
             logits = self.window_logits(w.windows.reshape(n * k, *w.windows.shape[2:]), stats).reshape(n, k, -1)
             weights = w.weights
         probs = clip_probabilities(logits, weights, self.temperature)
@@ -316,7 +312,7 @@ def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds
         return torch.zeros(0, len(classifier.labels)), torch.zeros(0), torch.zeros(0, dtype=torch.long)
     if classifier.clip_level:
         return _clip_level_logits(classifier, images, bounds, speakers)
-    windows, weights, owner, means, stds = [], [], [], [], []
+    windows, weights, owner, refs = [], [], [], []
     for i, (db, (first, end)) in enumerate(zip(images, bounds)):
         w = clip_windows(db, first, end, classifier.pipeline)
         keep = w.weights > 0  # skip the zero-weight candidates: same result, less work
@@ -325,19 +321,17 @@ def window_logits(classifier: ClipClassifier, images: list[torch.Tensor], bounds
         weights.append(w.weights[keep])
         owner.append(torch.full((n,), i))
         if classifier.uses_references:
-            ref = reference_stats(db, first, end, speakers[i] if speakers else None)
-            means.append(ref.mean.reshape(1, -1).expand(n, -1))
-            stds.append(ref.std.reshape(1).expand(n))
+            refs.append(reference_stats(db, first, end, speakers[i] if speakers else None).expand(n))
     windows, weights, owner = torch.cat(windows), torch.cat(weights), torch.cat(owner)
-    means, stds = (torch.cat(means), torch.cat(stds)) if means else (None, None)
+    means, stds = (torch.cat([r.mean for r in refs]), torch.cat([r.std for r in refs])) if refs else (None, None)
 
-    def refs(a: int, b: int) -> Stats | None:
+    def stats(a: int, b: int) -> Stats | None:
         return Stats(means[a:b], stds[a:b]) if means is not None else None
 
     was_training = classifier.training
     classifier.eval()
     with torch.inference_mode():
-        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size], refs(s, s + batch_size))
+        logits = torch.cat([classifier.window_logits(windows[s:s + batch_size], stats(s, s + batch_size))
                             for s in range(0, len(windows), batch_size)])
     classifier.train(was_training)
     return logits, weights, owner

@@ -104,11 +104,8 @@ class OnnxBackend:
             return np.zeros((0, len(self.labels)), np.float32)
         if not self.batched:
             return np.stack([self.session.run(None, {self.input_name: w})[0] for w in analysed])
-        out, i = [], 0
-        while i < len(analysed):  # runs of equal-length clips (a timeline's windows) go in one call
-            j = i + 1
-            while j < len(analysed) and len(analysed[j]) == len(analysed[i]):
-                j += 1
-            out.append(self.session.run(None, {self.input_name: np.stack(analysed[i:j])})[0])
-            i = j
-        return np.concatenate(out)
+        from itertools import groupby
+
+        # runs of equal-length clips (a timeline's windows) go in one call, in order
+        return np.concatenate([self.session.run(None, {self.input_name: np.stack(list(run))})[0]
+                               for _, run in groupby(analysed, key=len)])

@@ -31,11 +31,10 @@ from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
 from ..config import RunConfig, TrainingConfig, differs_from_saved, save_config
 from ..features import FeatureExtractor
-from ..pipeline import predict_clips
 from ..labels import EMOTIONS
 from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
-from ..pipeline import ClipClassifier
+from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
@@ -198,15 +197,14 @@ def train(
     from ..plots import plot_confusion, plot_training
 
     run_dir = Path(run_dir)
+    dist = distributed_context()  # torchrun: rank 0 of N writes, every rank trains (see .distributed)
     if cfg.model.name == "functionals":  # a convex fit, no epochs
         from .functionals import fit_functionals
 
-        if distributed_context().distributed:
+        if dist.distributed:
             raise ValueError("the functionals model is a convex fit in one process: run it without torchrun")
-
         return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance)
     ckpt_path = run_dir / CHECKPOINT
-    dist = distributed_context()  # torchrun: rank 0 of N writes, every rank trains (see .distributed)
     progress = progress and dist.is_main
     dist.from_main(lambda: _check_run_folder(run_dir, cfg, resume))  # torchrun: rank 0's folder, every rank's error
     if len(train_set) == 0:
@@ -302,15 +300,17 @@ def train(
     if not dist.is_main:  # the run folder is rank 0's (it may live on another node)
         return TrainResult(run_dir, None, int(best_row["epoch"]), history)
     from ..models.folder import load_bundle
-    # the figures once, at the end: drawn every epoch they cost 15 % of an epoch on 2 AVX2 cores
+
+    # the figures once, at the end: a pair takes about 2 s on 2 AVX2 cores, a tenth of an epoch or more
     plot_training(history, run_dir / "training.png", lr_trace=lr_trace)
     best = load_bundle(run_dir / "best")
     if val_set is not None and len(val_set):
-        _, pred = _evaluate(ClipClassifier(best.model, best.pipeline, labels=best.labels), val_set, n_classes)
+        logits = validation_logits(best, val_set)  # once, for the confusion matrix and the calibration
+        pred = clip_probabilities(logits[0], logits[1], 1.0, logits[2], len(val_set)).argmax(1).numpy()
         plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
                        run_dir / "confusion_val.png", title=f"validation, epoch {best_row['epoch']}")
         if "calibration" not in best.extra:
-            best.extra["calibration"] = calibrate_on(best, val_set)
+            best.extra["calibration"] = calibrate_on(best, val_set, logits)
             save_bundle(best, run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
     return TrainResult(run_dir, best, int(best_row["epoch"]), history)
@@ -326,13 +326,19 @@ def _check_run_folder(run_dir: Path, cfg: RunConfig, resume: bool) -> None:
                              "(see its config.yaml) or start a new folder")
 
 
-def calibrate_on(bundle: ModelBundle, fs: FeatureSet) -> dict:
-    """Temperature scaling of ``bundle`` on the clips of ``fs`` (validation actors)."""
-    from ..calibration import calibrate
+def validation_logits(bundle: ModelBundle, fs: FeatureSet):
+    """``bundle``'s window logits, weights and owners on the clips of ``fs`` (uncalibrated)."""
     from ..pipeline import window_logits
 
-    logits, weights, owner = window_logits(ClipClassifier(bundle.model, bundle.pipeline, labels=bundle.labels), fs.images, fs.bounds)
-    return calibrate(logits, weights, owner, fs.labels)
+    return window_logits(ClipClassifier(bundle.model, bundle.pipeline, labels=bundle.labels), fs.images, fs.bounds)
+
+
+def calibrate_on(bundle: ModelBundle, fs: FeatureSet, logits=None) -> dict:
+    """Temperature scaling of ``bundle`` on the clips of ``fs`` (validation actors);
+    ``logits``: its :func:`validation_logits` when already computed."""
+    from ..calibration import calibrate
+
+    return calibrate(*(logits if logits is not None else validation_logits(bundle, fs)), fs.labels)
 
 
 def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenance: dict | None, row: dict) -> ModelBundle:
