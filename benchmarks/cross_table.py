@@ -31,8 +31,11 @@ def recipe(d: dict) -> str:
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
     if cfg["model"]["name"] == "functionals":
-        parts = [f"**utterance functionals of {f['kind']}** (mean, spread, delta spread, 3 quantiles) + "
-                 "logistic regression, no network"]
+        rows = f["kind"] + (" + MFCC" if f.get("append_mfcc") else "") + (" + pitch" if f.get("pitch") else "")
+        parts = [f"**utterance functionals of {rows}** (mean, spread, delta spread, 3 quantiles"
+                 + ("; F0 level, range, movement, voicing" if f.get("pitch") else "") + ") + logistic regression, no network"]
+        if t.get("balance", "none") != "none":
+            parts.append("class-balanced")
         if t.get("cv_folds"):
             parts.append(f"C by {t['cv_folds']}-fold CV over the training actors")
         parts += [f"seed {cfg['seed']} (validation actors)"] if cfg.get("seed") else []

@@ -5,7 +5,8 @@ Usage::
     python benchmarks/robustness.py NAME --folds runs/bench/NAME   # the RAVDESS test folds of an evaluation
     python benchmarks/robustness.py NAME --savee runs/bench/cross/NAME/train/best   # all 480 SAVEE clips
     python benchmarks/robustness.py NAME --heldout runs/bench/cross/NAME   # its 4 RAVDESS validation actors
-    (both at once is fine; ``--limit N`` takes every k-th clip for a quick look)
+    (both at once is fine; ``--limit N`` takes every k-th clip for a quick look;
+    ``--speaker-adaptive``: each speaker standardised with all their clips, degraded alike)
 
 Each test clip is decoded once, degraded with the same classes training augments with
 (``emovox.augment``, fixed settings, rooms simulated from another seed than training's), and
@@ -41,26 +42,35 @@ def conditions():
     }
 
 
-def predict(bundle, waves: list[np.ndarray]) -> np.ndarray:
-    from emovox.pipeline import ClipClassifier, predict_clips
+def predict(bundle, waves: list[np.ndarray], speakers: list[str] | None = None) -> np.ndarray:
+    """Each clip's label; with ``speakers``, speaker-adaptive: each speaker's reference from all
+    their clips as given (degraded ones from degraded clips: one microphone, room or codec per speaker)."""
+    from emovox.pipeline import ClipClassifier, clip_references, predict_clips
 
     clf = ClipClassifier.from_bundle(bundle)
     analysed = [clf.analyse(w) for w in waves]
-    return predict_clips(clf, [a[0] for a in analysed], [a[1] for a in analysed]).argmax(1)
+    images, bounds = [a[0] for a in analysed], [a[1] for a in analysed]
+    refs = None
+    if speakers is not None:
+        by = {s: [i for i, t in enumerate(speakers) if t == s] for s in set(speakers)}
+        ref = {s: clip_references(clf, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in by.items()}
+        refs = [ref[s] for s in speakers]
+    return predict_clips(clf, images, bounds, speakers=refs).argmax(1)
 
 
-def run(bundle, utts, label_of) -> dict:
+def run(bundle, utts, label_of, adaptive: bool = False) -> dict:
     """Clean and degraded predictions of ``utts``; ``label_of(utt)`` → index in the model's labels or None."""
     from emovox import audio
 
     keep = [u for u in utts if label_of(u) is not None]
     truth = np.array([label_of(u) for u in keep])
     waves = [audio.load(u.source()) for u in keep]
-    clean = predict(bundle, waves)
+    speakers = [f"{u.corpus}:{u.speaker}" for u in keep] if adaptive else None
+    clean = predict(bundle, waves, speakers)
     out = {"clean": {"n": len(keep), "correct": int((clean == truth).sum()), "agree": len(keep)}}
     for name, aug in conditions().items():
         degraded = [aug(w, np.random.default_rng([7, i])) for i, w in enumerate(waves)]
-        pred = predict(bundle, degraded)
+        pred = predict(bundle, degraded, speakers)
         out[name] = {"n": len(keep), "correct": int((pred == truth).sum()), "agree": int((pred == clean).sum())}
         print(f"  {name}: acc {(pred == truth).mean():.3f} agree {(pred == clean).mean():.3f}", flush=True)
     return out
@@ -88,6 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", help="a cross-corpus run folder: its model on the RAVDESS validation actors it "
                                       "never trained on (actor-disjoint, 240 clips)")
     ap.add_argument("--limit", type=int, default=1, help="use every N-th clip (1: all)")
+    ap.add_argument("--speaker-adaptive", action="store_true",
+                    help="the speaker-adaptive protocol: each speaker standardised with all their clips (as degraded)")
     args = ap.parse_args(argv)
     import torch
 
@@ -98,7 +110,8 @@ def main(argv=None) -> int:
     from emovox.training.data import machine
 
     doc = {"name": args.name, "command": "python benchmarks/robustness.py " + " ".join(argv or sys.argv[1:]),
-           "machine": machine(), "conditions": list(conditions())}
+           "machine": machine(), "conditions": list(conditions()),
+           "speaker_adaptive": args.speaker_adaptive}
     if args.folds:
         utts = open_corpus("ravdess").utterances()[::args.limit]
         total: dict = {}
@@ -110,7 +123,8 @@ def main(argv=None) -> int:
             bundle = load_bundle(model_dir)
             print(f"RAVDESS fold {k}", flush=True)
             part = run(bundle, [u for u in utts if u.speaker in actors],
-                       lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+                       lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
+                       args.speaker_adaptive)
             add(total, part)
         doc["ravdess_folds"] = {"protocol": "EmoBox 6 folds, actor-disjoint; each fold's model on its test actors",
                                 "model_runs": args.folds, **table(total)}
@@ -125,7 +139,8 @@ def main(argv=None) -> int:
         bundle = load_bundle(run_dir / "train" / "best")
         print(f"RAVDESS held-out actors {sorted(actors)}", flush=True)
         counts = run(bundle, [u for u in utts if u.speaker in actors][::args.limit],
-                               lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+                               lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
+                       args.speaker_adaptive)
         doc["ravdess_heldout"] = {"protocol": "RAVDESS speech, the 4 validation actors the model never trained on "
                                               "(actor-disjoint; they chose its epoch)", "actors": sorted(actors),
                                   "model": str(run_dir / "train" / "best"), **table(counts)}
@@ -133,7 +148,8 @@ def main(argv=None) -> int:
         bundle = load_bundle(args.savee)
         utts = open_corpus("savee").utterances()[::args.limit]
         print("SAVEE", flush=True)
-        counts = run(bundle, utts, lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None)
+        counts = run(bundle, utts, lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
+                       args.speaker_adaptive)
         doc["savee"] = {"protocol": "cross-corpus RAVDESS → SAVEE (development), all emotions, the model's own answer",
                         "model": args.savee, **table(counts)}
     out = ROOT / "benchmarks" / "results" / "robustness" / f"{args.name}.json"

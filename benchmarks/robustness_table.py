@@ -31,7 +31,8 @@ def main() -> int:
                 continue
             t = d[key]
             cells = [f"{t[c]['drop_points']:+.1f} / {100 * t[c]['agreement']:.0f} %" for c in conditions]
-            print(f"| {d['name']} | {name} | {100 * t['clean']['accuracy']:.1f} | " + " | ".join(cells) + " |")
+            name_ = d["name"] + (" (speaker-adaptive)" if d.get("speaker_adaptive") else " (per clip)")
+            print(f"| {name_} | {name} | {100 * t['clean']['accuracy']:.1f} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -11,7 +11,7 @@ from emovox import Recognizer, audio
 from emovox.cli import main
 from emovox.features import deltas
 from emovox.models.folder import load_bundle
-from emovox.models.functionals import N_STATS, QUANTILES, Reference, functionals
+from emovox.models.functionals import N_PITCH, N_STATS, QUANTILES, Reference, functionals, pitch_functionals
 from emovox.pipeline import ClipClassifier, clip_references, predict_clips
 
 from .conftest import tiny_files
@@ -29,8 +29,19 @@ def functionals_model(tiny_ravdess, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classifier(functionals_model):
-    return ClipClassifier.from_bundle(load_bundle(functionals_model)).eval()
+def prosody_model(tiny_ravdess, tmp_path_factory):
+    """The mel + MFCC + pitch recipe fitted the same way."""
+    out = tmp_path_factory.mktemp("prosody") / "run"
+    assert main(["train", "--config", "configs/functionals-prosody.yaml", "--data", str(tiny_ravdess),
+                 "--out", str(out), "--set", f"data.cache_dir={tmp_path_factory.mktemp('cache')}",
+                 "--set", "training.val_speakers=1", "--set", "threads=1"]) == 0
+    return out / "best"
+
+
+@pytest.fixture(scope="module", params=["mfcc", "prosody"])
+def classifier(request):
+    folder = request.getfixturevalue("functionals_model" if request.param == "mfcc" else "prosody_model")
+    return ClipClassifier.from_bundle(load_bundle(folder)).eval()
 
 
 def analysed(classifier, files):
@@ -68,6 +79,52 @@ def test_one_voiced_frame_has_no_spread():
     f = functionals(db, 4, 5).reshape(N_STATS, 2)
     assert torch.equal(f[0], db[:, 4]) and torch.equal(f[1], torch.zeros(2)) and torch.equal(f[2], torch.zeros(2))
     assert torch.equal(f[3:], db[:, 4].expand(len(QUANTILES), 2))
+
+
+def test_the_pitch_statistics_of_a_known_contour():
+    """F0 statistics over the periodic frames inside the bounds; steps over 3 semitones (octave
+    errors) left out of the movement; voicing counted over the bounds."""
+    semitones = torch.tensor([0.0, 10, 11, 12, 13, 25, 14, 50, 0])
+    aperiodicity = torch.tensor([0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.9, 0.9])
+    f = pitch_functionals(torch.stack([semitones, aperiodicity]), 1, 8)
+    assert f.shape == (N_PITCH,)
+    voiced = np.array([10, 11, 12, 13, 25, 14.0])
+    np.testing.assert_allclose(f[0], voiced.mean(), rtol=1e-6)
+    np.testing.assert_allclose(f[1], voiced.std(), rtol=1e-5)
+    np.testing.assert_allclose(f[2:5], np.quantile(voiced, QUANTILES), rtol=1e-5)
+    np.testing.assert_allclose(f[5], f[4] - f[2])
+    np.testing.assert_allclose(f[6:8], [0.0, 1.0], atol=1e-6)  # steps 1, 1, 1: no spread, mean size 1
+    np.testing.assert_allclose(f[8], 6 / 7, rtol=1e-6)  # voiced fraction of the 7 frames in bounds
+    np.testing.assert_allclose(f[9], aperiodicity[1:8].mean(), rtol=1e-6)
+    np.testing.assert_allclose(f[10], 0.0)  # the one voiced stretch starts at the bounds: no onset inside them
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_pitch_statistics_of_a_batch_equal_one_by_one_and_the_slice(seed):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.stack([torch.rand(4, 80, generator=g) * 30, torch.rand(4, 80, generator=g) * 0.5], dim=1)
+    first, end = torch.tensor([0, 5, 20, 79]), torch.tensor([80, 60, 21, 80])
+    together = pitch_functionals(rows, first, end)
+    for i in range(4):
+        a, b = int(first[i]), int(end[i])
+        torch.testing.assert_close(together[i], pitch_functionals(rows[i], a, b))
+        torch.testing.assert_close(together[i], pitch_functionals(rows[i, :, a:b]), rtol=1e-5, atol=1e-5)
+
+
+def test_the_prosody_model_reads_every_row_of_its_image(prosody_model):
+    bundle = load_bundle(prosody_model)
+    feats = bundle.pipeline.features
+    assert feats.bins == 64 + 40 + 2 and bundle.model_options == {"bins": 106, "pitch_rows": 2}
+    assert bundle.model.head.in_features == 104 * N_STATS + N_PITCH
+
+
+def test_pitch_rows_are_refused_for_a_network():
+    from emovox.config import load_config
+
+    with pytest.raises(ValueError, match="features.pitch adds rows"):
+        load_config("configs/resnet18-mel.yaml", ["preprocessing.features.pitch=true"])
+    with pytest.raises(ValueError, match="append_mfcc"):
+        load_config("configs/functionals-mfcc.yaml", ["preprocessing.features.append_mfcc=true"])  # an mfcc image
 
 
 def test_a_reference_needs_two_clips():

@@ -129,6 +129,10 @@ class RunConfig:
         if self.model.name == "functionals" and (feats.normalize != "none" or feats.deltas):
             raise ValueError("the functionals model standardises its own statistics: set preprocessing.features."
                              f"normalize: none and deltas: false (got {feats.normalize!r}, {feats.deltas})")
+        extra_rows = [k for k in ("pitch", "append_mfcc") if getattr(feats, k)]
+        if self.model.name != "functionals" and extra_rows:
+            raise ValueError(f"preprocessing.features.{extra_rows[0]} adds rows that only the functionals model "
+                             f"reads; model {self.model.name!r} takes one spectral image")
         augment = [k for k, v in dataclasses.asdict(self.augment).items() if v]
         if self.model.name == "functionals" and augment:  # its fit reads the cached clean features only
             raise ValueError(f"the functionals model is fitted on clean clips: augment.{augment[0]} is not supported")

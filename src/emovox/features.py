@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .pitch import PitchTracker
+
 KINDS = ("spectrogram", "mel", "mfcc")
 NORMALIZE_MODES = ("window", "bins", "none")
 
@@ -51,6 +53,12 @@ class FeatureConfig:
         MFCC image's c0 carries the recording level, which the per-window standardisation does
         not remove (it moves one coefficient, not the whole image): a quieter microphone
         changes the answer. Mel and spectrogram images are gain-invariant either way.
+    append_mfcc : ``kind: mel`` only: append the ``n_mfcc`` cepstral rows of the same mel image
+        below its bands (the functionals model summarises both: the bands' spreads and quantiles
+        and the cepstrum's are different statistics of one spectrum).
+    pitch : append two rows to the dB image, F0 in semitones above 55 Hz and its aperiodicity
+        per frame (:class:`emovox.pitch.PitchTracker`); for the utterance-functionals model,
+        which summarises them over the voiced frames (networks take spectral images only).
     """
 
     kind: str = "mel"
@@ -67,6 +75,8 @@ class FeatureConfig:
     normalize: str = "window"
     remove_dc: bool = False
     relative_db: bool = False
+    append_mfcc: bool = False
+    pitch: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.normalize, bool):  # model folders written before the modes existed
@@ -77,7 +87,9 @@ class FeatureConfig:
             raise ValueError(f"unknown feature kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
-        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+        if self.append_mfcc and self.kind != "mel":
+            raise ValueError(f"append_mfcc adds cepstral rows to a mel image; kind is {self.kind!r}")
+        if self.kind in ("mfcc",) + (("mel",) if self.append_mfcc else ()) and self.n_mfcc > self.n_mels:
             raise ValueError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
 
     @property
@@ -87,8 +99,14 @@ class FeatureConfig:
 
     @property
     def bins(self) -> int:
-        """Height of the image."""
-        return {"spectrogram": self.n_fft // 2 + 1, "mel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
+        """Height of the image (the two pitch rows included)."""
+        return self.spectral_bins + (2 if self.pitch else 0)
+
+    @property
+    def spectral_bins(self) -> int:
+        """Rows of the spectral part of the image: frequency bins, mel bands or coefficients."""
+        rows = {"spectrogram": self.n_fft // 2 + 1, "mel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
+        return rows + (self.n_mfcc if self.append_mfcc else 0)
 
     def frames(self, n_samples: int) -> int:
         """Width of the image for ``n_samples`` of audio (centred frames)."""
@@ -146,8 +164,9 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("window", torch.hann_window(config.win_length, periodic=True), persistent=False)
         if config.kind in ("mel", "mfcc"):
             self.register_buffer("mel", torch.from_numpy(mel_filterbank(config)), persistent=False)
-        if config.kind == "mfcc":
+        if config.kind == "mfcc" or config.append_mfcc:
             self.register_buffer("dct", torch.from_numpy(dct_matrix(config.n_mfcc, config.n_mels)), persistent=False)
+        self.pitch = PitchTracker(config.sample_rate, config.hop_length) if config.pitch else None
 
     def analyse(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The dB image before normalisation ``[batch, bins, frames]`` and each frame's
@@ -169,6 +188,10 @@ class FeatureExtractor(nn.Module):
             db = db - db.amax(dim=(-2, -1), keepdim=True)
         if c.kind == "mfcc":
             db = torch.matmul(self.dct, db)
+        elif c.append_mfcc:
+            db = torch.cat([db, torch.matmul(self.dct, db)], dim=-2)
+        if self.pitch is not None:
+            db = torch.cat([db, self.pitch(wave)], dim=-2)
         return db, energy
 
     def power_db(self, wave: torch.Tensor) -> torch.Tensor:

@@ -23,10 +23,16 @@ import torch
 from torch import nn
 
 from ..features import deltas
+from ..pitch import VOICED_APERIODICITY
 
 QUANTILES = (0.1, 0.5, 0.9)
 #: statistics per coefficient: mean, std, std of the deltas, the quantiles
 N_STATS = 3 + len(QUANTILES)
+#: pitch statistics: F0 mean, std, quantiles and their range, F0 delta spread and mean size,
+#: voiced fraction, mean aperiodicity, voicing onsets per frame
+N_PITCH = 6 + len(QUANTILES) + 2
+#: a frame-to-frame F0 step larger than this (semitones) is a tracking error, not intonation
+MAX_STEP = 3.0
 
 
 class Reference(NamedTuple):
@@ -75,6 +81,41 @@ def functionals(db: torch.Tensor, first=None, end=None) -> torch.Tensor:
     return torch.cat([mean.squeeze(-1), std, d_std, q.flatten(-2)], dim=-1)
 
 
+def pitch_functionals(rows: torch.Tensor, first=None, end=None) -> torch.Tensor:
+    """The two pitch rows of an image (semitones, aperiodicity) ``[..., 2, frames]`` and the
+    voiced bounds → :data:`N_PITCH` statistics ``[..., N_PITCH]`` over the periodic frames inside
+    the bounds (aperiodicity below :data:`~emovox.pitch.VOICED_APERIODICITY`; every frame inside
+    the bounds when fewer than 3 are periodic). Masked sums, like :func:`functionals`."""
+    semitones, aperiodicity = rows[..., 0, :], rows[..., 1, :]
+    n = semitones.shape[-1]
+    t = torch.arange(n, device=rows.device)
+    first = torch.as_tensor(0 if first is None else first, device=rows.device).unsqueeze(-1)
+    end = torch.as_tensor(n if end is None else end, device=rows.device).unsqueeze(-1)
+    inside = ((t >= first) & (t < end)).to(rows.dtype)
+    periodic = inside * (aperiodicity < VOICED_APERIODICITY).to(rows.dtype)
+    enough = periodic.sum(-1, keepdim=True) >= 3
+    mask = torch.where(enough, periodic, inside)
+    count = mask.sum(-1, keepdim=True).clamp_min(1.0)
+    mean = (semitones * mask).sum(-1, keepdim=True) / count
+    std = (((semitones - mean) ** 2 * mask).sum(-1, keepdim=True) / count).sqrt()
+    q = _masked_quantiles(semitones.unsqueeze(-2), mask.unsqueeze(-2), count)[..., 0]  # [..., Q]
+    step = semitones[..., 1:] - semitones[..., :-1]
+    pair = periodic[..., 1:] * periodic[..., :-1] * (step.abs() < MAX_STEP).to(rows.dtype)
+    pairs = pair.sum(-1, keepdim=True)
+    step_mean = (step * pair).sum(-1, keepdim=True) / pairs.clamp_min(1.0)
+    step_std = ((((step - step_mean) ** 2) * pair).sum(-1, keepdim=True) / pairs.clamp_min(1.0)).sqrt()
+    step_size = (step.abs() * pair).sum(-1, keepdim=True) / pairs.clamp_min(1.0)
+    few = pairs < 3
+    step_std, step_size = torch.where(few, 0.0, step_std), torch.where(few, 0.0, step_size)
+    frames = inside.sum(-1, keepdim=True).clamp_min(1.0)
+    voiced = periodic.sum(-1, keepdim=True) / frames
+    rough = (aperiodicity * inside).sum(-1, keepdim=True) / frames
+    # a periodic frame after an aperiodic one, both inside the bounds (as on the voiced slice alone)
+    onsets = ((periodic[..., 1:] - periodic[..., :-1]).clamp_min(0.0) * inside[..., :-1]).sum(-1, keepdim=True) / frames
+    spread = q[..., -1:] - q[..., :1]
+    return torch.cat([mean, std, q, spread, step_std, step_size, voiced, rough, onsets], dim=-1)
+
+
 def _masked_quantiles(db: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """:data:`QUANTILES` of the masked frames of each row ``[..., Q, bins]``, interpolated
     linearly like ``torch.quantile`` (whose data-dependent input length does not export)."""
@@ -97,11 +138,16 @@ class FunctionalsClassifier(nn.Module):
 
     clip_level = True
 
-    def __init__(self, num_classes: int, in_channels: int = 1, bins: int = 40) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, bins: int = 40, pitch_rows: int = 0) -> None:
         super().__init__()
         if in_channels != 1:
             raise ValueError("the functionals model takes one-channel images (features.deltas: false)")
-        n = bins * N_STATS
+        if pitch_rows not in (0, 2) or bins <= pitch_rows:
+            raise ValueError(f"pitch_rows is 0 or 2 (F0 and aperiodicity, the image's last rows) and fewer than "
+                             f"bins; got pitch_rows={pitch_rows}, bins={bins}")
+        self.pitch = pitch_rows == 2
+        self.spectral = bins - pitch_rows
+        n = self.spectral * N_STATS + (N_PITCH if self.pitch else 0)
         self.bins = bins
         self.register_buffer("center", torch.zeros(n))
         self.register_buffer("scale", torch.ones(n))
@@ -113,11 +159,16 @@ class FunctionalsClassifier(nn.Module):
         if torch.is_tensor(images) and images.dim() == 4:
             images = images[:, 0]
         bounds = bounds if bounds is not None else [(None, None)] * len(images)
-        return torch.stack([functionals(img.float(), a, b) for img, (a, b) in zip(images, bounds)])
+        return torch.stack([self.batch_functionals(img.float(), a, b) for img, (a, b) in zip(images, bounds)])
 
-    def batch_functionals(self, db: torch.Tensor, first: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-        """Equal-length dB images ``[K, bins, frames]`` and their voiced frames ``[K]`` → ``[K, F]``."""
-        return functionals(db.float(), first, end)
+    def batch_functionals(self, db: torch.Tensor, first=None, end=None) -> torch.Tensor:
+        """Equal-length dB images ``[K, bins, frames]`` (or one ``[bins, frames]``) and their voiced
+        frames ``[K]`` → ``[K, F]``: the spectral rows' statistics, then the pitch rows'."""
+        db = db.float()
+        spectral = functionals(db[..., :self.spectral, :], first, end)
+        if not self.pitch:
+            return spectral
+        return torch.cat([spectral, pitch_functionals(db[..., self.spectral:, :], first, end)], dim=-1)
 
     def classify(self, f: torch.Tensor, reference: Reference | None = None) -> torch.Tensor:
         """Functional vectors ``[K, F]`` → logits ``[K, classes]``; ``reference``: each row's
@@ -129,5 +180,5 @@ class FunctionalsClassifier(nn.Module):
         return self.classify(self.functionals(x))
 
 
-def functionals_model(num_classes: int, in_channels: int = 1, bins: int = 40) -> FunctionalsClassifier:
-    return FunctionalsClassifier(num_classes, in_channels, bins)
+def functionals_model(num_classes: int, in_channels: int = 1, bins: int = 40, pitch_rows: int = 0) -> FunctionalsClassifier:
+    return FunctionalsClassifier(num_classes, in_channels, bins, pitch_rows)

@@ -117,24 +117,45 @@ def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[
             calibration = held_out_calibration(logits, weights, owner, test.labels, float(classifier.temperature))
             cm = confusion(test.labels, pred, n_classes)
             plot_confusion(cm, data.label_names, run_dir / "confusion_test.png", title=f"{fold.name} test")
+            adaptive = speaker_adaptive_scores(classifier, test, n_classes)
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
                    "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
                    "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
                    "best_epoch": result.best_epoch, "train_seconds": train_seconds,
                    **{f"selected_{k}": v for k, v in result.best.extra.get("validation", {}).items()},
                    "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
+                   **({"speaker_adaptive": adaptive} if adaptive else {}),
                    "confusion": cm.tolist()}
             atomic_write_text(done, json.dumps(row, indent=2) + "\n")  # a fold is finished once this exists
         row = json.loads(done.read_text())
         total += np.array(row["confusion"])
         rows.append(row)
         if progress:
-            print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}")
+            sa = row.get("speaker_adaptive")
+            print(f"{row['fold']}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}"
+                  + (f"  | speaker-adaptive WA {sa['wa']:.3f}  UA {sa['ua']:.3f}" if sa else ""))
     results = summarize(cfg, protocol, rows, total, data.label_names)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "results.md", results_table(results))
     plot_confusion(total, data.label_names, out / "confusion.png", title=f"{protocol}: all folds")
     return results
+
+
+def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_classes: int) -> dict | None:
+    """The speaker-adaptive protocol on a fold's test clips (a model that takes references:
+    ``bins`` networks, functionals models): each test speaker standardised with the statistics of
+    all their test clips (audio only, no labels). ``None`` for a model that cannot."""
+    from functools import partial
+
+    from ..pipeline import clip_references, predict_clips
+    from .batches import speaker_of, speaker_stats
+
+    if not classifier.uses_references:
+        return None
+    refs = speaker_stats(test, partial(clip_references, classifier))
+    probs = predict_clips(classifier, test.images, test.bounds, speakers=[refs[speaker_of(u)] for u in test.utterances])
+    pred = probs.argmax(1)
+    return {**scores(test.labels, pred, n_classes), "confusion": confusion(test.labels, pred, n_classes).tolist()}
 
 
 def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
@@ -144,6 +165,8 @@ def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray
            "machine": machine(), "folds": [{k: v for k, v in r.items() if k != "confusion"} for r in rows],
            "confusion": total.tolist(), "labels": list(labels)}
     res.update(fold_means(rows, ("wa", "ua", "f1", "train_seconds")))
+    if rows and all("speaker_adaptive" in r for r in rows):  # a protocol of its own, beside the per-clip one
+        res["speaker_adaptive"] = fold_means(rows, ("wa", "ua", "f1"), lambda r, k: r["speaker_adaptive"][k])
     if all("calibration" in r for r in rows):  # ECE on the test actors, T fitted on validation actors
         res.update(fold_means(rows, ("test_ece_before", "test_ece_after"), lambda r, k: r["calibration"][k]))
     return res
@@ -161,5 +184,10 @@ def results_table(res: dict) -> str:
     lines.append(f"| **mean ± std** | | **{100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}** "
                  f"| **{100 * res['ua']:.1f} ± {100 * res['ua_std']:.1f}** | {100 * res['f1']:.1f} ± {100 * res['f1_std']:.1f} "
                  f"| | {res['train_seconds'] / 60:.1f} |")
+    if "speaker_adaptive" in res:
+        sa = res["speaker_adaptive"]
+        lines += ["", "Speaker-adaptive (each test actor standardised with all their test clips' statistics, audio "
+                  f"only): WA {100 * sa['wa']:.1f} ± {100 * sa['wa_std']:.1f}, UA {100 * sa['ua']:.1f} ± "
+                  f"{100 * sa['ua_std']:.1f}, macro-F1 {100 * sa['f1']:.1f} ± {100 * sa['f1_std']:.1f}"]
     lines += ["", f"Machine: {res['machine']}", ""]
     return "\n".join(lines)

@@ -80,7 +80,8 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     save_config(cfg, run_dir / "config.yaml")
     torch.set_num_threads(cfg.threads)
     labels = train_set.label_names
-    bundle = new_bundle(pipe, "functionals", labels, bins=pipe.features.bins)
+    options = {"bins": pipe.features.bins, **({"pitch_rows": 2} if pipe.features.pitch else {})}
+    bundle = new_bundle(pipe, "functionals", labels, **options)
     classifier = ClipClassifier(bundle.model, pipe, labels=labels)
     f_train = _functionals(classifier, train_set)
     x_train = speaker_standardised(f_train, train_set).double().numpy()
@@ -117,7 +118,7 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
                             "C": best_row["C"], "data": cfg.to_dict()["data"], "training": {"balance": cfg.training.balance},
                             **(provenance or {})},
              "validation": {k: best_row[k] for k in ("val_acc", "val_ua", "val_f1", "val_ua_speaker") if k in best_row}}
-    best = ModelBundle(model, pipe, labels, "functionals", {"bins": pipe.features.bins}, extra)
+    best = ModelBundle(model, pipe, labels, "functionals", options, extra)
     if have_val:
         from .trainer import calibrate_on
 
