@@ -222,11 +222,14 @@ def test_the_model_standardises_its_own_statistics(tiny_ravdess, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_the_onnx_export_answers_like_torch(functionals_model, tmp_path):
+@pytest.mark.parametrize("name", ["functionals_model", "prosody_model"])
+def test_the_onnx_export_answers_like_torch(name, request, tmp_path):
+    """The exported graph, pitch tracker included, answers like torch."""
     from emovox.inference.export import export_onnx
 
-    onnx = export_onnx(functionals_model, tmp_path / "f.onnx")
-    a, b = Recognizer.load(functionals_model, threads=1), Recognizer.load(onnx, threads=1)
+    folder = request.getfixturevalue(name)
+    onnx = export_onnx(folder, tmp_path / "f.onnx")
+    a, b = Recognizer.load(folder, threads=1), Recognizer.load(onnx, threads=1)
     for f in tiny_files()[:3]:
         assert b.predict(f).probabilities == pytest.approx(a.predict(f).probabilities, abs=1e-5)
 
