@@ -170,7 +170,9 @@ def test_a_speaker_reference_replaces_the_training_clips_statistics(classifier):
     with torch.inference_mode():
         f = classifier.model.functionals(list(images), list(bounds))
         logits = classifier.model.head((f - f.mean(0)) / f.std(0, unbiased=False).clamp_min(1e-6))
-        expected = torch.softmax(logits / classifier.temperature, -1)  # calibrated on the validation actor
+        # its own temperature, fitted on the validation actor's speaker-adaptive answers
+        expected = torch.softmax(logits / classifier.speaker_temperature, -1)
+    assert classifier.speaker_temperature != float(classifier.temperature)
     torch.testing.assert_close(ref.mean, f.mean(0))
     adaptive = predict_clips(classifier, list(images), list(bounds), speakers=[ref] * len(files))
     np.testing.assert_allclose(adaptive, expected.numpy(), atol=1e-5)

@@ -120,7 +120,7 @@ def test_spectrogram_is_the_models_mel_image(client, clips):
 
 def test_timeline_speaker_norm_needs_a_bins_model(client, clips):
     r = client.post("/v1/timeline?speaker_norm=1", files={"file": clips["long"].open("rb")})
-    assert r.status_code == 422 and "speaker normalisation" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "speaker-adaptive" in r.json()["error"]["message"]
 
 
 def test_timeline(client, clips):

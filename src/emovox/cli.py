@@ -59,7 +59,10 @@ def cmd_predict(args) -> int:
               + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
     given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold")
              if getattr(args, k) is not None}  # the others keep the library's defaults
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, **given)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads,
+                          speaker_adaptive=bool(args.speaker_norm), **given)
+    if args.speaker_norm and args.model is None:
+        print("emovox: --speaker-norm: the bundled speaker-adaptive model", file=sys.stderr)
     if args.output:
         writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in FORMATS else None,
                              resume=args.resume)
@@ -162,7 +165,7 @@ def cmd_timeline(args) -> int:
     from .audio import duration
     from .inference import Recognizer
 
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, speaker_adaptive=args.speaker_norm)
     total = duration(args.recording)
     with tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=args.quiet,
               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
@@ -362,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="batches predicted side by side (default: the cores this process may use / --threads)")
     sp.add_argument("--speaker-norm", choices=["folder", "all"],
                     help="speaker-adaptive: judge each clip against its speaker's usual voice, taking the clips "
-                         "of each folder (folder) or all the files (all) as one speaker; needs a model trained "
-                         "with normalize: bins")
+                         "of each folder (folder) or all the files (all) as one speaker (default model: the "
+                         "bundled speaker-adaptive one; a --model must be a functionals or normalize: bins model)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")
@@ -396,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("timeline", help="emotion over time in a long recording (VAD, windows, segments)")
     sp.add_argument("--speaker-norm", action="store_true",
-                    help="speaker-adaptive: the whole recording is the speaker's reference (one talker, a session); "
-                         "needs a model trained with normalize: bins")
+                    help="speaker-adaptive: the whole recording is the speaker's reference (one talker, a session; "
+                         "default model: the bundled speaker-adaptive one)")
     sp.add_argument("recording")
     timeline_opts(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

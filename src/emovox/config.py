@@ -72,6 +72,7 @@ class TrainingConfig:
     balance: str = "none"          # none | sampler (classes drawn equally often) | loss (inverse-frequency weights)
     speaker_p: float = 0.0         # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
     cv_folds: int = 0              # functionals model: choose C by grouped k-fold over the training speakers (0: on the validation speakers)
+    c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,13 @@ class RunConfig:
             raise ValueError(f"the functionals model is fitted on clean clips: augment.{augment[0]} is not supported")
         if self.model.name != "functionals" and self.training.cv_folds:
             raise ValueError("training.cv_folds chooses the functionals model's C; networks select on validation speakers")
+        grid = self.training.c_grid
+        if grid is not None:
+            if self.model.name != "functionals":
+                raise ValueError("training.c_grid lists the functionals model's C; networks have no C")
+            if (not isinstance(grid, list) or not grid
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in grid)):
+                raise ValueError(f"training.c_grid must be a list of positive numbers, got {grid!r}")
         return self
 
     def override(self, *texts: str) -> "RunConfig":

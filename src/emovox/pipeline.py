@@ -218,19 +218,22 @@ class ClipClassifier(nn.Module):
     """
 
     def __init__(self, model: nn.Module, pipeline: Preprocessing, temperature: float = 1.0,
-                 labels: tuple[str, ...] = EMOTIONS) -> None:
+                 labels: tuple[str, ...] = EMOTIONS, speaker_temperature: float | None = None) -> None:
         super().__init__()
         self.extractor = pipeline.extractor()
         self.model = model
         self.pipeline = pipeline
         self.labels = tuple(labels)
         self.register_buffer("temperature", torch.tensor(float(temperature)), persistent=False)
+        # judged against a speaker's reference, the logits have another scale: their own temperature
+        self.speaker_temperature = float(temperature if speaker_temperature is None else speaker_temperature)
 
     @classmethod
     def from_bundle(cls, bundle) -> "ClipClassifier":
         """A model folder's classifier, with its calibration (if it has one)."""
-        return cls(bundle.model, bundle.pipeline, bundle.extra.get("calibration", {}).get("temperature", 1.0),
-                   bundle.labels)
+        cal = bundle.extra.get("calibration", {})
+        return cls(bundle.model, bundle.pipeline, cal.get("temperature", 1.0), bundle.labels,
+                   cal.get("speaker_temperature"))
 
     def analyse(self, wave: np.ndarray | torch.Tensor):
         """One clip → its dB image and voiced frame range (the per-clip work before batching)."""
@@ -359,7 +362,9 @@ def predict_clips(classifier: ClipClassifier, images: list[torch.Tensor], bounds
     logits, weights, owner = window_logits(classifier, images, bounds, batch_size=batch_size, speakers=speakers)
     if not images:
         return logits.numpy()
-    return clip_probabilities(logits, weights, classifier.temperature, owner, len(images)).numpy()
+    adaptive = speakers is not None and any(s is not None for s in speakers)
+    temperature = classifier.speaker_temperature if adaptive else classifier.temperature
+    return clip_probabilities(logits, weights, temperature, owner, len(images)).numpy()
 
 
 def predict_members(classifiers: list[ClipClassifier], analysed: list[list],

@@ -201,12 +201,16 @@ class TimelineEngine:
     """Streaming timeline: :meth:`push` blocks of 16 kHz mono samples, get finished cells back;
     :meth:`finish` returns the :class:`Timeline`. ``backend`` is a Recognizer backend
     (torch or ONNX): ``analyse(wave)`` then ``probabilities([...])``. ``speaker``: a speaker
-    reference (``Recognizer.speaker_reference``) every window is normalised with."""
+    reference (``Recognizer.speaker_reference``) every window is normalised with.
+    ``collect=True``: the speech windows are analysed and kept in :attr:`collected` instead of
+    classified (a first pass that takes a recording's speaker reference from exactly the
+    windows the second pass judges)."""
 
     def __init__(self, backend, config: TimelineConfig | None = None, *, clip_seconds: float = 2.5,
-                 batch_windows: int = 8, source: str | None = None, speaker=None) -> None:
+                 batch_windows: int = 8, source: str | None = None, speaker=None, collect: bool = False) -> None:
         self.backend = backend
         self.speaker = speaker
+        self.collected: list | None = [] if collect else None
         self.labels = tuple(backend.labels)
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
@@ -306,6 +310,10 @@ class TimelineEngine:
     def _classify(self, windows: list[tuple[int, int, int]]) -> None:
         need = self.config.min_speech * self.H
         todo = [(k, s, e) for k, s, e in windows if self._speech_samples(s, e) >= need - 1e-6]
+        if self.collected is not None:
+            self.collected.extend(self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start])
+                                  for _, s, e in todo)
+            return
         for b in range(0, len(todo), self.batch_windows):
             chunk = todo[b:b + self.batch_windows]
             analysed = [self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start]) for _, s, e in chunk]

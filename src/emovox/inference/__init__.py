@@ -10,6 +10,6 @@ if "torch" not in _sys.modules:
 
     _quiet_openmp()
 
-from .recognizer import BUNDLED_MODEL, Prediction, Recognizer  # noqa: E402
+from .recognizer import BUNDLED_MODEL, BUNDLED_SPEAKER_MODEL, Prediction, Recognizer  # noqa: E402
 
-__all__ = ["BUNDLED_MODEL", "Prediction", "Recognizer"]
+__all__ = ["BUNDLED_MODEL", "BUNDLED_SPEAKER_MODEL", "Prediction", "Recognizer"]

@@ -35,6 +35,7 @@ class TorchBackend:
         self.clip_seconds = max(b.pipeline.clip_seconds for b in self.members)
         self.calibration = self.bundle.extra.get("calibration", {})
         self.classifiers = [ClipClassifier.from_bundle(b).eval() for b in self.members]
+        self.adapts_to_speakers = all(c.uses_references for c in self.classifiers)
 
     def analyse(self, wave: np.ndarray) -> list:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
@@ -58,6 +59,7 @@ class OnnxBackend:
     """A single ONNX graph (waveform → probabilities) run with onnxruntime."""
 
     name = "onnx"
+    adapts_to_speakers = False  # the graph standardises each clip on its own
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort

@@ -16,10 +16,20 @@ from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
+#: The bundled model for speaker-adaptive use (several clips of one speaker at hand): utterance
+#: functionals of mel, MFCC and pitch with a linear layer; its card is in the folder.
+BUNDLED_SPEAKER_MODEL = BUNDLED_MODEL.parent / "speaker-model"
 NO_SPEECH = "no_speech"
 UNCERTAIN = "uncertain"
 #: Below this many seconds of speech (silero VAD) a recording is answered ``no_speech``.
 MIN_SPEECH_SECONDS = 0.3
+#: A speaker-adaptive timeline takes its reference from at least this many speech windows (the
+#: functionals model's reference is a mean and a spread over windows: one window has no spread).
+MIN_REFERENCE_WINDOWS = 2
+
+
+class TooLittleSpeech(ValueError):
+    """Too little speech in a recording for a speaker reference."""
 
 
 @dataclass
@@ -101,8 +111,16 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
              threads: int | None = None, min_confidence: float = 0.0,
-             min_speech_seconds: float | None = None, vad_threshold: float = 0.5) -> "Recognizer":
+             min_speech_seconds: float | None = None, vad_threshold: float = 0.5,
+             speaker_adaptive: bool = False) -> "Recognizer":
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
+
+        ``speaker_adaptive=True``: the recognizer will judge clips against their speaker's
+        reference (:meth:`predict_speakers`, :meth:`speaker_reference`, ``timeline(speaker_norm=True)``).
+        With no ``path`` it loads the bundled speaker-adaptive model
+        (:data:`BUNDLED_SPEAKER_MODEL`, far better than the per-clip model when several clips
+        of each speaker are at hand); with a ``path``, a model that cannot take references is
+        refused here rather than at the first prediction.
 
         ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
         ``threads``: CPU threads per inference; ``None``: ``$EMOVOX_THREADS``, else
@@ -114,17 +132,30 @@ class Recognizer:
         from ..threads import inference_threads
 
         threads = inference_threads(threads)
-        folder = Path(path) if path is not None else BUNDLED_MODEL
+        folder = Path(path) if path is not None else BUNDLED_SPEAKER_MODEL if speaker_adaptive else BUNDLED_MODEL
         if path is None and not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold}
         if backend == "onnx" or folder.suffix == ".onnx":
-            return cls(OnnxBackend(folder, threads), min_confidence, **options)
-        if backend != "torch":
+            rec = cls(OnnxBackend(folder, threads), min_confidence, **options)
+        elif backend != "torch":
             raise ValueError(f"unknown backend {backend!r}; expected 'torch' or 'onnx'")
-        if not folder.is_dir():
+        elif not folder.is_dir():
             raise FileNotFoundError(f"no model folder at {folder}")
-        return cls(TorchBackend(folder, threads), min_confidence, **options)
+        else:
+            rec = cls(TorchBackend(folder, threads), min_confidence, **options)
+        if speaker_adaptive and not rec.adapts_to_speakers:
+            raise ValueError(f"{folder} cannot judge clips against a speaker reference"
+                             + (" on the onnx backend: use backend='torch'" if rec.backend.name == "onnx" else
+                                ": it standardises each clip on its own (train with normalize: bins, or a "
+                                "functionals model)"))
+        return rec
+
+    @property
+    def adapts_to_speakers(self) -> bool:
+        """Whether this model can judge clips against a speaker reference (speaker-adaptive:
+        torch backend, a functionals model or networks trained with ``normalize: bins``)."""
+        return getattr(self.backend, "adapts_to_speakers", False)
 
     # ------------------------------------------------------------------ speech check
     def speech_seconds(self, wave: np.ndarray) -> float:
@@ -260,17 +291,26 @@ class Recognizer:
         ``config`` is a :class:`emovox.timeline.TimelineConfig`; keyword ``options`` override its
         fields (``window``, ``hop``, ``min_speech``, ``smooth``, ``min_confidence``,
         ``vad_threshold``). ``progress`` is called with the seconds processed after each block.
-        ``speaker_norm=True`` takes the whole recording as one speaker's reference (a call, a
-        session: decoded twice), or pass a ``speaker`` reference. Returns a :class:`emovox.timeline.Timeline`.
+        ``speaker_norm=True`` takes the recording as one speaker's reference (a call, a session:
+        decoded twice; the reference is taken from the very speech windows the timeline judges,
+        so a window's statistics meet a reference of the same length; raises
+        :class:`TooLittleSpeech` below :data:`MIN_REFERENCE_WINDOWS` of them), or pass a
+        ``speaker`` reference. Returns a :class:`emovox.timeline.Timeline`.
         """
         from ..timeline import blocks_of
 
         if speaker_norm and speaker is None:
             blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate)) \
                 if isinstance(source, np.ndarray) else audio.stream(source, self.sample_rate, block_seconds)
-            speaker = self.backend.speaker_reference([self.backend.analyse(b) for b in blocks])
+            collector = self.stream(config, collect=True, **options)
+            collector.run(blocks)
             if hasattr(source, "seek"):
                 source.seek(0)
+            if 0 < len(collector.collected) < MIN_REFERENCE_WINDOWS:
+                raise TooLittleSpeech(f"a speaker-adaptive timeline needs at least {MIN_REFERENCE_WINDOWS} windows "
+                                      f"of speech for the speaker's reference; this recording has "
+                                      f"{len(collector.collected)} (run it without speaker normalisation)")
+            speaker = self.backend.speaker_reference(collector.collected) if collector.collected else None
         engine = self.stream(config, speaker=speaker, **options)
         if isinstance(source, np.ndarray):
             blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate))
@@ -296,15 +336,16 @@ class Recognizer:
 
         return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
-    def stream(self, config=None, *, speaker=None, **options):
+    def stream(self, config=None, *, speaker=None, collect: bool = False, **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
-        blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`."""
+        blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`;
+        ``collect``: keep the analysed speech windows instead of classifying them."""
         from ..timeline import TimelineConfig, TimelineEngine
 
         config = config or TimelineConfig(min_confidence=self.min_confidence, vad_threshold=self.vad_threshold)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
-        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker)
+        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker, collect=collect)
 
     def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..audio import AudioError
+from ..inference.recognizer import TooLittleSpeech
 from . import schemas
 from .gate import Busy, Gate, Timeout
 from .service import Service, TooLong
@@ -72,15 +73,18 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
 
     def load() -> None:
         try:
-            rec = recognizer
+            rec, speaker = recognizer, None
             if rec is None:
                 from ..inference import Recognizer
 
-                rec = Recognizer.load(settings.model, backend=settings.backend,
-                                      threads=settings.inference_threads, min_confidence=settings.min_confidence,
-                                      min_speech_seconds=settings.min_speech_seconds)
+                options = dict(backend=settings.backend, threads=settings.inference_threads,
+                               min_confidence=settings.min_confidence, min_speech_seconds=settings.min_speech_seconds)
+                rec = Recognizer.load(settings.model, **options)
+                # beside the bundled model, the bundled speaker-adaptive one answers ?speaker_norm=1 (torch only)
+                speaker = (Recognizer.load(speaker_adaptive=True, **options)
+                           if settings.model is None and settings.backend == "torch" else None)
             state["service"] = Service(rec, settings.model if recognizer is None else getattr(rec, "path", None),
-                                       max_seconds=settings.max_seconds)
+                                       max_seconds=settings.max_seconds, speaker_recognizer=speaker)
             _fit_torch_threads(settings.inference_threads)
             log.info("model %s ready (%s backend, %d slots x %d threads, queue %d)", state["service"].info["model_id"],
                      rec.backend.name, settings.concurrent, settings.inference_threads, settings.max_queue)
@@ -139,13 +143,15 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
               summary="Emotion over time in a longer recording")
     async def timeline(request: Request, spectrogram: bool = spectrogram_query,
                        speaker_norm: bool = Query(False, description="speaker-adaptive: the recording is its "
-                                                  "speaker's reference (one talker; models trained with "
-                                                  "normalize: bins, else 422)")):
+                                                  "speaker's reference (one talker). The bundled "
+                                                  "speaker-adaptive model answers beside the bundled model; "
+                                                  "a --model must be a functionals or normalize: bins model "
+                                                  "on the torch backend, else 422")):
         """Segments (start, end, emotion or silence, confidence) and per-cell probabilities:
         voice activity detection, then overlapping windows, as ``emovox timeline``."""
         if speaker_norm and not service().speaker_norm:
-            raise HTTPException(422, "this model has no speaker normalisation (it was not trained with normalize: bins "
-                                     "on the torch backend)")
+            raise HTTPException(422, "this server has no speaker-adaptive model (its model was not trained with "
+                                     "normalize: bins nor is it a functionals model, or it runs on the onnx backend)")
         return await answer(request, "timeline", spectrogram, speaker_norm)
 
     @api.get("/model", response_model=schemas.ModelInfo, summary="The loaded model")
@@ -235,6 +241,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(AudioError)
     async def not_audio(request, err: AudioError):
         return error(422, "not_audio", f"not usable audio: {err.reason}")  # the temp file's name stays private
+
+    @app.exception_handler(TooLittleSpeech)
+    async def too_little_speech(request, err: TooLittleSpeech):
+        return error(422, "too_little_speech", str(err))
 
     @app.exception_handler(Busy)
     async def busy(request, err: Busy):

@@ -115,6 +115,8 @@ class ModelInfo(BaseModel):
     calibration: dict = Field(description="temperature scaling: T and the NLL / ECE before and after")
     members: list[Member] = Field(description="each network with its preprocessing (one unless an ensemble)")
     card: dict[str, str] = Field(description="model-card fields: title, what it does, training, limits, licence...")
+    speaker_model_id: Optional[str] = Field(None, description="the model answering speaker_norm=1 timelines "
+                                            "(null: this server has none)")
     colors: dict[str, str] = Field(description="one colour per label, as in emovox's figures")
     limits: Limits
     version: str

@@ -41,15 +41,21 @@ class Service:
     recognizer : the loaded model.
     model_path : its folder or ``.onnx`` file (``None``: the bundled model), for ``/v1/model``.
     max_seconds : longest recording accepted.
+    speaker_recognizer : answers speaker-adaptive timelines when ``recognizer`` cannot (the
+        bundled speaker-adaptive model beside the bundled model); ``None``: ``recognizer`` does.
     """
 
-    def __init__(self, recognizer, model_path=None, *, max_seconds: float = 600.0) -> None:
-        from ..inference.recognizer import BUNDLED_MODEL
+    def __init__(self, recognizer, model_path=None, *, max_seconds: float = 600.0, speaker_recognizer=None) -> None:
+        from ..inference.recognizer import BUNDLED_MODEL, BUNDLED_SPEAKER_MODEL
 
         self.rec = recognizer
         self.path = Path(model_path) if model_path is not None else BUNDLED_MODEL
         self.max_seconds = max_seconds
         self.info = describe(recognizer, self.path)
+        adapts = getattr(recognizer, "adapts_to_speakers", False)
+        self.speaker_rec = recognizer if adapts else speaker_recognizer
+        self.info["speaker_model_id"] = (None if self.speaker_rec is None else self.info["model_id"] if adapts
+                                         else _model_id(self.speaker_rec, BUNDLED_SPEAKER_MODEL))
         from ..features import FeatureExtractor
 
         self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)
@@ -94,17 +100,17 @@ class Service:
     @property
     def speaker_norm(self) -> bool:
         """Whether timelines can take the recording as the speaker's reference."""
-        return self.rec.backend.name == "torch" and all(
-            c.pipeline.features.normalize == "bins" for c in self.rec.backend.classifiers)
+        return self.speaker_rec is not None
 
     def timeline(self, path: Path, spectrogram: bool = False, speaker_norm: bool = False) -> dict:
         start = time.perf_counter()
+        rec = self.speaker_rec if speaker_norm else self.rec
         wave = self.decode(path)
-        tl = self.rec.timeline(wave, sample_rate=self.rec.sample_rate, speaker_norm=speaker_norm)
+        tl = rec.timeline(wave, sample_rate=rec.sample_rate, speaker_norm=speaker_norm)
         out = tl.to_dict()
         out.pop("source", None)
         out["speech"] = any(s["label"] != "silence" for s in out["segments"])
-        out["model_id"] = self.info["model_id"]
+        out["model_id"] = self.info["speaker_model_id" if speaker_norm else "model_id"]
         out["spectrogram"] = self.spectrogram(wave) if spectrogram else None
         out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out

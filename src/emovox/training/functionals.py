@@ -6,7 +6,8 @@ regression is fitted (scikit-learn, L2). Its strength ``C`` is chosen on the val
 speakers' UA, each standardised with their own statistics too — the speaker-adaptive use the
 model is made for — or, with ``training.cv_folds: k``, by grouped k-fold cross-validation over
 the training speakers (every training speaker held out once: less selection noise than 4
-validation speakers). The model also keeps the training clips' pooled statistics, which standardise
+validation speakers). ``training.c_grid`` replaces the grid; a single value fixes ``C`` (a final
+model trained on every speaker, e.g. the bundled speaker-adaptive one, takes its folds' choice). The model also keeps the training clips' pooled statistics, which standardise
 a clip when no speaker reference is at hand (the per-clip answer).
 
 The run folder is the trainer's: ``config.yaml``, ``metrics.csv`` (one row per ``C`` tried),
@@ -95,7 +96,10 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     rows, fits = [], []
     folds = cfg.training.cv_folds
     cv = _speaker_folds(train_set, folds) if folds else None
-    for c in C_GRID if have_val or cv else (1.0,):
+    grid = tuple(cfg.training.c_grid or C_GRID)
+    if not (have_val or cv or len(grid) == 1):
+        raise ValueError("nothing to choose C on: give validation speakers, training.cv_folds, or one training.c_grid value")
+    for c in grid:
         t0 = time.perf_counter()
         lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
         cv_ua = _cross_validated_ua(lr, x_train, train_set, cv, n_classes) if cv else None
@@ -111,7 +115,7 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
         rows.append(row)
         fits.append(lr)
     on = "cv_ua_speaker" if cv else "val_ua_speaker"  # speaker-adaptive UA on speakers the fit did not see
-    pick = max(range(len(rows)), key=lambda i: (rows[i].get(on, 0.0), -i)) if have_val or cv else 0
+    pick = max(range(len(rows)), key=lambda i: (rows[i].get(on, 0.0), -i)) if len(rows) > 1 else 0
     _set_head(model, fits[pick], n_classes)
     best_row = rows[pick]
     extra = {"provenance": {"name": cfg.name, "seed": cfg.seed, "fit": "logistic regression",
@@ -120,9 +124,18 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
              "validation": {k: best_row[k] for k in ("val_acc", "val_ua", "val_f1", "val_ua_speaker") if k in best_row}}
     best = ModelBundle(model, pipe, labels, "functionals", options, extra)
     if have_val:
+        from ..calibration import calibrate
         from .trainer import calibrate_on
 
         best.extra["calibration"] = calibrate_on(best, val_set)
+        # speaker-adaptive answers have their own scale: a second temperature, on the same speakers
+        with torch.inference_mode():
+            adaptive = model.head(torch.as_tensor(x_val, dtype=torch.float32))
+        n = len(val_set)
+        fitted = calibrate(adaptive, torch.ones(n), torch.arange(n), val_set.labels)
+        best.extra["calibration"].update({"speaker_temperature": fitted["temperature"],
+                                          "speaker_ece_before": fitted["ece_before"],
+                                          "speaker_ece_after": fitted["ece_after"]})
     save_bundle(best, run_dir / "best")
     _write_rows(run_dir / "metrics.csv", rows)
     _write_report(run_dir, cfg, rows, best_row, len(train_set), len(val_set) if have_val else 0)
