@@ -12,7 +12,7 @@ for s in 0 1 2; do
   for row in "functionals-prosody configs/functionals-prosody.yaml" \
              "functionals-prosody-unbalanced configs/functionals-prosody.yaml training.balance=none" \
              "functionals-mel-pitch configs/functionals-prosody.yaml preprocessing.features.append_mfcc=false training.balance=none" \
-             "functionals-mfcc-pitch configs/functionals-mfcc.yaml preprocessing.features.pitch=true training.c_grid=[0.001,0.003,0.01,0.03,0.1,0.3,1.0]"; do
+             "functionals-mfcc-pitch configs/functionals-mfcc.yaml preprocessing.features.pitch=true"; do
     set -- $row
     name=$1 config=$2
     shift 2

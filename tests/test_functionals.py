@@ -256,3 +256,52 @@ def test_c_chosen_by_cross_validation_over_the_training_speakers(tiny_ravdess, t
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("C,cv_ua_speaker") and len(rows) == 1 + 5  # every C of the grid scored
     assert "3-fold cross-validation over the training speakers" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_one_c_fixes_the_fit_and_a_grid_needs_something_to_choose_on(tiny_ravdess, tmp_path):
+    """``training.c_grid``: one value is used as it is (a final model on every speaker); several
+    values without validation speakers or cv_folds are refused, not silently replaced."""
+    from emovox.config import load_config
+    from emovox.training.data import load_dataset
+    from emovox.training.trainer import train
+
+    base = [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'c'}", "training.val_speakers=0", "threads=1"]
+    for bad in ("training.c_grid=[]", "training.c_grid=[0.1, -1]", "training.c_grid=0.1"):
+        with pytest.raises(ValueError, match="c_grid"):
+            load_config("configs/functionals-mfcc.yaml", [bad])
+    with pytest.raises(ValueError, match="c_grid"):
+        load_config("configs/resnet18-mel.yaml", ["training.c_grid=[0.1]"])
+    cfg = load_config("configs/functionals-mfcc.yaml", base + ["training.c_grid=[0.3]"])
+    data = load_dataset(cfg, progress=False)
+    result = train(cfg, tmp_path / "run", data, None, progress=False)
+    assert result.best.extra["provenance"]["C"] == 0.3
+    with pytest.raises(ValueError, match="nothing to choose C on"):
+        train(load_config("configs/functionals-mfcc.yaml", base), tmp_path / "run2", data, None, progress=False)
+
+
+def test_speaker_adaptive_loading_checks_the_model(functionals_model):
+    from emovox.inference.recognizer import BUNDLED_MODEL, BUNDLED_SPEAKER_MODEL
+
+    assert Recognizer.load(functionals_model, threads=1, speaker_adaptive=True).adapts_to_speakers
+    with pytest.raises(ValueError, match="standardises each clip on its own"):
+        Recognizer.load(BUNDLED_MODEL, threads=1, speaker_adaptive=True)
+    if not (BUNDLED_SPEAKER_MODEL / "config.json").is_file():  # not bundled in this version: a clear error
+        with pytest.raises(FileNotFoundError, match="no bundled speaker-adaptive model"):
+            Recognizer.load(threads=1, speaker_adaptive=True)
+
+
+def test_a_speaker_adaptive_timeline_takes_its_reference_from_the_windows_it_judges(functionals_model):
+    from emovox.inference.recognizer import TooLittleSpeech
+
+    rec = Recognizer.load(functionals_model, threads=1)
+    wave = np.concatenate([audio.load(f, rec.sample_rate) for f in tiny_files()[:4]])
+    collector = rec.stream(collect=True)
+    collector.run([wave])
+    windows = collector.collected
+    assert len(windows) >= 2
+    expected = rec.timeline(wave, rec.sample_rate, speaker=rec.backend.speaker_reference(windows))
+    got = rec.timeline(wave, rec.sample_rate, speaker_norm=True)
+    np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-6)
+    with pytest.raises(TooLittleSpeech, match="at least 2 windows"):  # one window: no spread to standardise with
+        rec.timeline(audio.load(tiny_files()[0], rec.sample_rate)[: int(1.5 * rec.sample_rate)], rec.sample_rate,
+                     speaker_norm=True)

@@ -134,6 +134,10 @@ class Recognizer:
         threads = inference_threads(threads)
         folder = Path(path) if path is not None else BUNDLED_SPEAKER_MODEL if speaker_adaptive else BUNDLED_MODEL
         if path is None and not (folder / CONFIG_NAME).is_file():
+            if speaker_adaptive:
+                raise FileNotFoundError(f"this emovox has no bundled speaker-adaptive model ({folder}); pass a "
+                                        "functionals or normalize: bins model folder (emovox train --config "
+                                        "configs/functionals-prosody.yaml)")
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold}
         if backend == "onnx" or folder.suffix == ".onnx":

@@ -81,8 +81,11 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
                                min_confidence=settings.min_confidence, min_speech_seconds=settings.min_speech_seconds)
                 rec = Recognizer.load(settings.model, **options)
                 # beside the bundled model, the bundled speaker-adaptive one answers ?speaker_norm=1 (torch only)
-                speaker = (Recognizer.load(speaker_adaptive=True, **options)
-                           if settings.model is None and settings.backend == "torch" else None)
+                from ..inference.recognizer import BUNDLED_SPEAKER_MODEL
+
+                speaker = (Recognizer.load(speaker_adaptive=True, **options) if settings.model is None
+                           and settings.backend == "torch" and (BUNDLED_SPEAKER_MODEL / "config.json").is_file()
+                           else None)
             state["service"] = Service(rec, settings.model if recognizer is None else getattr(rec, "path", None),
                                        max_seconds=settings.max_seconds, speaker_recognizer=speaker)
             _fit_torch_threads(settings.inference_threads)
