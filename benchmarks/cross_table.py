@@ -27,6 +27,9 @@ def recipe(d: dict) -> str:
         parts = d["model"].rstrip("/").split("/")
         if "assets" not in parts:  # a run's model, e.g. runs/bench/cross/mfcc/train/best
             return f"the `{parts[-3]}` run's model (20 RAVDESS actors)"
+        if parts[-1] == "speaker-model":
+            return ("**bundled speaker-adaptive model**: prosody functionals (mel + MFCC + pitch), class-balanced, "
+                    "24 actors, C by 6-fold CV over them")
         return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
@@ -39,7 +42,7 @@ def recipe(d: dict) -> str:
         if t.get("cv_folds"):
             parts.append(f"C by {t['cv_folds']}-fold CV over the training actors")
         parts += [f"seed {cfg['seed']} (validation actors)"] if cfg.get("seed") else []
-        return ", ".join(parts)
+        return ", ".join(parts + _trained_on(d, cfg))
     parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]
     if f.get("normalize") not in (None, True, "window"):
         parts.append(f"normalize {f['normalize']}")
@@ -55,9 +58,13 @@ def recipe(d: dict) -> str:
         parts.append("waveform augmentation")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
+    return ", ".join(parts + _trained_on(d, cfg))
+
+
+def _trained_on(d: dict, cfg: dict) -> list[str]:
     if d.get("train") and d["train"] != ["ravdess"]:
-        parts.append(f"trained on {' + '.join(d['train'])} (validation speakers {cfg['training']['val_speakers']})")
-    return ", ".join(parts)
+        return [f"trained on {' + '.join(d['train'])} (validation speakers {cfg['training']['val_speakers']})"]
+    return []
 
 
 def main() -> int:

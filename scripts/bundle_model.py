@@ -7,6 +7,14 @@ actor is left to fit it on once all are trained on). Several members make an ens
         --member mfcc runs/bench/mfcc-mixup --member spectrogram runs/bench/spectrogram-mixup \\
         --ensemble-results benchmarks/results/ablations/ens-mixup.json
     python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
+    python scripts/bundle_model.py --speaker-model configs/functionals-prosody.yaml \\
+        --speaker-results benchmarks/results/functionals-prosody-emobox.json
+
+The speaker-adaptive model (``--speaker-model``, src/emovox/assets/speaker-model/, used by
+``--speaker-norm`` and ``Recognizer.load(speaker_adaptive=True)``) is a functionals config
+retrained on all 24 actors; with no actor left for validation its C and both temperatures (per
+clip, speaker-adaptive) come from a 6-fold cross-validation over the 24 actors (4 held out per
+fold, as in EmoBox): ``training.cv_folds=6``.
 
 The number of epochs is the config's; with no actor held out the last epoch is kept (in the
 cross-validated runs the epoch selected on validation actors was near the end of the one-cycle
@@ -23,11 +31,12 @@ from pathlib import Path
 
 from emovox.config import load_config
 from emovox.inference.export import export_onnx
-from emovox.models.folder import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, is_ensemble, save_ensemble
+from emovox.models.folder import CONFIG_NAME, ONNX_NAME, WEIGHTS_NAME, is_ensemble, save_bundle, save_ensemble
 from emovox.training.evaluate import train_on_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "emovox" / "assets" / "model"
+SPEAKER_ASSETS = ASSETS.parent / "speaker-model"
 
 
 def fold_temperatures(run: Path) -> list[float]:
@@ -162,6 +171,90 @@ def _ece(top: dict, members) -> str:
     return ""
 
 
+def bundle_speaker_model(config: Path, results: Path, out: Path, resume: bool) -> None:
+    """Retrain the functionals ``config`` on every actor (C and temperatures by 6-fold CV) into SPEAKER_ASSETS."""
+    cfg = load_config(config, ["training.val_speakers=0", "training.cv_folds=6"])
+    bundle = train_on_fold(cfg, out, resume=resume).best
+    r = json.loads(results.read_text())
+    bundle.extra["provenance"].update({
+        "data": "RAVDESS speech, all 24 actors (1440 clips)", "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
+        "config": _relative(config), "emobox": {"source": _relative(results), "per_clip": {k: r[k] for k in ("wa", "wa_std", "ua", "ua_std")},
+                                          "speaker_adaptive": r["speaker_adaptive"]}})
+    shutil.rmtree(SPEAKER_ASSETS, ignore_errors=True)
+    save_bundle(bundle, SPEAKER_ASSETS)
+    cal = bundle.extra["calibration"]
+    print(f"wrote {SPEAKER_ASSETS}: C = {bundle.extra['provenance']['C']}, T = {cal['temperature']} per clip, "
+          f"{cal['speaker_temperature']} speaker-adaptive")
+
+
+def _relative(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_speaker_card() -> None:
+    cfg = json.loads((SPEAKER_ASSETS / CONFIG_NAME).read_text())
+    prov, cal, feat = cfg["provenance"], cfg["calibration"], cfg["preprocessing"]["features"]
+    em = prov["emobox"]
+    cross = ROOT / "benchmarks" / "results" / "cross" / "bundled-speaker-model.json"
+    other = ""
+    if cross.is_file():
+        d = json.loads(cross.read_text())
+        four, every = d["emobox-4"], d["all"]
+        other = (f"\n**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; development figures, "
+                 f"`python benchmarks/cross_corpus.py --model src/emovox/assets/speaker-model bundled-speaker-model`):\n"
+                 f"speaker-adaptive {100 * four['speaker-adaptive']['restricted']['wa']:.1f} % on EmoBox's balanced 4-emotion "
+                 f"list (argmax over its 4 emotions; chance 25 %), {100 * every['speaker-adaptive']['restricted']['wa']:.1f} % "
+                 f"over all 480 clips (argmax over SAVEE's 7; chance 14 %); per clip "
+                 f"{100 * four['per-clip']['restricted']['wa']:.1f} % and {100 * every['per-clip']['restricted']['wa']:.1f} %.\n")
+    card = f"""# emovox bundled speaker-adaptive model
+
+**What it does.** Recognises one of eight acted emotions ({", ".join(cfg["labels"])}) in
+English speech, judging each clip **against its speaker's other clips**: give it several clips
+of one speaker (a folder, a call, a speaker column: `emovox predict --speaker-norm`,
+`Recognizer.predict_speakers`, `timeline(speaker_norm=True)`, the server's `?speaker_norm=1`) and
+each clip's statistics are standardised with that speaker's, so "high pitch" means higher than
+this speaker's usual. Alone, a clip is standardised with the training clips' statistics (per
+clip), and it is worse than the bundled network ensemble that way: use that one for single clips.
+
+**Model.** Utterance functionals + multinomial logistic regression (no network). Per clip, over
+its voiced frames (ends quieter than {cfg["preprocessing"]["trim_db"]} dB below the loudest frame cut):
+for each of {feat["n_mels"]} log-mel bands and {feat["n_mfcc"]} MFCC the mean, spread, delta spread and 3 quantiles, and
+the F0 contour's level, range, movement and voicing (YIN in tensor ops, `emovox.pitch`). DC is
+removed first. One linear layer on the standardised vector; float32 weights.
+
+**Training.** `python scripts/bundle_model.py --speaker-model {prov["config"]}` (see its docstring):
+RAVDESS speech, all 24 actors (1440 clips), class-balanced, L2 strength C = {prov["C"]} chosen from
+the config's grid by 6-fold cross-validation over the actors (4 held out per fold; speaker-adaptive
+UA), seed {prov["seed"]}.
+
+**How well it does** (the same config on held-out actors, EmoBox 6 folds, C chosen on 4
+validation actors per fold; this file has seen every actor; `{em["source"]}`):
+speaker-adaptive (each test actor's clips standardise each other; audio only, no labels)
+WA {100 * em["speaker_adaptive"]["wa"]:.1f} ± {100 * em["speaker_adaptive"]["wa_std"]:.1f} %, UA {100 * em["speaker_adaptive"]["ua"]:.1f} ± {100 * em["speaker_adaptive"]["ua_std"]:.1f} %;
+per clip WA {100 * em["per_clip"]["wa"]:.1f} ± {100 * em["per_clip"]["wa_std"]:.1f} %, UA {100 * em["per_clip"]["ua"]:.1f} ± {100 * em["per_clip"]["ua_std"]:.1f} %.
+{other}
+**Calibration.** Two temperatures, both fitted on the cross-validation's out-of-fold logits
+(every training clip judged by a fit that did not see its speaker): T = {cal["temperature"]} per clip
+(ECE {100 * cal["ece_before"]:.1f} → {100 * cal["ece_after"]:.1f} %), T = {cal["speaker_temperature"]} speaker-adaptive (ECE
+{100 * cal["speaker_ece_before"]:.1f} → {100 * cal["speaker_ece_after"]:.1f} %).
+
+**A reference needs several clips** of the same speaker (at least 2; the more, and the more
+varied in emotion, the better: a speaker heard only angry makes "angry" their usual). A
+speaker-adaptive timeline takes its reference from the recording's own speech windows.
+
+**Data licence.** RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391, Zenodo 1188976)
+is licensed CC BY-NC-SA 4.0. This model is derived from it and carries the same terms:
+attribution, **non-commercial use only**, share-alike.
+
+**Limits.** Trained on 24 professional North-American actors saying two fixed sentences with
+acted emotions in a studio. Expect lower accuracy on spontaneous, conversational, noisy,
+accented or non-English speech, on children and on telephone audio. Emotions are acted
+categories, not a measure of what someone feels: do not use it to make decisions about people.
+"""
+    (SPEAKER_ASSETS / "MODEL_CARD.md").write_text(card)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--member", nargs=2, action="append", metavar=("NAME", "EVAL_RUN"),
@@ -170,7 +263,17 @@ if __name__ == "__main__":
     p.add_argument("--runs", default="runs/bundled", help="where the training runs go")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--card-only", action="store_true")
+    p.add_argument("--speaker-model", type=Path, metavar="CONFIG",
+                   help="build the speaker-adaptive model from this functionals config instead")
+    p.add_argument("--speaker-results", type=Path, default=ROOT / "benchmarks" / "results" / "functionals-prosody-emobox.json",
+                   help="that config's EmoBox 6-fold results (for the card)")
     args = p.parse_args()
+    if args.speaker_model or (args.card_only and SPEAKER_ASSETS.is_dir()):
+        if args.speaker_model and not args.card_only:
+            bundle_speaker_model(args.speaker_model, args.speaker_results, Path(args.runs) / "speaker-model", args.resume)
+        write_speaker_card()
+        if args.speaker_model:
+            raise SystemExit(0)
     if not args.card_only:
         if not args.member:
             p.error("give at least one --member NAME EVAL_RUN")

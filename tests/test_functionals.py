@@ -3,6 +3,9 @@ references, training it from the CLI and predicting with it everywhere a ResNet 
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ import torch
 from emovox import Recognizer, audio
 from emovox.cli import main
 from emovox.features import deltas
+from emovox.labels import EMOTIONS as LABELS
 from emovox.models.folder import load_bundle
 from emovox.models.functionals import N_PITCH, N_STATS, QUANTILES, Reference, functionals, pitch_functionals
 from emovox.pipeline import ClipClassifier, clip_references, predict_clips
@@ -258,6 +262,46 @@ def test_c_chosen_by_cross_validation_over_the_training_speakers(tiny_ravdess, t
     assert "3-fold cross-validation over the training speakers" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_without_validation_speakers_cross_validation_calibrates_both_answers(tiny_ravdess, tmp_path):
+    """A final model (every speaker trained on, C by cross-validation) gets both temperatures from
+    out-of-fold logits; those logits are what a model fitted without that fold's speakers answers."""
+    import torch
+
+    from emovox.config import load_config
+    from emovox.pipeline import ClipClassifier, window_logits
+    from emovox.training.data import load_dataset
+    from emovox.training.functionals import _cross_validate, _functionals, _speaker_folds, speaker_standardised
+    from emovox.training.trainer import train
+    from sklearn.linear_model import LogisticRegression
+
+    base = [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'c'}", "training.val_speakers=0", "threads=1"]
+    cfg = load_config("configs/functionals-mfcc.yaml", base + ["training.cv_folds=3"])
+    data = load_dataset(cfg, progress=False)
+    result = train(cfg, tmp_path / "run", data, None, progress=False)
+    cal = result.best.extra["calibration"]
+    assert "3-fold cross-validation" in cal["fitted_on"]
+    assert cal["temperature"] > 0 and cal["speaker_temperature"] > 0 and cal["temperature"] != cal["speaker_temperature"]
+    clf = ClipClassifier.from_bundle(result.best)
+    assert (clf.temperature, clf.speaker_temperature) == (cal["temperature"], cal["speaker_temperature"])
+
+    c = result.best.extra["provenance"]["C"]  # refit without one fold's speakers, at the chosen C
+    folds = _speaker_folds(data, 3)
+    f = _functionals(clf, data)
+    x = speaker_standardised(f, data).double().numpy()
+    lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
+    _, adaptive, per_clip = _cross_validate(lr, x, f, data, folds, len(data.label_names))
+    held, rest = folds[0], np.setdiff1d(np.arange(len(data)), folds[0])
+    cfg_fixed = load_config("configs/functionals-mfcc.yaml", base + [f"training.c_grid=[{c}]"])
+    fold_model = train(cfg_fixed, tmp_path / "fold", data.subset(rest), None, progress=False).best
+    held_set = data.subset(held)
+    logits, _, _ = window_logits(ClipClassifier.from_bundle(fold_model), held_set.images, held_set.bounds)
+    trained = sorted(set(np.asarray(data.labels)[rest]))
+    np.testing.assert_allclose(logits.numpy()[:, trained], per_clip[held][:, trained], atol=2e-3)
+    with torch.inference_mode():
+        head = fold_model.model.head(torch.as_tensor(x[held], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(head[:, trained], adaptive[held][:, trained], atol=2e-3)
+
+
 def test_one_c_fixes_the_fit_and_a_grid_needs_something_to_choose_on(tiny_ravdess, tmp_path):
     """``training.c_grid``: one value is used as it is (a final model on every speaker); several
     values without validation speakers or cv_folds are refused, not silently replaced."""
@@ -285,9 +329,52 @@ def test_speaker_adaptive_loading_checks_the_model(functionals_model):
     assert Recognizer.load(functionals_model, threads=1, speaker_adaptive=True).adapts_to_speakers
     with pytest.raises(ValueError, match="standardises each clip on its own"):
         Recognizer.load(BUNDLED_MODEL, threads=1, speaker_adaptive=True)
-    if not (BUNDLED_SPEAKER_MODEL / "config.json").is_file():  # not bundled in this version: a clear error
-        with pytest.raises(FileNotFoundError, match="no bundled speaker-adaptive model"):
-            Recognizer.load(threads=1, speaker_adaptive=True)
+    bundled = Recognizer.load(threads=1, speaker_adaptive=True)
+    assert bundled.adapts_to_speakers  # the bundled one (the next tests check it is the folder shipped)
+
+
+def test_without_a_bundled_speaker_model_the_error_says_what_to_pass(monkeypatch, tmp_path):
+    import emovox.inference.recognizer as recognizer
+
+    monkeypatch.setattr(recognizer, "BUNDLED_SPEAKER_MODEL", tmp_path / "speaker-model")
+    with pytest.raises(FileNotFoundError, match="no bundled speaker-adaptive model"):
+        Recognizer.load(threads=1, speaker_adaptive=True)
+
+
+def test_the_bundled_speaker_model_and_its_card():
+    """Trained on every actor: C and both temperatures from the cross-validation, the card says so."""
+    import json
+
+    from emovox.inference.recognizer import BUNDLED_SPEAKER_MODEL
+
+    cfg = json.loads((BUNDLED_SPEAKER_MODEL / "config.json").read_text())
+    assert cfg["model"]["name"] == "functionals" and cfg["provenance"]["fold"] == "all"
+    cal = cfg["calibration"]
+    assert "6-fold cross-validation" in cal["fitted_on"] and cal["speaker_temperature"] > 0
+    card = (BUNDLED_SPEAKER_MODEL / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "all 24 actors" in card and str(cfg["provenance"]["C"]) in card
+
+
+def test_the_cli_uses_the_bundled_speaker_model_for_speaker_norm(tiny_ravdess, tmp_path, capsys):
+    """``--speaker-norm`` without ``--model``: the bundled speaker-adaptive model, each folder a speaker;
+    its answers are the library's."""
+    from emovox.cli import main
+    from emovox.inference.recognizer import BUNDLED_SPEAKER_MODEL
+
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(tiny_ravdess), "--speaker-norm", "folder", "--threads", "1", "-o", str(out)]) == 0
+    assert "bundled speaker-adaptive model" in capsys.readouterr().err
+    rows = list(csv.DictReader(out.open()))
+    files = sorted(Path(r["path"]) for r in rows)
+    assert sorted(f.name for f in files) == sorted(f.name for f in tiny_files())
+    assert all(r["label"] in LABELS for r in rows)
+    rec = Recognizer.load(BUNDLED_SPEAKER_MODEL, threads=1)
+    by_folder: dict = {}
+    for f in files:
+        by_folder.setdefault(f.parent, []).append(str(f))
+    expected = {Path(f): p for f, p in rec.predict_speakers(by_folder)}
+    for r in rows:
+        assert r["label"] == expected[Path(r["path"])].label
 
 
 def test_a_speaker_adaptive_timeline_takes_its_reference_from_the_windows_it_judges(functionals_model):

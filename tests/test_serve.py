@@ -123,6 +123,33 @@ def test_timeline_speaker_norm_needs_a_bins_model(client, clips):
     assert r.status_code == 422 and "speaker-adaptive" in r.json()["error"]["message"]
 
 
+def test_a_torch_server_answers_speaker_norm_with_the_bundled_speaker_model(clips):
+    """``emovox serve --backend torch`` loads the bundled speaker-adaptive model beside the bundled
+    one: ``?speaker_norm=1`` timelines are its answers, the recording its own reference."""
+    from emovox import Recognizer, audio
+    from emovox.inference.recognizer import BUNDLED_SPEAKER_MODEL
+
+    from .serve_util import running_server
+
+    with running_server("--backend", "torch", "--max-concurrent", "1") as url:
+        info = httpx.get(url + "/v1/model", timeout=30).json()
+        assert info["speaker_model_id"] and info["speaker_model_id"] != info["model_id"]
+        r = httpx.post(url + "/v1/timeline?speaker_norm=1", files={"file": clips["long"].open("rb")}, timeout=120)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        plain = httpx.post(url + "/v1/timeline", files={"file": clips["long"].open("rb")}, timeout=120).json()
+    assert got["model_id"] == info["speaker_model_id"] and plain["model_id"] == info["model_id"]
+    rec = Recognizer.load(BUNDLED_SPEAKER_MODEL, threads=1)
+    expected = rec.timeline(audio.load(clips["long"], rec.sample_rate), sample_rate=rec.sample_rate,
+                            speaker_norm=True).to_dict()["cells"]
+    assert [c["probabilities"] is None for c in got["cells"]] == [c["probabilities"] is None for c in expected]
+    for a, b in zip(got["cells"], expected):
+        if b["probabilities"] is not None:
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2e-3)
+    assert any(a["probabilities"] != pytest.approx(b["probabilities"], abs=1e-2)
+               for a, b in zip(got["cells"], plain["cells"]) if b["probabilities"] is not None)
+
+
 def test_timeline(client, clips):
     r = client.post("/v1/timeline?spectrogram=1", files={"file": clips["long"].open("rb")})
     assert r.status_code == 200, r.text

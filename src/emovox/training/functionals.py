@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..calibration import calibrate
 from ..config import RunConfig, save_config
 from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
 from ..models.functionals import Reference
@@ -102,7 +103,9 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     for c in grid:
         t0 = time.perf_counter()
         lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
-        cv_ua = _cross_validated_ua(lr, x_train, train_set, cv, n_classes) if cv else None
+        cv_ua, oof = None, None
+        if cv:
+            cv_ua, *oof = _cross_validate(lr, x_train, f_train, train_set, cv, n_classes)
         lr.fit(x_train, train_set.labels)
         _set_head(model, lr, n_classes)
         p_train = lr.predict_proba(x_train)
@@ -113,10 +116,10 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
             row.update(_val_metrics(classifier, val_set, x_val, n_classes))
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-        fits.append(lr)
+        fits.append((lr, oof))
     on = "cv_ua_speaker" if cv else "val_ua_speaker"  # speaker-adaptive UA on speakers the fit did not see
     pick = max(range(len(rows)), key=lambda i: (rows[i].get(on, 0.0), -i)) if len(rows) > 1 else 0
-    _set_head(model, fits[pick], n_classes)
+    _set_head(model, fits[pick][0], n_classes)
     best_row = rows[pick]
     extra = {"provenance": {"name": cfg.name, "seed": cfg.seed, "fit": "logistic regression",
                             "C": best_row["C"], "data": cfg.to_dict()["data"], "training": {"balance": cfg.training.balance},
@@ -124,24 +127,37 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
              "validation": {k: best_row[k] for k in ("val_acc", "val_ua", "val_f1", "val_ua_speaker") if k in best_row}}
     best = ModelBundle(model, pipe, labels, "functionals", options, extra)
     if have_val:
-        from ..calibration import calibrate
         from .trainer import calibrate_on
 
         best.extra["calibration"] = calibrate_on(best, val_set)
         # speaker-adaptive answers have their own scale: a second temperature, on the same speakers
         with torch.inference_mode():
             adaptive = model.head(torch.as_tensor(x_val, dtype=torch.float32))
-        n = len(val_set)
-        fitted = calibrate(adaptive, torch.ones(n), torch.arange(n), val_set.labels)
-        best.extra["calibration"].update({"speaker_temperature": fitted["temperature"],
-                                          "speaker_ece_before": fitted["ece_before"],
-                                          "speaker_ece_after": fitted["ece_after"]})
+        best.extra["calibration"].update(_speaker_calibration(adaptive, val_set.labels))
+    elif cv:
+        # no validation speakers (a final model trained on every speaker): both temperatures from
+        # the cross-validation's out-of-fold logits at the chosen C, every training clip held out once
+        adaptive, per_clip = (torch.as_tensor(z, dtype=torch.float32) for z in fits[pick][1])
+        n = len(train_set)
+        best.extra["calibration"] = {
+            **calibrate(per_clip, torch.ones(n), torch.arange(n), train_set.labels),
+            **_speaker_calibration(adaptive, train_set.labels),
+            "fitted_on": f"out-of-fold logits of {n} training clips ({folds}-fold cross-validation over the "
+                         "training speakers, at the chosen C)"}
     save_bundle(best, run_dir / "best")
     _write_rows(run_dir / "metrics.csv", rows)
     _write_report(run_dir, cfg, rows, best_row, len(train_set), len(val_set) if have_val else 0)
     history = [{"epoch": 1, **{k: best_row.get(k, math.nan) for k in ("train_loss", "train_acc", "val_acc", "val_ua",
                                                                         "val_f1")}, "seconds": sum(r["seconds"] for r in rows)}]
     return TrainResult(run_dir, load_bundle(run_dir / "best"), 1, history)
+
+
+def _speaker_calibration(adaptive: torch.Tensor, labels) -> dict:
+    """The speaker-adaptive answers' temperature, fitted on their logits ``adaptive``."""
+    n = len(adaptive)
+    fitted = calibrate(adaptive, torch.ones(n), torch.arange(n), labels)
+    return {"speaker_temperature": fitted["temperature"], "speaker_ece_before": fitted["ece_before"],
+            "speaker_ece_after": fitted["ece_after"]}
 
 
 def _speaker_folds(fs: FeatureSet, k: int) -> list[np.ndarray]:
@@ -154,16 +170,31 @@ def _speaker_folds(fs: FeatureSet, k: int) -> list[np.ndarray]:
     return [np.flatnonzero(owner == i) for i in range(k)]
 
 
-def _cross_validated_ua(lr, x: np.ndarray, fs: FeatureSet, folds: list[np.ndarray], n_classes: int) -> float:
-    """Mean speaker-adaptive UA of ``lr`` refitted without each fold's speakers, tested on them."""
+def _cross_validate(lr, x: np.ndarray, f: torch.Tensor, fs: FeatureSet, folds: list[np.ndarray],
+                    n_classes: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``lr`` refitted without each fold's speakers and tested on them: the mean speaker-adaptive
+    UA, and every clip's out-of-fold logits, speaker-adaptive (``x``, speaker-standardised) and per
+    clip (``f`` standardised with the fold's training clips pooled, as the model does alone)."""
     from sklearn.base import clone
 
     labels, uas = np.asarray(fs.labels), []
+    adaptive = np.full((len(labels), n_classes), -30.0)
+    per_clip = np.full((len(labels), n_classes), -30.0)
+    f = f.double().numpy()
     for test in folds:
         train = np.setdiff1d(np.arange(len(labels)), test)
         fitted = clone(lr).fit(x[train], labels[train])
         uas.append(scores(labels[test], fitted.predict(x[test]), n_classes)["ua"])
-    return float(np.mean(uas))
+        center, scale = f[train].mean(0), np.clip(f[train].std(0), 1e-6, None)
+        for out, rows in ((adaptive, x[test]), (per_clip, (f[test] - center) / scale)):
+            out[np.ix_(test, fitted.classes_)] = _logits(fitted, rows)
+    return float(np.mean(uas)), adaptive, per_clip
+
+
+def _logits(lr, rows: np.ndarray) -> np.ndarray:
+    """The logistic regression's class scores (what the linear head computes), one column per class."""
+    z = lr.decision_function(rows)
+    return np.column_stack([-z / 2, z / 2]) if z.ndim == 1 else z  # two classes: one score, as in _set_head
 
 
 def _set_head(model, lr, n_classes: int) -> None:
