@@ -41,6 +41,8 @@ def recipe(d: dict) -> str:
             parts.append("class-balanced")
         if t.get("cv_folds"):
             parts.append(f"C by {t['cv_folds']}-fold CV over the training actors")
+        if t.get("copies"):
+            parts.append(f"{t['copies']} augmented copies of each training clip (each speaker's copy through one degradation)")
         parts += [f"seed {cfg['seed']} (validation actors)"] if cfg.get("seed") else []
         return ", ".join(parts + _trained_on(d, cfg))
     parts = [f["kind"] + (" + deltas" if f.get("deltas") else "")]

@@ -217,7 +217,7 @@ def test_the_model_standardises_its_own_statistics(tiny_ravdess, tmp_path, capsy
 
     with pytest.raises(ValueError, match="normalize: none"):
         load_config("configs/functionals-mfcc.yaml", ["preprocessing.features.normalize=window"])
-    with pytest.raises(ValueError, match="augment.wave is not supported"):  # not silently ignored
+    with pytest.raises(ValueError, match="training.copies"):  # not silently ignored
         load_config("configs/functionals-mfcc.yaml", ["augment.wave={noise: {p: 0.5}}"])
     with pytest.raises(ValueError, match="cv_folds"):
         load_config("configs/resnet18-mel.yaml", ["training.cv_folds=4"])
@@ -270,7 +270,7 @@ def test_without_validation_speakers_cross_validation_calibrates_both_answers(ti
     from emovox.config import load_config
     from emovox.pipeline import ClipClassifier, window_logits
     from emovox.training.data import load_dataset
-    from emovox.training.functionals import _cross_validate, _functionals, _speaker_folds, speaker_standardised
+    from emovox.training.functionals import _cross_validate, _speaker_folds, training_rows
     from emovox.training.trainer import train
     from sklearn.linear_model import LogisticRegression
 
@@ -286,10 +286,10 @@ def test_without_validation_speakers_cross_validation_calibrates_both_answers(ti
 
     c = result.best.extra["provenance"]["C"]  # refit without one fold's speakers, at the chosen C
     folds = _speaker_folds(data, 3)
-    f = _functionals(clf, data)
-    x = speaker_standardised(f, data).double().numpy()
+    rows = training_rows(cfg, clf, data, progress=False)
+    x = rows.x
     lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
-    _, adaptive, per_clip = _cross_validate(lr, x, f, data, folds, len(data.label_names))
+    _, adaptive, per_clip = _cross_validate(lr, rows, folds, len(data.label_names))
     held, rest = folds[0], np.setdiff1d(np.arange(len(data)), folds[0])
     cfg_fixed = load_config("configs/functionals-mfcc.yaml", base + [f"training.c_grid=[{c}]"])
     fold_model = train(cfg_fixed, tmp_path / "fold", data.subset(rest), None, progress=False).best
@@ -300,6 +300,50 @@ def test_without_validation_speakers_cross_validation_calibrates_both_answers(ti
     with torch.inference_mode():
         head = fold_model.model.head(torch.as_tensor(x[held], dtype=torch.float32)).numpy()
     np.testing.assert_allclose(head[:, trained], adaptive[held][:, trained], atol=2e-3)
+
+
+def test_augmented_copies_degrade_each_speakers_clips_alike(tiny_ravdess, tmp_path):
+    """``training.copies`` with ``augment.wave``: copy k of a speaker's clips all get one gain (one
+    condition per session), other speakers and copies other ones; standardised per speaker and copy,
+    a pure gain vanishes: the copies' rows equal the clean rows."""
+    from emovox.config import load_config
+    from emovox.training.data import load_dataset
+    from emovox.training.batches import speaker_of
+    from emovox.training.functionals import training_rows
+    from emovox.training.trainer import train
+
+    base = [f"data.root={tiny_ravdess}", f"data.cache_dir={tmp_path / 'c'}", "threads=1"]
+    with pytest.raises(ValueError, match="training.copies"):
+        load_config("configs/functionals-mfcc.yaml", base + ["training.copies=2"])  # copies of what?
+    with pytest.raises(ValueError, match="training.copies"):
+        load_config("configs/resnet18-mel.yaml", base + ["training.copies=1"])
+    with pytest.raises(ValueError, match="augment.spec_augment"):
+        load_config("configs/functionals-mfcc.yaml", base + ["training.copies=1", "augment.spec_augment={p: 0.5}"])
+    cfg = load_config("configs/functionals-mfcc.yaml", base + ["training.copies=2", "training.val_speakers=0",
+                                                             "training.cv_folds=3",
+                                                             "augment.wave={gain: {low: -6, high: 6, p: 1.0}}"])
+    data = load_dataset(cfg, progress=False)
+    from emovox.models.folder import new_bundle
+
+    model = new_bundle(cfg.preprocessing, "functionals", data.label_names, bins=cfg.preprocessing.features.bins).model
+    clf = ClipClassifier(model, cfg.preprocessing, labels=data.label_names)
+    rows = training_rows(cfg, clf, data, progress=False)
+    n = len(data)
+    speakers = [speaker_of(u) for u in data.utterances]
+    assert rows.f.shape[0] == 3 * n and rows.n_clean == n and rows.speakers == speakers * 3
+    assert (rows.labels == np.tile(data.labels, 3)).all()
+    shift = torch.stack([rows.f[k * n:(k + 1) * n, 0] - rows.f[:n, 0] for k in (1, 2)])
+    speakers = np.array(speakers)
+    per_session = {(k, s): shift[k, speakers == s] for k in range(2) for s in set(speakers)}
+    for d in per_session.values():  # MFCC 0's mean moves by the gain: one value per speaker and copy
+        assert float(d.max() - d.min()) < 0.01 * abs(float(d.mean()))  # (a few frames sit on the dB floor)
+    assert len({round(float(d.mean()), 2) for d in per_session.values()}) == len(per_session)
+    for k in (1, 2):  # equal but where a frame sits on the dB floor (top_db below the loudest) in one of them
+        diff = np.abs(rows.x[k * n:(k + 1) * n] - rows.x[:n])
+        assert np.median(diff) < 1e-4 and (diff < 1e-3).mean() > 0.9 and diff.max() < 0.25
+    result = train(cfg, tmp_path / "run", data, None, progress=False)
+    assert "2 augmented copies" in (tmp_path / "run" / "report.md").read_text()
+    assert "calibration" in result.best.extra
 
 
 def test_one_c_fixes_the_fit_and_a_grid_needs_something_to_choose_on(tiny_ravdess, tmp_path):

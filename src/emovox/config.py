@@ -73,6 +73,7 @@ class TrainingConfig:
     speaker_p: float = 0.0         # "bins" normalisation: chance a clip uses its speaker's statistics, not its own
     cv_folds: int = 0              # functionals model: choose C by grouped k-fold over the training speakers (0: on the validation speakers)
     c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
+    copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,19 @@ class RunConfig:
             raise ValueError(f"preprocessing.features.{extra_rows[0]} adds rows that only the functionals model "
                              f"reads; model {self.model.name!r} takes one spectral image")
         augment = [k for k, v in dataclasses.asdict(self.augment).items() if v]
-        if self.model.name == "functionals" and augment:  # its fit reads the cached clean features only
-            raise ValueError(f"the functionals model is fitted on clean clips: augment.{augment[0]} is not supported")
+        copies = self.training.copies
+        if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
+            raise ValueError(f"training.copies must be a whole number >= 0, got {copies!r}")
+        if self.model.name == "functionals":  # its fit reads whole clips, not random windows
+            windowed = [k for k in augment if k != "wave"]
+            if windowed:
+                raise ValueError(f"the functionals model judges whole clips: augment.{windowed[0]} (of windows) "
+                                 "is not supported; augment.wave with training.copies is")
+            if bool(copies) != bool(self.augment.wave):
+                raise ValueError("the functionals model takes waveform augmentation as augmented copies of its "
+                                 "training clips: set both augment.wave and training.copies (>= 1), or neither")
+        elif copies:
+            raise ValueError("training.copies is the functionals model's; networks augment every batch afresh")
         if self.model.name != "functionals" and self.training.cv_folds:
             raise ValueError("training.cv_folds chooses the functionals model's C; networks select on validation speakers")
         grid = self.training.c_grid

@@ -6,9 +6,16 @@ regression is fitted (scikit-learn, L2). Its strength ``C`` is chosen on the val
 speakers' UA, each standardised with their own statistics too — the speaker-adaptive use the
 model is made for — or, with ``training.cv_folds: k``, by grouped k-fold cross-validation over
 the training speakers (every training speaker held out once: less selection noise than 4
-validation speakers). ``training.c_grid`` replaces the grid; a single value fixes ``C`` (a final
-model trained on every speaker, e.g. the bundled speaker-adaptive one, takes its folds' choice). The model also keeps the training clips' pooled statistics, which standardise
-a clip when no speaker reference is at hand (the per-clip answer).
+validation speakers). ``training.c_grid`` replaces the grid; a single value fixes ``C``. Without
+validation speakers (a final model on every speaker, e.g. the bundled speaker-adaptive one) the
+cross-validation's out-of-fold logits also fit both temperatures. The model keeps the training
+rows' pooled statistics, which standardise a clip when no speaker reference is at hand (the
+per-clip answer).
+
+``training.copies: k`` with ``augment.wave`` adds k augmented copies of every training clip: in
+copy j all of a speaker's clips pass through the same degradation (one room, microphone, codec),
+and are standardised together, as a speaker recorded in one place is at test time. Validation and
+the cross-validation's test rows stay clean.
 
 The run folder is the trainer's: ``config.yaml``, ``metrics.csv`` (one row per ``C`` tried),
 ``best/`` (the model folder), ``report.md``.
@@ -20,6 +27,7 @@ import csv
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,20 +57,79 @@ def _functionals(classifier: ClipClassifier, fs: FeatureSet) -> torch.Tensor:
 
 def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
     """Each row standardised with the functionals of all its speaker's clips."""
+    return group_standardised(f, [speaker_of(u) for u in fs.utterances])
+
+
+def group_standardised(f: torch.Tensor, groups: list) -> torch.Tensor:
+    """Each row standardised with the functionals of every row of its group (a speaker, or a
+    speaker's clips through one degradation)."""
     out = torch.empty_like(f)
-    groups: dict[str, list[int]] = {}
-    for i, u in enumerate(fs.utterances):
-        groups.setdefault(speaker_of(u), []).append(i)
-    for speaker, idx in groups.items():
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    for g, idx in members.items():
         if len(idx) < 2:
-            raise ValueError(f"speaker {speaker} has one clip: speaker standardisation needs several")
+            raise ValueError(f"speaker {g} has one clip: speaker standardisation needs several")
         ref = Reference.of(f[idx])
         out[idx] = (f[idx] - ref.mean) / ref.std.clamp_min(1e-6)
     return out
 
 
+@dataclass
+class TrainingRows:
+    """What the logistic regression is fitted on: the clean training clips first (``n_clean``
+    rows), then ``training.copies`` augmented copies of each; ``speakers`` per row (the folds of
+    the cross-validation), ``x`` standardised per speaker and copy, ``f`` as computed."""
+
+    f: torch.Tensor
+    x: np.ndarray
+    labels: np.ndarray
+    speakers: list[str]
+    n_clean: int
+
+
+def training_rows(cfg: RunConfig, classifier: ClipClassifier, train_set: FeatureSet, *, progress: bool = True) -> TrainingRows:
+    f = [_functionals(classifier, train_set)]
+    speakers = [speaker_of(u) for u in train_set.utterances]
+    groups = list(speakers)
+    if cfg.training.copies:
+        from .trainer import training_waves
+
+        waves = training_waves(cfg, train_set, progress)
+        for k in range(1, cfg.training.copies + 1):
+            f.append(augmented_functionals(cfg, classifier, waves, speakers, k, progress=progress))
+            groups += [(s, k) for s in speakers]
+    f = torch.cat(f)
+    copies = len(f) // len(train_set)
+    return TrainingRows(f, group_standardised(f, groups).double().numpy(), np.tile(np.asarray(train_set.labels), copies),
+                        speakers * copies, len(train_set))
+
+
+def augmented_functionals(cfg: RunConfig, classifier: ClipClassifier, waves: list[np.ndarray], speakers: list[str],
+                          k: int, *, progress: bool = True) -> torch.Tensor:
+    """The functionals of copy ``k`` of every clip through ``augment.wave``. Each augmentation
+    draws from a generator seeded by (seed, k, speaker, its place in the chain): all of a
+    speaker's clips get the same settings (one room, one microphone, one codec for a session,
+    as the speaker-adaptive protocol assumes), other speakers and copies other ones."""
+    import zlib
+
+    from tqdm import tqdm
+
+    from ..augment import chain_from_config
+
+    chain = chain_from_config(cfg.augment.wave, pool=waves, seed=cfg.seed)
+    out = []
+    for wave, speaker in tqdm(list(zip(waves, speakers)), desc=f"augmented copy {k}", unit="clip", disable=not progress):
+        for j, aug in enumerate(chain.augmentations):
+            wave = aug(wave, np.random.default_rng([cfg.seed, k, zlib.crc32(speaker.encode()), j]))
+        db, bounds = classifier.analyse(wave)  # trimmed anew, as a degraded recording would be
+        with torch.inference_mode():
+            out.append(classifier.model.functionals([db], [bounds]))
+    return torch.cat(out)
+
+
 def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
-                    resume: bool = False, provenance: dict | None = None):
+                    resume: bool = False, provenance: dict | None = None, progress: bool = True):
     """Fit ``cfg``'s functionals model; the same contract as :func:`emovox.training.trainer.train`."""
     from sklearn.linear_model import LogisticRegression
 
@@ -85,8 +152,8 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     options = {"bins": pipe.features.bins, **({"pitch_rows": 2} if pipe.features.pitch else {})}
     bundle = new_bundle(pipe, "functionals", labels, **options)
     classifier = ClipClassifier(bundle.model, pipe, labels=labels)
-    f_train = _functionals(classifier, train_set)
-    x_train = speaker_standardised(f_train, train_set).double().numpy()
+    data = training_rows(cfg, classifier, train_set, progress=progress)
+    f_train, x_train, clean = data.f, data.x, slice(0, data.n_clean)
     have_val = val_set is not None and len(val_set) > 0
     x_val = speaker_standardised(_functionals(classifier, val_set), val_set).double().numpy() if have_val else None
     model = bundle.model
@@ -96,7 +163,7 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
     n_classes = len(labels)
     rows, fits = [], []
     folds = cfg.training.cv_folds
-    cv = _speaker_folds(train_set, folds) if folds else None
+    cv = _speaker_folds(train_set, folds) if folds else None  # test rows: clean clips of the held-out speakers
     grid = tuple(cfg.training.c_grid or C_GRID)
     if not (have_val or cv or len(grid) == 1):
         raise ValueError("nothing to choose C on: give validation speakers, training.cv_folds, or one training.c_grid value")
@@ -105,10 +172,10 @@ def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, 
         lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
         cv_ua, oof = None, None
         if cv:
-            cv_ua, *oof = _cross_validate(lr, x_train, f_train, train_set, cv, n_classes)
-        lr.fit(x_train, train_set.labels)
+            cv_ua, *oof = _cross_validate(lr, data, cv, n_classes)
+        lr.fit(x_train, data.labels)
         _set_head(model, lr, n_classes)
-        p_train = lr.predict_proba(x_train)
+        p_train = lr.predict_proba(x_train[clean])
         cols = list(lr.classes_)
         row = {"C": c, **({"cv_ua_speaker": cv_ua} if cv else {}), "train_acc": float((lr.classes_[p_train.argmax(1)] == train_set.labels).mean()),
                "train_loss": float(-np.log(np.clip(p_train[np.arange(len(p_train)), [cols.index(y) for y in train_set.labels]], 1e-12, None)).mean())}
@@ -170,23 +237,23 @@ def _speaker_folds(fs: FeatureSet, k: int) -> list[np.ndarray]:
     return [np.flatnonzero(owner == i) for i in range(k)]
 
 
-def _cross_validate(lr, x: np.ndarray, f: torch.Tensor, fs: FeatureSet, folds: list[np.ndarray],
-                    n_classes: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """``lr`` refitted without each fold's speakers and tested on them: the mean speaker-adaptive
-    UA, and every clip's out-of-fold logits, speaker-adaptive (``x``, speaker-standardised) and per
-    clip (``f`` standardised with the fold's training clips pooled, as the model does alone)."""
+def _cross_validate(lr, data: TrainingRows, folds: list[np.ndarray], n_classes: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``lr`` refitted without each fold's speakers (their augmented copies too) and tested on
+    their clean clips: the mean speaker-adaptive UA, and every clean clip's out-of-fold logits,
+    speaker-adaptive (speaker-standardised) and per clip (standardised with the fold's training
+    rows pooled, as the model does alone)."""
     from sklearn.base import clone
 
-    labels, uas = np.asarray(fs.labels), []
-    adaptive = np.full((len(labels), n_classes), -30.0)
-    per_clip = np.full((len(labels), n_classes), -30.0)
-    f = f.double().numpy()
+    labels, uas, n = data.labels, [], data.n_clean
+    adaptive = np.full((n, n_classes), -30.0)
+    per_clip = np.full((n, n_classes), -30.0)
+    f, speakers = data.f.double().numpy(), np.asarray(data.speakers)
     for test in folds:
-        train = np.setdiff1d(np.arange(len(labels)), test)
-        fitted = clone(lr).fit(x[train], labels[train])
-        uas.append(scores(labels[test], fitted.predict(x[test]), n_classes)["ua"])
+        train = np.flatnonzero(~np.isin(speakers, speakers[test]))
+        fitted = clone(lr).fit(data.x[train], labels[train])
+        uas.append(scores(labels[test], fitted.predict(data.x[test]), n_classes)["ua"])
         center, scale = f[train].mean(0), np.clip(f[train].std(0), 1e-6, None)
-        for out, rows in ((adaptive, x[test]), (per_clip, (f[test] - center) / scale)):
+        for out, rows in ((adaptive, data.x[test]), (per_clip, (f[test] - center) / scale)):
             out[np.ix_(test, fitted.classes_)] = _logits(fitted, rows)
     return float(np.mean(uas)), adaptive, per_clip
 
@@ -249,7 +316,9 @@ def _write_report(run_dir: Path, cfg: RunConfig, rows, best_row, n_train: int, n
     lines = [f"# Run {run_dir.name}", "",
              f"- config: `{cfg.name}` — utterance functionals + logistic regression, features "
              f"`{cfg.preprocessing.features.kind}`, seed {cfg.seed}",
-             f"- clips: {n_train} training, {n_val} validation (each speaker standardised with their own statistics)",
+             f"- clips: {n_train} training, {n_val} validation (each speaker standardised with their own statistics)"
+             + (f"; {cfg.training.copies} augmented copies of each training clip (augment.wave), each speaker's "
+                "copy standardised on its own" if cfg.training.copies else ""),
              f"- C tried: {', '.join(str(r['C']) for r in rows)}; chosen: {best_row['C']}"
              + (f" (speaker-adaptive UA {best_row['cv_ua_speaker']:.3f} in {cfg.training.cv_folds}-fold "
                 "cross-validation over the training speakers)" if cfg.training.cv_folds

@@ -203,7 +203,8 @@ def train(
 
         if dist.distributed:
             raise ValueError("the functionals model is a convex fit in one process: run it without torchrun")
-        return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance)
+        return fit_functionals(cfg, run_dir, train_set, val_set, resume=resume, provenance=provenance,
+                               progress=progress and dist.is_main)
     ckpt_path = run_dir / CHECKPOINT
     progress = progress and dist.is_main
     dist.from_main(lambda: _check_run_folder(run_dir, cfg, resume))  # torchrun: rank 0's folder, every rank's error
