@@ -7,9 +7,9 @@
 # Usage: bash benchmarks/functionals_robust.sh [SEED ...]   (default: 1 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for s in "${@:-1 2}"; do
-  for seed in $s; do
-    rm -rf "runs/bench/cross/functionals-prosody-copies2-seed$seed"
-    python benchmarks/cross_corpus.py "functionals-prosody-copies2-seed$seed" configs/functionals-prosody-robust.yaml seed="$seed"
-  done
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(1 2)
+for seed in "${seeds[@]}"; do
+  rm -rf "runs/bench/cross/functionals-prosody-copies2-seed$seed"
+  python benchmarks/cross_corpus.py "functionals-prosody-copies2-seed$seed" configs/functionals-prosody-robust.yaml seed="$seed"
 done
