@@ -64,12 +64,12 @@ def load(config: Path) -> dict:
 
 
 def by_group(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each row standardised with its group's rows (a speaker's clips)."""
-    out = np.empty_like(x)
-    for g in np.unique(groups):
-        m = groups == g
-        out[m] = (x[m] - x[m].mean(0)) / np.clip(x[m].std(0), 1e-6, None)
-    return out
+    """Each row standardised with its group's rows (a speaker's clips): the model's own speaker standardisation."""
+    import torch
+
+    from emovox.training.functionals import group_standardised
+
+    return group_standardised(torch.from_numpy(x), list(groups)).numpy()
 
 
 def pooled(train: np.ndarray, *rows: np.ndarray) -> list[np.ndarray]:

@@ -99,10 +99,9 @@ def training_rows(cfg: RunConfig, classifier: ClipClassifier, train_set: Feature
         for k in range(1, cfg.training.copies + 1):
             f.append(augmented_functionals(cfg, classifier, waves, speakers, k, progress=progress))
             groups += [(s, k) for s in speakers]
-    f = torch.cat(f)
-    copies = len(f) // len(train_set)
-    return TrainingRows(f, group_standardised(f, groups).double().numpy(), np.tile(np.asarray(train_set.labels), copies),
-                        speakers * copies, len(train_set))
+    f, rows = torch.cat(f), 1 + cfg.training.copies
+    return TrainingRows(f, group_standardised(f, groups).double().numpy(), np.tile(np.asarray(train_set.labels), rows),
+                        speakers * rows, len(train_set))
 
 
 def augmented_functionals(cfg: RunConfig, classifier: ClipClassifier, waves: list[np.ndarray], speakers: list[str],
@@ -118,14 +117,15 @@ def augmented_functionals(cfg: RunConfig, classifier: ClipClassifier, waves: lis
     from ..augment import chain_from_config
 
     chain = chain_from_config(cfg.augment.wave, pool=waves, seed=cfg.seed)
-    out = []
+    images, bounds = [], []
     for wave, speaker in tqdm(list(zip(waves, speakers)), desc=f"augmented copy {k}", unit="clip", disable=not progress):
         for j, aug in enumerate(chain.augmentations):
             wave = aug(wave, np.random.default_rng([cfg.seed, k, zlib.crc32(speaker.encode()), j]))
-        db, bounds = classifier.analyse(wave)  # trimmed anew, as a degraded recording would be
-        with torch.inference_mode():
-            out.append(classifier.model.functionals([db], [bounds]))
-    return torch.cat(out)
+        db, voiced = classifier.analyse(wave)  # trimmed anew, as a degraded recording would be
+        images.append(db)
+        bounds.append(voiced)
+    with torch.inference_mode():
+        return classifier.model.functionals(images, bounds)
 
 
 def fit_functionals(cfg: RunConfig, run_dir: str | Path, train_set: FeatureSet, val_set: FeatureSet | None, *,
