@@ -6,6 +6,8 @@ actor is left to fit it on once all are trained on). Several members make an ens
     python scripts/bundle_model.py --member mel runs/bench/mel-mixup \\
         --member mfcc runs/bench/mfcc-mixup --member spectrogram runs/bench/spectrogram-mixup \\
         --ensemble-results benchmarks/results/ablations/ens-mixup.json
+    python scripts/bundle_model.py --member distilled runs/bench/distilled \\
+        --teacher runs/teacher-v1      # one network distilled from a copy of the v1 ensemble
     python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
     python scripts/bundle_model.py --speaker-model configs/functionals-prosody.yaml \\
         --speaker-results benchmarks/results/functionals-prosody-emobox.json
@@ -44,8 +46,13 @@ def fold_temperatures(run: Path) -> list[float]:
             for p in sorted(run.glob("*/best/config.json")) if "calibration" in json.loads(p.read_text())]
 
 
-def train_member(name: str, eval_run: Path, out: Path, resume: bool):
+def train_member(name: str, eval_run: Path, out: Path, resume: bool, teacher: Path | None = None):
     cfg = load_config(eval_run / "config.yaml", ["training.val_speakers=0"])  # every actor trains
+    if cfg.training.distill:  # the folds' teachers heard 20 actors each; this member learns from one that heard all 24
+        if teacher is None:
+            raise SystemExit(f"{eval_run} distils: give --teacher FOLDER, a model trained on all 24 actors "
+                             "(e.g. a copy of the ensemble it replaces)")
+        cfg = cfg.merged({"training": {"distill": {**cfg.training.distill, "teachers": [str(teacher)]}}})
     bundle = train_on_fold(cfg, out, resume=resume).best
     temps = fold_temperatures(eval_run)
     if not temps:
@@ -261,6 +268,8 @@ if __name__ == "__main__":
                    help="a member: its name and the 6-fold evaluation run whose config it retrains")
     p.add_argument("--ensemble-results", help="benchmarks/ensemble.py JSON of these members (for the card)")
     p.add_argument("--runs", default="runs/bundled", help="where the training runs go")
+    p.add_argument("--teacher", type=Path, help="for members whose config distils: the teacher model folder "
+                                                "(trained on all 24 actors; not the assets folder being replaced)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--card-only", action="store_true")
     p.add_argument("--speaker-model", type=Path, metavar="CONFIG",
@@ -277,7 +286,9 @@ if __name__ == "__main__":
     if not args.card_only:
         if not args.member:
             p.error("give at least one --member NAME EVAL_RUN")
-        members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume)
+        if args.teacher and args.teacher.resolve() == ASSETS.resolve():
+            p.error("--teacher must not be the assets folder this script replaces: copy it first")
+        members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume, args.teacher)
                    for name, run in args.member}
         shutil.rmtree(ASSETS, ignore_errors=True)
         extra = {"provenance": {"name": "+".join(members)}}

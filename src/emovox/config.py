@@ -74,6 +74,7 @@ class TrainingConfig:
     cv_folds: int = 0              # functionals model: choose C by grouped k-fold over the training speakers (0: on the validation speakers)
     c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
     copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
+    distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,13 @@ class RunConfig:
             raise ValueError("training.copies is the functionals model's; networks augment every batch afresh")
         if self.model.name != "functionals" and self.training.cv_folds:
             raise ValueError("training.cv_folds chooses the functionals model's C; networks select on validation speakers")
+        if self.training.distill is not None:
+            from .training.distill import Distillation
+
+            if self.model.name == "functionals":
+                raise ValueError("training.distill trains a network on its teachers' soft targets; the functionals "
+                                 "model is a convex fit on the labels")
+            Distillation.from_config(self.training.distill)
         grid = self.training.c_grid
         if grid is not None:
             if self.model.name != "functionals":

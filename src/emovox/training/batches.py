@@ -21,13 +21,15 @@ from .data import FeatureSet
 
 class Batch(NamedTuple):
     """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics
-    (``normalize: bins`` only, else None), and for mixup the partners' labels and the blend weight."""
+    (``normalize: bins`` only, else None), for mixup the partners' labels and the blend weight,
+    and with distillation the teachers' soft targets (blended like the windows)."""
 
     windows: torch.Tensor
     y: torch.Tensor
     stats: Stats | None
     y2: torch.Tensor | None = None
     lam: float | None = None
+    soft: torch.Tensor | None = None
 
 
 def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
@@ -71,16 +73,17 @@ class BatchMaker:
     speaker_p : probability that a clip is normalised with its speaker's statistics instead of
         its own (``"bins"`` normalisation only): trains one model for both protocols.
     balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
+    soft : each clip's soft target ``[N, C]`` from the teachers (distillation), or None.
     """
 
     def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
-                 balance: str = "none") -> None:
+                 balance: str = "none", soft: torch.Tensor | None = None) -> None:
         if wave_augment is not None and waves is None:
             raise ValueError("waveform augmentation needs the clips' waveforms")
         self.fs, self.pipeline, self.batch_size, self.seed = fs, pipeline, batch_size, seed
         self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
-        self.speaker_p, self.balance = speaker_p, balance
+        self.speaker_p, self.balance, self.soft = speaker_p, balance, soft
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
@@ -108,6 +111,7 @@ class BatchMaker:
             if self.augment is not None:
                 windows = self.augment(windows, rng)
             y = torch.from_numpy(self.fs.labels[idx])
+            soft = self.soft[torch.from_numpy(idx)] if self.soft is not None else None
             stats = Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs])) \
                 if self.bins_mode else None
             if self.mixup is not None:  # windows and references blended alike, as dB
@@ -116,9 +120,11 @@ class BatchMaker:
                 if stats is not None:
                     stats = Stats(lam * stats.mean + (1 - lam) * stats.mean[perm],
                                   lam * stats.std + (1 - lam) * stats.std[perm])
-                yield Batch(mixed, y, stats, y[perm], lam)
+                if soft is not None:
+                    soft = lam * soft + (1 - lam) * soft[perm]
+                yield Batch(mixed, y, stats, y[perm], lam, soft)
             else:
-                yield Batch(windows, y, stats)
+                yield Batch(windows, y, stats, soft=soft)
 
     def endless(self, start: int = 10_000) -> Iterator[Batch]:
         """Batches forever (the LR range test), from epochs distinct from training's."""

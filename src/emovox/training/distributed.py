@@ -241,7 +241,8 @@ def share_of(batch, lo: int, hi: int):
 
     stats = Stats(batch.stats.mean[lo:hi], batch.stats.std[lo:hi]) if batch.stats is not None else None
     return batch._replace(windows=batch.windows[lo:hi], y=batch.y[lo:hi], stats=stats,
-                          y2=batch.y2[lo:hi] if batch.y2 is not None else None)
+                          y2=batch.y2[lo:hi] if batch.y2 is not None else None,
+                          soft=batch.soft[lo:hi] if batch.soft is not None else None)
 
 
 # ---------------------------------------------------------------- synchronised BatchNorm

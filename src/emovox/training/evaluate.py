@@ -68,7 +68,8 @@ def train_on_fold(cfg: RunConfig, out_dir: str | Path, fold: str | None = None, 
         if progress:
             print(f"training on {len(chosen.train)} clips, validating on {len(chosen.val)}")
         return train(cfg, out_dir, data.subset(chosen.train), data.subset(chosen.val) if chosen.val else None,
-                     resume=resume, progress=progress, provenance={"fold": fold or "all"})
+                     resume=resume, progress=progress, provenance={"fold": fold or "all"},
+                     fold=chosen.name if fold else None)
 
 
 def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[str] | None = None,
@@ -107,7 +108,7 @@ def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[
             t0 = time.perf_counter()
             result = train(cfg, run_dir, data.subset(fold.train), data.subset(fold.val) if fold.val else None,
                            resume=(run_dir / CHECKPOINT).exists(), progress=progress,
-                           provenance={"protocol": protocol, "fold": fold.name})
+                           provenance={"protocol": protocol, "fold": fold.name}, fold=fold.name)
             train_seconds = sum(r["seconds"] for r in result.history)
             test = data.subset(fold.test)
             classifier = ClipClassifier.from_bundle(result.best)

@@ -38,6 +38,7 @@ from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from .batches import Batch, BatchMaker
 from .data import FeatureSet
+from .distill import Distillation, distillation_loss
 from .distributed import current as distributed_context
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
@@ -67,9 +68,10 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
 
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
-              class_weights: torch.Tensor | None = None) -> Callable:
+              class_weights: torch.Tensor | None = None, distill: Distillation | None = None) -> Callable:
     """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
-    :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``."""
+    :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``. With ``distill`` the
+    loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -82,6 +84,9 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             loss = loss_fn(logits.float(), y)
             if isinstance(batch, Batch) and batch.y2 is not None:  # mixup: the loss blended like the inputs
                 loss = batch.lam * loss + (1 - batch.lam) * loss_fn(logits.float(), batch.y2)
+            if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
+                kd = distillation_loss(logits.float(), batch.soft, distill.temperature)
+                loss = (1 - distill.weight) * loss + distill.weight * kd
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -111,13 +116,15 @@ def class_weights(fs: FeatureSet, balance: str, n_classes: int) -> torch.Tensor 
     return torch.tensor(w, dtype=torch.float32)
 
 
-def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] | None) -> BatchMaker:
-    """The training batches of ``cfg``: window and waveform augmentation, speaker references, balance."""
+def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] | None,
+                soft: torch.Tensor | None = None) -> BatchMaker:
+    """The training batches of ``cfg``: window and waveform augmentation, speaker references, balance,
+    and the teachers' soft targets ``soft`` (distillation)."""
     tcfg, acfg = cfg.training, dataclasses.asdict(cfg.augment)
     wave_aug = chain_from_config(acfg["wave"], pool=waves, seed=cfg.seed) if acfg["wave"] else None
     return BatchMaker(train_set, cfg.preprocessing, tcfg.batch_size, cfg.seed,
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
-                      wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance)
+                      wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft)
 
 
 def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
@@ -131,8 +138,8 @@ def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True)
 
 
 def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
-            waves: list[np.ndarray] | None = None) -> RangeTest:
-    """Smith's LR range test on the training data of ``cfg``."""
+            waves: list[np.ndarray] | None = None, soft: torch.Tensor | None = None) -> RangeTest:
+    """Smith's LR range test on the training data of ``cfg`` (with its loss: ``soft`` for distillation)."""
     torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
     tcfg, lcfg = cfg.training, cfg.lr_find
@@ -140,10 +147,11 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
     model.train()
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
-                     class_weights(train_set, tcfg.balance, len(bundle.labels)))
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)),
+                     Distillation.from_config(tcfg.distill) if soft is not None else None)
     return lr_range_test(
         model, lambda m, o, b: step(m, o, b)[0],
-        batch_maker(cfg, train_set, waves).endless(),
+        batch_maker(cfg, train_set, waves, soft).endless(),
         make_optimizer(tcfg), start_lr=lcfg.start_lr, end_lr=lcfg.end_lr, steps=lcfg.steps,
         progress=progress,
     )
@@ -188,11 +196,14 @@ def train(
     progress: bool = True,
     provenance: dict | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    fold: str | None = None,
 ) -> TrainResult:
     """Train ``cfg``'s model on ``train_set``, selecting the epoch on ``val_set`` (if given).
 
     ``resume=True`` continues an interrupted run from ``run_dir/checkpoint.pt``; without it an
     existing checkpoint is an error, so a finished run is never overwritten by accident.
+    ``fold``: the protocol fold this run trains on (its name), which picks each distillation
+    teacher's model for that fold; ``None`` for a model trained on every speaker.
     """
     from ..plots import plot_confusion, plot_training
 
@@ -230,10 +241,18 @@ def train(
 
     state = dist.load_checkpoint(ckpt_path)
     waves = training_waves(cfg, train_set, progress)
+    distill, soft = Distillation.from_config(tcfg.distill), None
+    if distill is not None:  # every rank computes the same targets (inference only, deterministic)
+        from .distill import soft_targets, teacher_agreement, teacher_folders
+
+        teachers = teacher_folders(distill.teachers, fold)
+        soft = soft_targets(teachers, train_set, bundle.labels, distill.temperature, progress=progress)
+        provenance = {**(provenance or {}), "teachers": [str(t) for t in teachers],
+                      "teacher_train_accuracy": teacher_agreement(soft, train_set.labels)}
     if state is not None:  # the schedule the run started with (an "auto" range test is not repeated)
         max_lr, div_factor = state["max_lr"], state["div_factor"]
     elif tcfg.max_lr == "auto":
-        rt = dist.from_main(lambda: find_lr(cfg, train_set, progress=progress, waves=waves))
+        rt = dist.from_main(lambda: find_lr(cfg, train_set, progress=progress, waves=waves, soft=soft))
         if dist.is_main:
             rt.save(run_dir)
         max_lr, div_factor = rt.one_cycle()
@@ -255,9 +274,9 @@ def train(
         start_epoch = state["epoch"] + 1
 
     classifier = ClipClassifier(model, pipe, labels=bundle.labels)
-    batches = dist.shard(batch_maker(cfg, train_set, waves))  # torchrun: this rank's share of each batch
+    batches = dist.shard(batch_maker(cfg, train_set, waves, soft))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
-                     class_weights(train_set, tcfg.balance, len(bundle.labels)))
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)), distill)
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
