@@ -1,13 +1,16 @@
 """Speed figures for docs/performance.md (the README links it), each a ratio measured in one run on this machine.
 
-    python benchmarks/speed.py [features|inference|cold-start|training|all] [--out FILE]
+    python benchmarks/speed.py [features|inference|cold-start|batch|training|all] [--out FILE] [--model FOLDER]
                                   → benchmarks/results/speed.json (or FILE: keep another machine's figures apart)
+                                  --model: a model folder instead of the bundled one (inference, cold-start, batch)
 
 - features: the 1440 RAVDESS speech clips (decoded beforehand), emovox's batched torch features
   against librosa's melspectrogram / mfcc with the same settings, both on ONE thread.
 - inference: real-time factor of one 3.5 s clip on ONE thread, torch vs onnxruntime vs int8
   onnxruntime (bundled model), its FLOPs per second of audio, and this CPU's matmul throughput.
 - cold-start: `emovox predict one.wav` as a whole new process, ONNX and torch backends.
+- batch: `emovox predict DIR -o out.csv` over RAVDESS actors 01-05 (300 files), default workers, ONNX
+  and torch backends: wall time and times real time (needs ../shared/data/ravdess).
 - training: clips/s of one training step of the recipe (batch 32) in fp32, channels_last and
   bf16 autocast + channels_last (also under torch.compile), at width 32 (the configs) and 64
   (torchvision's), on the configured 2 threads.
@@ -31,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "speed.json"
 CLIP = ROOT / "src" / "emovox" / "assets" / "examples" / "03-01-05-02-01-01-05.flac"
+MODEL: Path | None = None  # --model: this folder instead of the bundled model
+RAVDESS = ROOT.parent / "shared" / "data" / "ravdess" / "Audio_Speech_Actors_01-24"
 
 
 def best_of(fn, repeat: int = 5) -> float:
@@ -97,15 +102,16 @@ def bench_inference() -> dict:
     wave = np.resize(wave, int(3.5 * 16000))  # exactly 3.5 s
     seconds = len(wave) / 16000
     res = {"clip_seconds": seconds}
+    res["model"] = str(MODEL or BUNDLED_MODEL.relative_to(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        q = export_onnx(BUNDLED_MODEL, Path(tmp) / "q.onnx", quantize=True)
-        for name, rec in [("torch", Recognizer.load(threads=1)),
-                          ("onnxruntime", Recognizer.load(backend="onnx", threads=1)),
+        q = export_onnx(MODEL or BUNDLED_MODEL, Path(tmp) / "q.onnx", quantize=True)
+        for name, rec in [("torch", Recognizer.load(MODEL, threads=1)),
+                          ("onnxruntime", Recognizer.load(MODEL, backend="onnx", threads=1)),
                           ("onnxruntime_int8", Recognizer.load(q, threads=1))]:
             rec.predict(wave, sample_rate=16000)
             t = best_of(lambda: rec.predict(wave, sample_rate=16000), 20)
             res[name] = {"seconds": t, "rtf": t / seconds}
-    rec = Recognizer.load(threads=1)
+    rec = Recognizer.load(MODEL, threads=1)
     with FlopCounterMode(display=False) as counter:  # the windows the torch backend really runs
         rec.predict(wave, sample_rate=16000)
     res["flops_per_audio_second"] = counter.get_total_flops() / seconds
@@ -120,10 +126,15 @@ def bench_inference() -> dict:
     return res
 
 
+def model_args() -> list[str]:
+    return ["--model", str(MODEL)] if MODEL else []
+
+
 def bench_cold_start(runs: int = 7) -> dict:
-    res = {}
+    res = {"model": str(MODEL or "bundled")}
     for backend in ("onnx", "torch"):
-        cmd = [sys.executable, "-m", "emovox.cli", "predict", str(CLIP), "--backend", backend, "--threads", "1"]
+        cmd = [sys.executable, "-m", "emovox.cli", "predict", str(CLIP), "--backend", backend, "--threads", "1",
+               *model_args()]
         subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
         times = []
         for _ in range(runs):
@@ -131,6 +142,31 @@ def bench_cold_start(runs: int = 7) -> dict:
             subprocess.run(cmd, capture_output=True, check=True)
             times.append(time.perf_counter() - t)
         res[backend] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+    return res
+
+
+def bench_batch() -> dict:
+    """Batch prediction of 300 RAVDESS files (actors 01-05) to a CSV, as a new process per backend."""
+    import soundfile as sf
+
+    files = sorted(f for a in range(1, 6) for f in (RAVDESS / f"Actor_{a:02d}").glob("*.flac"))
+    audio_s = sum(sf.info(f).duration for f in files)
+    res = {"model": str(MODEL or "bundled"), "files": len(files), "audio_seconds": audio_s,
+           "workers": "default (os.sched_getaffinity)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for a in range(1, 6):  # one folder of 300 links: the command a user would run on a folder
+            for f in (RAVDESS / f"Actor_{a:02d}").glob("*.flac"):
+                os.symlink(f, Path(tmp) / f.name)
+        for backend in ("onnx", "torch"):
+            out = Path(tmp) / f"{backend}.csv"
+            cmd = [sys.executable, "-m", "emovox.cli", "predict", tmp, "--backend", backend, "-o", str(out),
+                   "--quiet", *model_args()]
+            t = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            wall = time.perf_counter() - t
+            rows = out.read_text().count("\n") - 1
+            res[backend] = {"wall_s": wall, "times_real_time": audio_s / wall, "rows": rows}
+            out.unlink()
     return res
 
 
@@ -178,9 +214,13 @@ if __name__ == "__main__":
         i = args.index("--out")
         OUT = Path(args[i + 1])
         del args[i:i + 2]
+    if "--model" in args:
+        i = args.index("--model")
+        MODEL = Path(args[i + 1])
+        del args[i:i + 2]
     which = args[0] if args else "all"
     benches = {"features": bench_features, "inference": bench_inference, "cold-start": bench_cold_start,
-               "training": bench_training}
+               "batch": bench_batch, "training": bench_training}
     from emovox.training.data import machine
 
     results = json.loads(OUT.read_text()) if OUT.exists() else {}

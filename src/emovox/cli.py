@@ -31,9 +31,28 @@ def expand_paths(items: list[str]) -> tuple[list[str], list[str]]:
     return files, missing
 
 
-def cmd_predict(args) -> int:
+class _NoBar:
+    """What ``predict`` uses instead of a progress bar for one file."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def _progress(total: int, show: bool):
+    if not show:  # one file on stdout: no bar, and tqdm (about 70 ms to import) is not loaded
+        return _NoBar()
     from tqdm.auto import tqdm
 
+    return tqdm(total=total, unit="file", desc="predict", file=sys.stderr)
+
+
+def cmd_predict(args) -> int:
     from .audio import AudioError
     from .batch import FORMATS, Printer, ResultsFile, parse_shard, shard, shard_from_env, shard_path
     from .inference import Recognizer
@@ -78,8 +97,7 @@ def cmd_predict(args) -> int:
         writer = Printer(args.format, rec.labels)
     show_bar = not args.quiet and (args.output is not None or len(files) > 1) and len(files) > 0
     try:
-        with tqdm(total=len(files), unit="file", desc="predict", disable=not show_bar,
-                  file=sys.stderr) as bar:
+        with _progress(len(files), show_bar) as bar:
             if args.speaker_norm:  # one reference per folder (a speaker, a session) or for all files
                 groups: dict[str, list] = {}
                 for f in files:
@@ -514,16 +532,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _yaml_error() -> type[Exception]:
+    """yaml's error class if a command loaded yaml (reading a config), else a class nothing raises:
+    predicting never pays for importing yaml."""
+    yaml = sys.modules.get("yaml")
+    return yaml.YAMLError if yaml is not None else _Never
+
+
+class _Never(Exception):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import yaml
-
     from .audio import AudioError
     from .live_input import MicrophoneError
 
     try:
         return args.func(args)
-    except (AudioError, OSError, ValueError, KeyError, yaml.YAMLError, MicrophoneError) as err:
+    except (AudioError, OSError, ValueError, KeyError, MicrophoneError, _yaml_error()) as err:
         print(f"emovox: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
