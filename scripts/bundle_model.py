@@ -8,6 +8,8 @@ actor is left to fit it on once all are trained on). Several members make an ens
         --ensemble-results benchmarks/results/ablations/ens-mixup.json
     python scripts/bundle_model.py --member distilled runs/bench/distilled \\
         --teacher runs/teacher-v1      # one network distilled from a copy of the v1 ensemble
+    python scripts/bundle_model.py --keep mel-deltas --keep mfcc \\
+        --ensemble-results benchmarks/results/ablations/ens-meldeltas-mfcc.json   # drop members, no retraining
     python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
     python scripts/bundle_model.py --speaker-model configs/functionals-prosody.yaml \\
         --speaker-results benchmarks/results/functionals-prosody-emobox.json
@@ -101,7 +103,7 @@ member turns the voiced part of the clip (ends quieter than {first["preprocessin
 loudest frame cut) into {first["preprocessing"]["clip_seconds"]} s windows of its feature image, each
 standardised; a clip's prediction averages its windows, then the members. Weights stored in
 float16 ({size_mb:.1f} MB), loaded as float32; `model.onnx` is the same model as one graph.
-
+{_distilled(first)}
 | member | features | augmentation | EmoBox 6 folds WA / UA (this member's config alone) |
 |---|---|---|---|
 {chr(10).join(rows)}
@@ -113,7 +115,7 @@ test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]
 
 **How well it does** (measured with the same configuration on held-out actors; this file itself
 has seen every actor, so no figure can be measured on it honestly):
-{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`bash benchmarks/best.sh`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
+{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 - each member alone: the table above.
 
 {_cross_corpus()}
@@ -136,17 +138,36 @@ categories, not a measure of what someone feels: do not use it to make decisions
 
 
 def _cross_corpus() -> str:
-    """The bundled model on a corpus it never heard (benchmarks/cross_corpus.py --model ... bundled-v1)."""
-    path = ROOT / "benchmarks" / "results" / "cross" / "bundled-v1.json"
-    if not path.is_file():
+    """The bundled model on a corpus it never heard (benchmarks/cross_corpus.py --model ... bundled-vN)."""
+    found = sorted((ROOT / "benchmarks" / "results" / "cross").glob("bundled-v[0-9].json"))
+    if not found:
         return ""
+    path = found[-1]
     d = json.loads(path.read_text())
     four, own = d["emobox-4"]["per-clip"]["restricted"], d["all"]["per-clip"]["own"]
     return (f"**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; a development "
             f"figure): {100 * four['wa']:.1f} % on EmoBox's balanced 4-emotion list (chance 25 %), "
             f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it answers sad for "
             f"{own['predicted']['sad']} of them. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
-            f"bundled-v1`; see the README's cross-corpus table.\n")
+            f"{path.stem}`; see the README's cross-corpus table.\n")
+
+
+def _ensemble_command(ens: dict, members) -> str:
+    """The command that measured the ensemble's EmoBox figures from its members' evaluation runs."""
+    runs = [cfg["provenance"].get("evaluated_as", "RUN") for _, cfg in members]
+    return f"python benchmarks/ensemble.py {Path(ens.get('source', 'NAME')).stem} {' '.join(runs)}"
+
+
+def _distilled(cfg: dict) -> str:
+    d = cfg["provenance"]["training"].get("distill")
+    if not d:
+        return ""
+    return (f"\n**Distilled.** Trained on the labels and on the soft targets of a teacher that heard the same "
+            f"actors (`{', '.join(cfg['provenance'].get('teachers', d['teachers']))}`: the earlier bundled ensemble "
+            f"of three ResNet18s on mel + deltas, MFCC and spectrogram images): loss (1 − {d['weight']})·CE + "
+            f"{d['weight']}·T²·KL at T = {d['temperature']} (`emovox.training.distill`). One network does the work "
+            "of three at about a fifth of their arithmetic. Its EmoBox figures below come from the same recipe "
+            "where each fold's student learned from teachers trained on that fold's training actors only.\n")
 
 
 def _features(f: dict) -> str:
@@ -272,6 +293,9 @@ if __name__ == "__main__":
                                                 "(trained on all 24 actors; not the assets folder being replaced)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--card-only", action="store_true")
+    p.add_argument("--keep", action="append", metavar="NAME",
+                   help="instead of --member: keep these members of the current bundled ensemble as they are "
+                        "(no retraining) and drop the others; give the kept ensemble's --ensemble-results")
     p.add_argument("--speaker-model", type=Path, metavar="CONFIG",
                    help="build the speaker-adaptive model from this functionals config instead")
     p.add_argument("--speaker-results", type=Path, default=ROOT / "benchmarks" / "results" / "functionals-prosody-emobox.json",
@@ -284,12 +308,19 @@ if __name__ == "__main__":
         if args.speaker_model:
             raise SystemExit(0)
     if not args.card_only:
-        if not args.member:
-            p.error("give at least one --member NAME EVAL_RUN")
+        if bool(args.member) == bool(args.keep):
+            p.error("give --member NAME EVAL_RUN (retrain) or --keep NAME (reuse), not both or neither")
+        if args.keep and not args.ensemble_results:
+            p.error("--keep needs --ensemble-results: the kept members' shared temperature and figures")
         if args.teacher and args.teacher.resolve() == ASSETS.resolve():
             p.error("--teacher must not be the assets folder this script replaces: copy it first")
-        members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume, args.teacher)
-                   for name, run in args.member}
+        if args.keep:  # loaded before the folder is rewritten
+            from emovox.models.folder import load_bundle
+
+            members = {name: load_bundle(ASSETS / name) for name in args.keep}
+        else:
+            members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume, args.teacher)
+                       for name, run in args.member}
         shutil.rmtree(ASSETS, ignore_errors=True)
         extra = {"provenance": {"name": "+".join(members)}}
         if args.ensemble_results:

@@ -65,11 +65,14 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def _bundled_member(tmp_path, name="mfcc"):
+    """A copy of the bundled model's first network, as ``tmp_path/name``."""
     import shutil
 
     from emovox.inference.recognizer import BUNDLED_MODEL
+    from emovox.models.folder import member_folders
 
-    return Path(shutil.copytree(BUNDLED_MODEL / name, tmp_path / name))
+    first = member_folders(BUNDLED_MODEL)[0]
+    return Path(shutil.copytree(first, tmp_path / name, ignore=shutil.ignore_patterns("*.onnx", "MODEL_CARD.md")))
 
 
 def _edit_config(folder, change):

@@ -62,7 +62,10 @@ def test_health_ready_model(client):
     info = client.get("/v1/model").json()
     assert info["labels"][:2] == ["neutral", "calm"] and len(info["labels"]) == 8
     assert info["backend"] == "onnx" and info["model_id"] == ready["model_id"]
-    assert [m["name"] for m in info["members"]] == ["mel-deltas", "mfcc", "spectrogram"]
+    from emovox.inference.recognizer import BUNDLED_MODEL
+    from emovox.models.folder import member_folders
+
+    assert [m["name"] for m in info["members"]] == [f.name for f in member_folders(BUNDLED_MODEL)] == ["mel-deltas", "mfcc"]
     assert info["calibration"]["temperature"] > 0
     assert "non-commercial" in info["card"]["data_licence"] and info["card"]["limits"]
     assert info["limits"] == {"max_upload_mb": 1.5, "max_seconds": 30.0, "max_concurrent": 1, "max_queue": 64,
