@@ -5,8 +5,8 @@
 model in ``<run>/<fold>/best``) judge every training clip once, each with its own features
 computed from the decoded audio; the mean of their clip probabilities at temperature ``T`` is the
 clip's soft target. Every step then minimises ``(1 - w)·CE(labels) + w·T²·KL(soft ‖ student/T)``
-(Hinton et al., 2015). Used to fold the bundled ensemble's three networks into one, a third of the
-work per clip.
+(Hinton et al., 2015). Meant to fold an ensemble into one network; measured in
+docs/performance.md (issue 14, goal 3): with teachers judging their own training clips, no gain yet.
 
 A teacher never hears a test actor: under a protocol each fold's teacher is the one trained on
 that fold's training actors, and a plain model folder (trained on everyone) is refused there.
