@@ -52,6 +52,8 @@ def recipe(d: dict) -> str:
         parts.append(f"normalize {f['normalize']}")
     if f.get("remove_dc"):
         parts.append("DC removed")
+    if f.get("f_min"):
+        parts.append(f"mel bands from {f['f_min']:g} Hz")
     if f.get("relative_db"):
         parts.append("dB relative to the loudest bin")
     if cfg["preprocessing"].get("clip_seconds") != 2.5:
