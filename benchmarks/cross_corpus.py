@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     from emovox.config import load_config
     from emovox.models.folder import load_members
     from emovox.training.crosscorpus import cross_corpus
+    from emovox.models.folder import member_folders
     from emovox.training.data import machine
 
     if args.model:
@@ -72,7 +73,8 @@ def main(argv=None) -> int:
         members = load_members(run / "train" / "best")
     res = evaluate_model(members, args.test, cfg.data.cache_dir if cfg else None)
     doc = {"name": args.name, "protocol": "cross-corpus (development: SAVEE)", "train": train, "test": args.test,
-           "model": args.model, "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
+           "model": args.model, "members": [f.name for f in member_folders(args.model)] if args.model else None,
+           "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"

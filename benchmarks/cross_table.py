@@ -30,8 +30,9 @@ def recipe(d: dict) -> str:
         if parts[-1] == "speaker-model":
             return ("**bundled speaker-adaptive model**: prosody functionals (mel + MFCC + pitch), class-balanced, "
                     "24 actors, C by 6-fold CV over them")
-        if d.get("name") == "bundled-v2":
-            return "**bundled model v2**: ensemble of mel+deltas, MFCC (v1 without its spectrogram member; 24 actors)"
+        if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
+            version = d["name"].removeprefix("bundled-")
+            return f"**bundled model {version}**: ensemble of {', '.join(d['members'])} (24 actors)"
         return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]

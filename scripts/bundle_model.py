@@ -163,11 +163,10 @@ def _distilled(cfg: dict) -> str:
     if not d:
         return ""
     return (f"\n**Distilled.** Trained on the labels and on the soft targets of a teacher that heard the same "
-            f"actors (`{', '.join(cfg['provenance'].get('teachers', d['teachers']))}`: the earlier bundled ensemble "
-            f"of three ResNet18s on mel + deltas, MFCC and spectrogram images): loss (1 − {d['weight']})·CE + "
-            f"{d['weight']}·T²·KL at T = {d['temperature']} (`emovox.training.distill`). One network does the work "
-            "of three at about a fifth of their arithmetic. Its EmoBox figures below come from the same recipe "
-            "where each fold's student learned from teachers trained on that fold's training actors only.\n")
+            f"actors (`{', '.join(cfg['provenance'].get('teachers', d['teachers']))}`): loss (1 − {d['weight']})·CE + "
+            f"{d['weight']}·T²·KL at T = {d['temperature']} (`emovox.training.distill`). Its EmoBox figures below "
+            "come from the same recipe where each fold's student learned from teachers trained on that fold's "
+            "training actors only.\n")
 
 
 def _features(f: dict) -> str:

@@ -36,7 +36,7 @@ def test_settings_are_checked():
 def test_a_fold_gets_its_own_teacher_and_never_one_that_heard_its_test_actors(tiny_model, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_model, run / "emobox-2" / "best")
-    assert teacher_folders(("" + str(run),), "emobox-2") == [run / "emobox-2" / "best"]
+    assert teacher_folders((str(run),), "emobox-2") == [run / "emobox-2" / "best"]
     with pytest.raises(FileNotFoundError, match="never heard its test actors"):
         teacher_folders((str(run),), "emobox-3")
     with pytest.raises(FileNotFoundError, match="never heard"):  # a model trained on everyone, under a protocol
@@ -64,7 +64,7 @@ def test_soft_targets_are_the_teachers_mean_probabilities_from_their_own_feature
     part = data.subset(list(range(6)))
     bundle = load_bundle(tiny_model)
     ensemble = save_ensemble({"a": bundle, "b": bundle}, tmp_path / "ens")
-    soft = soft_targets([ensemble], part, bundle.labels, 3.0, progress=False)
+    soft = soft_targets([ensemble], part, bundle.labels, 3.0, cache_dir=tiny_config.data.cache_dir, progress=False)
     clf = ClipClassifier(bundle.model, bundle.pipeline, labels=bundle.labels)
     logits, weights, owner = window_logits(clf, part.images, part.bounds)  # the cached features: the same audio
     expected = clip_probabilities(logits, weights, 3.0, owner, len(part))
@@ -72,7 +72,7 @@ def test_soft_targets_are_the_teachers_mean_probabilities_from_their_own_feature
     torch.testing.assert_close(soft, expected.float(), atol=1e-5, rtol=1e-4)
     other = bundle.labels[::-1]
     with pytest.raises(ValueError, match="must match"):
-        soft_targets([tiny_model], part, other, 3.0, progress=False)
+        soft_targets([tiny_model], part, other, 3.0, cache_dir=tiny_config.data.cache_dir, progress=False)
 
 
 def test_a_student_trains_on_its_teachers_targets(tiny_model, tiny_config, tmp_path):

@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import audio
 from ..models.folder import CONFIG_NAME, load_members
 from ..pipeline import ClipClassifier, clip_probabilities, ensemble_mean, window_logits
-from .data import FeatureSet
+from .data import FeatureSet, load_waves
 
 KEYS = ("teachers", "weight", "temperature")
 
@@ -83,17 +82,14 @@ def teacher_folders(teachers: tuple[str, ...], fold: str | None) -> list[Path]:
 
 
 def soft_targets(folders: list[Path], fs: FeatureSet, labels: tuple[str, ...], temperature: float, *,
-                 progress: bool = True) -> torch.Tensor:
+                 cache_dir=None, progress: bool = True) -> torch.Tensor:
     """The teachers' mean clip probabilities at ``temperature`` for the clips of ``fs`` ``[N, C]``."""
     classifiers = [ClipClassifier.from_bundle(b) for folder in folders for b in load_members(folder)]
     for c in classifiers:
         if tuple(c.labels) != tuple(labels):
             raise ValueError(f"a teacher answers {list(c.labels)}, the student {list(labels)}: they must match")
-    rates = sorted({c.pipeline.sample_rate for c in classifiers})
-    waves = {r: [] for r in rates}
-    for u in tqdm(fs.utterances, desc="teacher audio", unit="clip", disable=not progress):
-        for r in rates:  # the clips decoded as the teachers' own features need them
-            waves[r].append(audio.load(u.source(), r))
+    waves = {r: load_waves(fs.utterances, r, cache_dir=cache_dir, progress=progress)  # as each teacher's features need
+             for r in sorted({c.pipeline.sample_rate for c in classifiers})}
     probs = []
     for c in tqdm(classifiers, desc="teachers", unit="model", disable=not progress):
         extractor = c.pipeline.extractor()

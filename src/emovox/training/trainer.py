@@ -246,7 +246,8 @@ def train(
         from .distill import soft_targets, teacher_agreement, teacher_folders
 
         teachers = teacher_folders(distill.teachers, fold)
-        soft = soft_targets(teachers, train_set, bundle.labels, distill.temperature, progress=progress)
+        soft = soft_targets(teachers, train_set, bundle.labels, distill.temperature,
+                            cache_dir=cfg.data.cache_dir, progress=progress)
         provenance = {**(provenance or {}), "teachers": [str(t) for t in teachers],
                       "teacher_train_accuracy": teacher_agreement(soft, train_set.labels)}
     if state is not None:  # the schedule the run started with (an "auto" range test is not repeated)
