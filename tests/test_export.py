@@ -24,7 +24,7 @@ def test_metadata_names_labels_rate_and_model(tiny_onnx, tiny_model):
     assert json.loads(meta["labels"])[4] == "angry" and meta["sample_rate"] == "16000"
     assert meta["model_id"].startswith("resnet18-mel@") and json.loads(meta["config"])["model"]["width"] == 8
     graph_ops = {n.op_type for n in onnx.load(str(tiny_onnx)).graph.node}
-    assert "STFT" in graph_ops  # the features are inside the graph
+    assert "STFT" not in graph_ops and "Log" in graph_ops  # the features are inside the graph (STFT as a MatMul)
 
 
 def test_onnx_matches_torch_on_real_clips_of_any_length(tiny_onnx, tiny_model):
@@ -115,6 +115,17 @@ def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, t
     for k in pa:
         assert ens.probabilities[k] == pytest.approx((pa[k] + pb[k]) / 2, abs=1e-5)
     export_onnx(folder, folder / "model.onnx")
+    import onnx
+
+    from emovox.features import _dft_basis
+
+    # the members share one spectrum: one DFT product in the graph, and no (slow) STFT node
+    f = a.pipeline.features
+    shape = list(_dft_basis(f.n_fft, f.win_length, f.hop_length).shape)
+    graph = onnx.load(folder / "model.onnx").graph
+    bases = {i.name for i in graph.initializer if list(i.dims) == shape}
+    assert not [n for n in graph.node if n.op_type == "STFT"]
+    assert len([n for n in graph.node if n.op_type == "MatMul" and set(n.input) & bases]) == 1
     onnx_pred = Recognizer.load(folder, backend="onnx").predict(clip)
     assert onnx_pred.probabilities == pytest.approx(ens.probabilities, abs=1e-4)
     tl = Recognizer.load(folder).timeline(audio.load(clip), 16_000)  # the timeline runs ensembles too
@@ -130,7 +141,11 @@ def test_the_bundled_ensembles_graph_agrees_with_torch():
 
 def test_half_weight_export_is_half_the_size_and_agrees(tiny_half_onnx, tiny_onnx):
     half = tiny_half_onnx
-    assert half.stat().st_size < 0.7 * tiny_onnx.stat().st_size  # the tiny net: feature constants weigh more
+    # the network's weights halve; the feature constants (the DFT basis, the mel matrix) stay float32
+    graph = onnx.load(str(tiny_onnx)).graph
+    weights = {n.input[1] for n in graph.node if n.op_type in ("Conv", "Gemm")}
+    weight_bytes = sum(4 * int(np.prod(i.dims)) for i in graph.initializer if i.name in weights)
+    assert tiny_onnx.stat().st_size - half.stat().st_size > 0.45 * weight_bytes
     meta = {p.key: p.value for p in onnx.load(str(half)).metadata_props}
     assert meta["half_weights"] == "true"
     full = Recognizer.load(tiny_onnx).predict(CLIPS[0]).probabilities
