@@ -75,7 +75,7 @@ def test_non_speech_is_no_speech(recs, backend, rate):
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_real_speech_gets_an_emotion_even_quiet(recs, backend):
-    rec = recs[backend]
+    rec = Recognizer(recs[backend].backend, measure_speech=True)
     for clip in (RAVDESS_CLIP, SAVEE_CLIP):
         wave, rate = sf.read(clip, dtype="float32")
         for gain in (1.0, 0.1):  # as recorded and 20 dB quieter
@@ -100,13 +100,34 @@ def test_the_check_is_configurable(recs):
     tone = non_speech()["tone"].astype(np.float32)
     always = Recognizer(rec.backend, min_speech_seconds=0)  # the model answers any sound
     pred = always.predict(tone, sample_rate=16_000)
-    assert pred.speech and pred.label in rec.labels and pred.speech_seconds == 0
+    assert pred.speech and pred.label in rec.labels and pred.speech_seconds is None  # the VAD did not run
     strict = Recognizer(rec.backend, min_speech_seconds=60)
     assert strict.predict(RAVDESS_CLIP).answer == "no_speech"
     with pytest.raises(ValueError, match="min_speech_seconds"):
         Recognizer(rec.backend, min_speech_seconds=-1)
     with pytest.raises(ValueError, match="vad_threshold"):
         Recognizer(rec.backend, vad_threshold=1.5)
+
+
+def test_the_speech_check_stops_once_it_has_heard_enough(recs, files):
+    """By default the VAD stops at min_speech_seconds: the same answers as listening to everything,
+    only a speech answer's seconds of speech go unmeasured (measure_speech=True measures them)."""
+    from emovox import audio
+    from emovox.vad import SpeechDetector, normalize_level, speech_seconds
+
+    fast, full = Recognizer(recs["onnx"].backend), Recognizer(recs["onnx"].backend, measure_speech=True)
+    late = np.concatenate([np.zeros(3 * 16_000, np.float32), audio.load(RAVDESS_CLIP)])  # speech after 3 s
+    for name, source in [*files.items(), ("late", late)]:
+        kw = {"sample_rate": 16_000} if name == "late" else {}
+        a, b = fast.predict(source, **kw), full.predict(source, **kw)
+        assert (a.answer, a.probabilities) == (b.answer, b.probabilities), name
+        assert b.speech_seconds is not None
+        assert a.speech_seconds == (None if b.speech else b.speech_seconds), name
+    wave, detector = normalize_level(late), SpeechDetector()
+    total = speech_seconds(wave, detector=detector)
+    heard = speech_seconds(wave, detector=detector, enough=0.3)
+    assert 0.3 <= heard < 1.0 < total
+    assert speech_seconds(wave, detector=detector, enough=60) == total  # never enough: all of it was heard
 
 
 def test_cli_json_csv_and_results_files(files, tmp_path, capsys):
@@ -120,6 +141,9 @@ def test_cli_json_csv_and_results_files(files, tmp_path, capsys):
         assert (r["answer"], r["label"], r["speech"], r["probabilities"]) == ("no_speech", None, False, None), r
     for name in ("03-01-05-02-01-01-04", "a01"):
         assert by_name[name]["speech"] and by_name[name]["answer"] == by_name[name]["label"] is not None
+        assert by_name[name]["speech_seconds"] is None  # the VAD stopped once it had heard enough
+    assert main(["predict", *paths[-2:], "--backend", "onnx", "--format", "json", "-q", "--measure-speech"]) == 0
+    assert all(r["speech_seconds"] > 0.5 for r in json.loads(capsys.readouterr().out))
 
     assert main(["predict", *paths, "--backend", "onnx", "--format", "csv", "-q"]) == 0
     table = list(csv.reader(io.StringIO(capsys.readouterr().out)))

@@ -86,7 +86,7 @@ def test_predict_multipart_and_raw(client, clips):
     b = client.post("/v1/predict", content=clips["angry"].read_bytes(), headers={"Content-Type": "audio/flac"}).json()
     assert a["answer"] == a["label"] == "angry" and a["speech"] and not a["uncertain"]
     assert abs(sum(a["probabilities"].values()) - 1) < 1e-3 and a["confidence"] == a["probabilities"]["angry"]
-    assert a["duration"] == pytest.approx(3.403, abs=0.01) and a["speech_seconds"] > 1
+    assert a["duration"] == pytest.approx(3.403, abs=0.01) and a["speech_seconds"] is None  # not measured
     assert 0 < a["inference_ms"] <= a["elapsed_ms"] and a["spectrogram"] is None
     assert b["probabilities"] == a["probabilities"]
 
@@ -385,14 +385,18 @@ def test_refuses_public_address_without_key(capsys):
 
 def test_settings_from_env_and_flags():
     env = {"EMOVOX_MAX_UPLOAD_MB": "5", "EMOVOX_MAX_SECONDS": "90", "EMOVOX_API_KEY": "k",
-           "EMOVOX_CORS_ORIGINS": "https://a.example, https://b.example", "EMOVOX_WORKERS": "2"}
+           "EMOVOX_CORS_ORIGINS": "https://a.example, https://b.example", "EMOVOX_WORKERS": "2",
+           "EMOVOX_MEASURE_SPEECH": "yes"}
     s = Settings.from_env(env, max_seconds=30.0, threads=None)
     assert (s.max_upload_bytes, s.max_seconds, s.api_key, s.workers) == (5_000_000, 30.0, "k", 2)
+    assert s.measure_speech and not Settings.from_env({}).measure_speech
     assert s.cors_origins == ("https://a.example", "https://b.example")
     assert Settings.from_env(s.to_env()) == s  # what --workers processes rebuild
     assert s.concurrent * s.inference_threads * s.workers <= max(_cpus(), s.workers * s.concurrent)
     with pytest.raises(ValueError, match="EMOVOX_MAX_QUEUE"):
         Settings.from_env({"EMOVOX_MAX_QUEUE": "many"})
+    with pytest.raises(ValueError, match="EMOVOX_MEASURE_SPEECH"):
+        Settings.from_env({"EMOVOX_MEASURE_SPEECH": "sometimes"})
     with pytest.raises(ValueError, match="backend"):
         Settings(backend="tensorflow")
 

@@ -128,6 +128,7 @@ def test_upload_with_the_keyboard_shows_bars(page, tmp_path):
     _wait(page, "parseFloat(document.querySelector('#bars li .fill').style.width) > 50")
     assert page.evaluate("document.getElementById('spectrogram-img').naturalWidth") > 100
     assert page.evaluate("document.activeElement.id") == "result-title"  # focus moves to the answer
+    assert page.text_content("#meta").startswith("3.4 s of audio; answered in ")  # speech seconds not measured
     assert page.locator("#timeline").is_hidden()  # one clip: no timeline
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 

@@ -76,7 +76,7 @@ def cmd_predict(args) -> int:
             args.output = str(shard_path(args.output, k, n))
         print(f"emovox: shard {k}/{n}: {len(files)} of {total} files"
               + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
-    given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold")
+    given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold", "measure_speech")
              if getattr(args, k) is not None}  # the others keep the library's defaults
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads,
                           speaker_adaptive=bool(args.speaker_norm), **given)
@@ -259,7 +259,7 @@ def cmd_data_check(args) -> int:
 def cmd_serve(args) -> int:
     from .serve.run import serve
 
-    opts = {k: getattr(args, k) for k in ("model", "backend", "min_confidence", "min_speech_seconds",
+    opts = {k: getattr(args, k) for k in ("model", "backend", "min_confidence", "min_speech_seconds", "measure_speech",
                                          "max_upload_mb", "max_seconds",
                                          "max_concurrent", "max_queue", "timeout", "threads", "workers", "api_key")}
     return serve(host=args.host, port=args.port, insecure=args.insecure, log_level=args.log_level,
@@ -391,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-speech-seconds", type=float,
                     help="answer 'no_speech' when the VAD hears less speech than this (default 0.3; 0: always predict)")
     sp.add_argument("--vad-threshold", type=float, help="silero VAD speech threshold")
+    sp.add_argument("--measure-speech", action="store_true", default=None,
+                    help="report every file's seconds of speech (by default the VAD stops once it has heard "
+                         "--min-speech-seconds, and speech answers leave speech_seconds empty)")
     model_opts(sp)
     sp.set_defaults(func=cmd_predict)
 
@@ -493,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-confidence", type=float, help="answer 'uncertain' below this [EMOVOX_MIN_CONFIDENCE]")
     sp.add_argument("--min-speech-seconds", type=float,
                     help="answer 'no_speech' under this much speech (default 0.3) [EMOVOX_MIN_SPEECH_SECONDS]")
+    sp.add_argument("--measure-speech", action="store_true", default=None,
+                    help="report speech answers' seconds of speech too (the VAD hears whole recordings) "
+                         "[EMOVOX_MEASURE_SPEECH]")
     sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sp.set_defaults(func=cmd_serve)
 

@@ -9,6 +9,7 @@ are needed, and feeding a recording in any block sizes gives the same frame prob
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ FRAME = 512      # samples per VAD frame: 32 ms at the working rate (audio.WORKI
 CONTEXT = 64     # samples of the previous frame the model sees before each frame
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 MAX_FRAMES = 512  # frames per onnxruntime call (16 s)
+#: frames per call while deciding whether there is speech (0.26 s: a call costs about 40 µs, a frame 55 µs)
+DECISION_FRAMES = 8
 #: :func:`normalize_level` scales a recording's peak to this (-6 dBFS) ...
 NORMALIZED_PEAK = 0.5
 #: ... amplifying by at most this much (a 16-bit file's noise floor stays quiet).
@@ -117,13 +120,30 @@ def normalize_level(wave: np.ndarray) -> np.ndarray:
     return x * np.float32(min(NORMALIZED_PEAK / peak, 10 ** (MAX_GAIN_DB / 20)))
 
 
-def speech_seconds(wave: np.ndarray, threshold: float = 0.5, detector: SpeechDetector | None = None) -> float:
+def speech_seconds(wave: np.ndarray, threshold: float = 0.5, detector: SpeechDetector | None = None, *,
+                   enough: float | None = None) -> float:
     """Seconds of speech in a 16 kHz mono wave (frames flagged by :class:`SpeechDetector`).
 
     ``detector`` is reset and reused when given (creating one loads the ONNX model).
+    ``enough``: stop listening as soon as this many seconds of speech were heard — a yes/no
+    question needs no more — and return what was heard by then (at least ``enough``; the whole
+    recording's speech only when it has less). The flags do not depend on block sizes, so the
+    yes/no answer is the one the whole recording gives. The VAD was 6 ms of a 3.5 s RAVDESS clip's
+    17 ms on one core; deciding at 0.3 s listens to about a third of a RAVDESS clip (its speech
+    starts after about a second of silence).
     """
     detector = detector or SpeechDetector(threshold)
     detector.reset()
-    _, flags = detector.push(wave)
-    _, last = detector.finish()
-    return float(flags.sum() + last.sum()) * FRAME / WORKING_RATE
+    if enough is None:
+        _, flags = detector.push(wave)
+        _, last = detector.finish()
+        return float(flags.sum() + last.sum()) * FRAME / WORKING_RATE
+    needed = math.ceil(enough * WORKING_RATE / FRAME - 1e-9)  # frames
+    heard = 0
+    for start in range(0, len(wave), DECISION_FRAMES * FRAME):
+        if heard >= needed:
+            break
+        heard += int(detector.push(wave[start:start + DECISION_FRAMES * FRAME])[1].sum())
+    else:
+        heard += int(detector.finish()[1].sum())
+    return heard * FRAME / WORKING_RATE

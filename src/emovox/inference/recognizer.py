@@ -48,7 +48,9 @@ class Prediction:
     extra: dict = field(default_factory=dict)
     uncertain: bool = False  # top probability below the recognizer's min_confidence
     speech: bool = True      # False: no speech heard, no emotion given
-    speech_seconds: float | None = None  # seconds of speech found by the VAD (None: not measured)
+    #: seconds of speech found by the VAD; ``None``: not measured — by default the VAD stops once it
+    #: has heard the recognizer's ``min_speech_seconds`` (``measure_speech=True`` measures it all)
+    speech_seconds: float | None = None
 
     @property
     def confidence(self) -> float | None:
@@ -84,11 +86,14 @@ class Recognizer:
     Before the model, silero VAD (:mod:`emovox.vad`, frames of 32 ms over ``vad_threshold``,
     the recording's level normalised) measures the speech in each recording; under
     ``min_speech_seconds`` of it the answer is
-    ``no_speech`` (``0`` turns the decision off: the model then answers for any sound).
+    ``no_speech`` (``0`` turns the decision off: the model then answers for any sound). The VAD
+    stops listening once it has heard ``min_speech_seconds`` (the same answer, a third of the
+    VAD's time on a RAVDESS clip), so a speech answer's ``speech_seconds`` is ``None``;
+    ``measure_speech=True`` listens to the whole recording and reports them.
     """
 
     def __init__(self, backend, min_confidence: float = 0.0, *, min_speech_seconds: float | None = None,
-                 vad_threshold: float = 0.5) -> None:
+                 vad_threshold: float = 0.5, measure_speech: bool = False) -> None:
         self.backend = backend
         self.labels = backend.labels
         self.sample_rate = backend.sample_rate
@@ -104,6 +109,7 @@ class Recognizer:
         self.min_confidence = min_confidence
         self.min_speech_seconds = float(min_speech_seconds)
         self.vad_threshold = float(vad_threshold)
+        self.measure_speech = bool(measure_speech)
         self.calibration = getattr(backend, "calibration", {})
         self._vad = threading.local()  # one detector (it keeps state) per thread
         self.threads = getattr(backend, "threads", 1)  # per inference
@@ -112,7 +118,7 @@ class Recognizer:
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
              threads: int | None = None, min_confidence: float = 0.0,
              min_speech_seconds: float | None = None, vad_threshold: float = 0.5,
-             speaker_adaptive: bool = False) -> "Recognizer":
+             measure_speech: bool = False, speaker_adaptive: bool = False) -> "Recognizer":
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
 
         ``speaker_adaptive=True``: the recognizer will judge clips against their speaker's
@@ -127,7 +133,9 @@ class Recognizer:
         ``$OMP_NUM_THREADS``, else 1, the fastest on a busy machine (:mod:`emovox.threads`).
         Predictions whose top (calibrated) probability is below ``min_confidence`` are marked
         ``uncertain``; recordings with less than ``min_speech_seconds`` of speech (silero VAD at
-        ``vad_threshold``; ``None``: :data:`MIN_SPEECH_SECONDS`, 0.3 s) are answered ``no_speech``.
+        ``vad_threshold``; ``None``: :data:`MIN_SPEECH_SECONDS`, 0.3 s) are answered ``no_speech``;
+        ``measure_speech``: report every prediction's seconds of speech (the VAD hears the whole
+        recording instead of stopping once it has heard enough).
         """
         from ..threads import inference_threads
 
@@ -139,7 +147,8 @@ class Recognizer:
                                         "functionals or normalize: bins model folder (emovox train --config "
                                         "configs/functionals-prosody.yaml)")
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
-        options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold}
+        options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold,
+                   "measure_speech": measure_speech}
         if backend == "onnx" or folder.suffix == ".onnx":
             rec = cls(OnnxBackend(folder, threads), min_confidence, **options)
         elif backend != "torch":
@@ -162,9 +171,10 @@ class Recognizer:
         return getattr(self.backend, "adapts_to_speakers", False)
 
     # ------------------------------------------------------------------ speech check
-    def speech_seconds(self, wave: np.ndarray) -> float:
+    def speech_seconds(self, wave: np.ndarray, enough: float | None = None) -> float:
         """Seconds of speech silero VAD finds in ``wave`` (mono, at :attr:`sample_rate`), its
-        level normalised first (:func:`emovox.vad.normalize_level`: quiet speech is heard too)."""
+        level normalised first (:func:`emovox.vad.normalize_level`: quiet speech is heard too);
+        with ``enough``, it stops once it has heard that much (:func:`emovox.vad.speech_seconds`)."""
         from ..vad import SpeechDetector, normalize_level, speech_seconds
 
         detector = getattr(self._vad, "detector", None)
@@ -172,7 +182,14 @@ class Recognizer:
             detector = self._vad.detector = SpeechDetector(self.vad_threshold)
         if self.sample_rate != audio.WORKING_RATE:  # silero listens at 16 kHz
             wave = audio.from_array(wave, self.sample_rate, audio.WORKING_RATE)
-        return speech_seconds(normalize_level(wave), detector=detector)
+        return speech_seconds(normalize_level(wave), detector=detector, enough=enough)
+
+    def speech_check(self, wave: np.ndarray) -> tuple[bool, float | None]:
+        """``(speech?, seconds of speech or None when not measured)``: the VAD listens until it
+        has heard ``min_speech_seconds`` (all of ``wave`` with :attr:`measure_speech`)."""
+        seconds = self.speech_seconds(wave, None if self.measure_speech else self.min_speech_seconds)
+        speech = self.is_speech(seconds)
+        return speech, seconds if self.measure_speech or not speech else None
 
     def is_speech(self, seconds: float) -> bool:
         """The no-speech decision, the only one: ``seconds`` of speech are enough to predict."""
@@ -196,8 +213,8 @@ class Recognizer:
         is judged against that speaker's usual voice instead of on its own)."""
         wave = self._wave(source, sample_rate)
         name = str(source) if isinstance(source, (str, os.PathLike)) else None
-        seconds = self.speech_seconds(wave)
-        if not self.is_speech(seconds):
+        speech, seconds = self.speech_check(wave)
+        if not speech:
             return self._no_speech(seconds, name)
         probs = self.backend.probabilities([self.backend.analyse(wave)], speaker)[0]
         return self._prediction(probs, name, seconds)
@@ -236,8 +253,8 @@ class Recognizer:
             wave = self._wave(src, None)
         except audio.AudioError as err:
             return err
-        seconds = self.speech_seconds(wave)
-        return seconds, self.backend.analyse(wave) if self.is_speech(seconds) else None
+        speech, seconds = self.speech_check(wave)
+        return seconds, self.backend.analyse(wave) if speech else None
 
     def _answer(self, src, item, probs: Iterator):
         """The result for one prepared source; ``probs`` yields the speech clips' probabilities in order."""

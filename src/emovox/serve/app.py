@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
                 from ..inference import Recognizer
 
                 options = dict(backend=settings.backend, threads=settings.inference_threads,
-                               min_confidence=settings.min_confidence, min_speech_seconds=settings.min_speech_seconds)
+                               min_confidence=settings.min_confidence, min_speech_seconds=settings.min_speech_seconds,
+                               measure_speech=settings.measure_speech)
                 rec = Recognizer.load(settings.model, **options)
                 # beside the bundled model, the bundled speaker-adaptive one answers ?speaker_norm=1 (torch only)
                 from ..inference.recognizer import BUNDLED_SPEAKER_MODEL

@@ -41,7 +41,9 @@ class PredictResponse(BaseModel):
                                                     "was heard")
     uncertain: bool
     speech: bool = Field(description="false when the recording holds no speech")
-    speech_seconds: Optional[float] = Field(description="seconds of speech found by the voice activity detector")
+    speech_seconds: Optional[float] = Field(description="seconds of speech found by the voice activity detector; "
+                                            "null for a speech answer unless the server measures them "
+                                            "(--measure-speech): the VAD stops once it has heard enough")
     probabilities: Optional[dict[str, float]] = Field(description="every emotion's probability; null without speech")
     duration: float = Field(description="seconds of audio decoded")
     model_id: str
@@ -112,6 +114,7 @@ class ModelInfo(BaseModel):
     min_confidence: float
     min_speech_seconds: Optional[float] = Field(description="under this much speech the answer is 'no_speech'")
     vad_threshold: Optional[float] = Field(description="silero VAD speech threshold")
+    measure_speech: bool = Field(False, description="whether speech answers report their seconds of speech")
     calibration: dict = Field(description="temperature scaling: T and the NLL / ECE before and after")
     members: list[Member] = Field(description="each network with its preprocessing (one unless an ensemble)")
     card: dict[str, str] = Field(description="model-card fields: title, what it does, training, limits, licence...")

@@ -156,7 +156,8 @@ def describe(rec, path: Path) -> dict:
     info = {"model_id": _model_id(rec, path), "backend": rec.backend.name, "labels": list(rec.labels),
             "sample_rate": rec.sample_rate, "clip_seconds": rec.clip_seconds,
             "min_confidence": rec.min_confidence, "min_speech_seconds": getattr(rec, "min_speech_seconds", None),
-            "vad_threshold": getattr(rec, "vad_threshold", None), "calibration": rec.calibration or {}}
+            "vad_threshold": getattr(rec, "vad_threshold", None),
+            "measure_speech": getattr(rec, "measure_speech", False), "calibration": rec.calibration or {}}
     members = []
     if path.is_dir() and (path / "config.json").is_file():
         cfg = json.loads((path / "config.json").read_text())

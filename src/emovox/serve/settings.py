@@ -19,7 +19,7 @@ from ..threads import share
 #: default limit everywhere else (CLI, library), where it is 4 h when unset; the server's is 600 s.
 ENV = {
     "model": "EMOVOX_MODEL", "backend": "EMOVOX_BACKEND", "min_confidence": "EMOVOX_MIN_CONFIDENCE",
-    "min_speech_seconds": "EMOVOX_MIN_SPEECH_SECONDS",
+    "min_speech_seconds": "EMOVOX_MIN_SPEECH_SECONDS", "measure_speech": "EMOVOX_MEASURE_SPEECH",
     "max_upload_mb": "EMOVOX_MAX_UPLOAD_MB", "max_seconds": MAX_SECONDS_ENV,
     "max_concurrent": "EMOVOX_MAX_CONCURRENT", "max_queue": "EMOVOX_MAX_QUEUE",
     "timeout": "EMOVOX_TIMEOUT", "threads": "EMOVOX_THREADS", "workers": "EMOVOX_WORKERS",
@@ -38,6 +38,8 @@ class Settings:
     min_confidence : below this top probability the answer is ``uncertain``.
     min_speech_seconds : below this much speech (silero VAD) the answer is ``no_speech``;
         ``None``: the Recognizer's default (0.3 s).
+    measure_speech : report the seconds of speech of speech answers too (the VAD then hears
+        whole recordings instead of stopping once it has heard ``min_speech_seconds``).
     max_upload_mb : largest request body, in MB (10**6 bytes); larger gets 413.
     max_seconds : longest recording, in seconds; longer gets 422.
     max_concurrent : inferences running at once in this process; ``None``: CPUs / (workers × threads).
@@ -54,6 +56,7 @@ class Settings:
     backend: str = "torch"
     min_confidence: float = 0.0
     min_speech_seconds: float | None = None
+    measure_speech: bool = False
     max_upload_mb: float = 20.0
     max_seconds: float = 600.0
     max_concurrent: int | None = None
@@ -125,6 +128,10 @@ class Settings:
 
 
 def _parse(name: str, raw: str, kind: str, var: str):
+    if "bool" in kind:
+        if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ValueError(f"{var}={raw!r} is not a yes/no value (1/0, true/false, yes/no, on/off)")
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     try:
         if "float" in kind:
             return float(raw)

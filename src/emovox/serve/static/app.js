@@ -136,8 +136,9 @@ function showPrediction(p, name) {
       requestAnimationFrame(() => { fill.style.width = `${(prob * 100).toFixed(1)}%`; });
     }
   }
-  $("meta").textContent = `${secs(p.duration)} of audio, ${secs(p.speech_seconds)} of speech; ` +
-    `answered in ${Math.round(p.elapsed_ms)} ms.`;
+  // speech_seconds is null for a speech answer unless the server measures it (--measure-speech)
+  const speech = p.speech_seconds == null ? "" : `, ${secs(p.speech_seconds)} of speech`;
+  $("meta").textContent = `${secs(p.duration)} of audio${speech}; answered in ${Math.round(p.elapsed_ms)} ms.`;
   const spec = p.spectrogram;
   $("spectrogram").hidden = !spec;
   if (spec) {
