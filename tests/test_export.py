@@ -48,6 +48,29 @@ def test_quantized_export_is_smaller_and_still_a_distribution(tiny_model, tiny_o
     assert probs.sum() == pytest.approx(1, abs=1e-5) and (probs >= 0).all()
 
 
+def test_static_quantisation_keeps_the_features_float_and_the_answers(tiny_model, tiny_onnx, tmp_path, capsys):
+    """--quantize static: int8 convolutions with input ranges from calibration clips, the rest float32."""
+    calibration = sorted((SPEECH / "Actor_09").glob("*.flac"))[:6]
+    out = tmp_path / "static.onnx"
+    assert main(["export", "--model", str(tiny_model), "-o", str(out), "--quantize", "static",
+                 "--calibration", *map(str, calibration), "--calibration-clips", "4"]) == 0
+    model = onnx.load(str(out))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and "MatMul" in ops  # the DFT stays float
+    assert {p.key: p.value for p in model.metadata_props}["quantized"] == "static"
+    full, q = Recognizer.load(tiny_onnx), Recognizer.load(out)
+    for clip in CLIPS:
+        a, b = full.predict(clip), q.predict(clip)
+        assert sum(b.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 0.1
+    with pytest.raises(SystemExit, match="--calibration"):
+        main(["export", "--model", str(tiny_model), "-o", str(out), "--quantize", "static"])
+    with pytest.raises(ValueError, match="calibration"):
+        export_onnx(tiny_model, out, quantize="static")
+    with pytest.raises(ValueError, match="quantize"):
+        export_onnx(tiny_model, out, quantize="int4")
+
+
 @pytest.mark.parametrize("model", ["file", "bundled folder"])
 def test_onnx_path_never_imports_torch(tiny_onnx, model):
     target = repr(str(tiny_onnx)) if model == "file" else "None"  # a folder is checked against its weights too

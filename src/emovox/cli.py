@@ -150,9 +150,44 @@ def cmd_export(args) -> int:
     from .inference.export import export_onnx
     from .inference.recognizer import BUNDLED_MODEL
 
-    out = export_onnx(args.model or BUNDLED_MODEL, args.output, quantize=args.quantize, half=args.half)
+    calibration, folder = None, args.model or BUNDLED_MODEL
+    if args.quantize == "static":
+        from .models.folder import load_members
+
+        rate = load_members(folder)[0].pipeline.sample_rate
+        calibration = _calibration_waves(args.calibration, args.calibration_clips, rate)
+    elif args.calibration:
+        raise SystemExit("emovox export: --calibration is for --quantize static")
+    out = export_onnx(folder, args.output, quantize=args.quantize or False,
+                      calibration=calibration, half=args.half)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): waveform [samples] float32 at 16 kHz -> probabilities [8]")
     return 0
+
+
+def _calibration_waves(items: list[str] | None, clips: int, rate: int) -> list:
+    """Up to ``clips`` recordings spread evenly over the files under ``items``, decoded at
+    ``rate``; unreadable ones are reported and skipped."""
+    import numpy as np
+
+    from .audio import AudioError, load
+
+    files, missing = expand_paths(items or [])
+    if missing or not files:
+        raise SystemExit("emovox export: --quantize static needs --calibration audio files or folders (clips "
+                         "like the ones the model will hear, e.g. its training clips)"
+                         + (f"; not found: {', '.join(missing)}" if missing else ""))
+    if clips < 1:
+        raise SystemExit("emovox export: --calibration-clips must be at least 1")
+    picked = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int))]
+    waves = []
+    for f in picked:
+        try:
+            waves.append(load(f, rate))
+        except AudioError as err:
+            print(f"emovox export: skipped {f}: {err}", file=sys.stderr)
+    if not waves:
+        raise SystemExit("emovox export: none of the calibration files could be read")
+    return waves
 
 
 def _timeline_options(args) -> dict:
@@ -453,7 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("export", help="write one ONNX graph: waveform in, probabilities out")
     sp.add_argument("-o", "--output", required=True, help=".onnx file to write")
-    sp.add_argument("--quantize", action="store_true", help="int8 weights for the convolutions (dynamic quantisation)")
+    sp.add_argument("--quantize", nargs="?", const="dynamic", choices=["dynamic", "static"],
+                    help="int8 convolutions: 'static' (input ranges fixed from --calibration clips; the fast one) "
+                         "or 'dynamic' (int8 weights only, the default of a bare --quantize)")
+    sp.add_argument("--calibration", nargs="+", metavar="PATH",
+                    help="audio files or folders for --quantize static (clips like those the model will hear)")
+    sp.add_argument("--calibration-clips", type=int, default=64,
+                    help="recordings taken, evenly spread, from --calibration (default 64)")
     sp.add_argument("--half", action="store_true", help="float16 weights in the file, float32 compute (half the size)")
     sp.add_argument("--model", help="model folder (default: the bundled model)")
     sp.set_defaults(func=cmd_export)

@@ -11,11 +11,41 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..models.folder import CONFIG_NAME, fingerprint, load_members
+
+
+def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray]) -> Path:
+    """int8 convolutions with input ranges fixed by ``calibration`` waveforms (min/max of each
+    convolution's input over them), weights per output channel; onnxruntime runs them as
+    ``QLinearConv``. Everything else — the spectrum, mel and dB, the windows, the pooling and
+    the classifier — stays float32."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    waves = [np.ascontiguousarray(w, dtype=np.float32).reshape(1, -1) for w in calibration]
+    if not waves:
+        raise ValueError("static quantisation needs at least one calibration waveform")
+
+    class Waves(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(waves)
+
+        def get_next(self):
+            wave = next(self.items, None)
+            return None if wave is None else {"waveform": wave}
+
+    pre = out.with_name("pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Waves(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    return out
 
 
 def model_id(folder: Path) -> str:
@@ -47,11 +77,22 @@ def half_weights(model) -> int:
     return len(casts)
 
 
-def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: bool = False,
-                half: bool = False, opset: int = 18) -> Path:
-    """Write ``out`` (.onnx) from a model folder; ``quantize`` stores int8 convolution weights
-    (dynamic quantisation; the feature computation stays float); ``half`` stores the weights as
-    float16 (see :func:`half_weights`)."""
+def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: bool | str = False,
+                calibration: Iterable[np.ndarray] | None = None, half: bool = False, opset: int = 18) -> Path:
+    """Write ``out`` (.onnx) from a model folder.
+
+    ``quantize``: int8 convolutions, the feature computation staying float. ``"dynamic"`` (or
+    ``True``) stores int8 weights and quantises each convolution's input at run time — slower
+    than float32 on the CPUs measured here; ``"static"`` also fixes each convolution's input
+    range from ``calibration`` (waveforms at the model's rate, e.g. 50-100 training clips):
+    ``QLinearConv`` kernels, about 1.8x faster than float32 on a Zen 4 core (see
+    :func:`static_quantize`). ``half`` stores the weights as float16 (see :func:`half_weights`).
+    """
+    kind = {False: None, None: None, True: "dynamic"}.get(quantize, quantize)
+    if kind not in (None, "dynamic", "static"):
+        raise ValueError(f"quantize must be 'dynamic', 'static' or False, got {quantize!r}")
+    if kind == "static" and calibration is None:
+        raise ValueError("static quantisation needs calibration waveforms (a few dozen training clips)")
     import onnx
     import torch
 
@@ -81,17 +122,20 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
             torch.onnx.export(clf, (example,), str(raw), dynamo=True, opset_version=opset,
                               input_names=["waveform"], output_names=["probabilities"],
                               dynamic_shapes={"wave": {0: batch, 1: samples}}, external_data=False)
-        if quantize:
+        if kind == "dynamic":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             q = Path(tmp) / "q.onnx"
             quantize_dynamic(str(raw), str(q), weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
             raw = q
+        elif kind == "static":
+            raw = static_quantize(raw, Path(tmp) / "q.onnx", calibration)
         model = onnx.load(str(raw))
-    if half and not quantize:
+    if half and not kind:
         half_weights(model)
     meta = {"labels": json.dumps(list(bundle.labels)), "sample_rate": str(sr), "model_id": model_id(folder),
-            "emovox_version": __version__, "quantized": str(quantize).lower(), "half_weights": str(half and not quantize).lower(),
+            "emovox_version": __version__, "quantized": {None: "false", "dynamic": "true"}.get(kind, kind),
+            "half_weights": str(bool(half and not kind)).lower(),
             "temperatures": json.dumps([b.extra.get("calibration", {}).get("temperature", 1.0) for b in members]),
             "input": "mono float32 waveforms of equal length [batch, samples] at sample_rate, values in [-1, 1]",
             "output": "probabilities [batch, len(labels)], each row summing to 1",
