@@ -156,10 +156,17 @@ def test_an_ensemble_folder_averages_its_members_in_torch_and_onnx(tiny_model, t
 
 
 def test_the_bundled_ensembles_graph_agrees_with_torch():
-    clip = CLIPS[0]
-    torch_pred = Recognizer.load(threads=2).predict(clip)
-    onnx_pred = Recognizer.load(backend="onnx", threads=2).predict(clip)
-    assert onnx_pred.probabilities == pytest.approx(torch_pred.probabilities, abs=1e-4)
+    """The bundled graph's convolutions are int8 (static, calibrated): the same answers as the float
+    torch model, probabilities within a few hundredths (6 EmoBox folds: the same label for 97 % of clips)."""
+    from emovox.inference.recognizer import BUNDLED_MODEL
+
+    meta = {p.key: p.value for p in onnx.load(str(BUNDLED_MODEL / "model.onnx")).metadata_props}
+    assert meta["quantized"] == "static"
+    torch_rec, onnx_rec = Recognizer.load(threads=2), Recognizer.load(backend="onnx", threads=2)
+    for clip in [*CLIPS, *sorted((BUNDLED_MODEL.parent / "examples").glob("*.flac"))]:
+        a, b = torch_rec.predict(clip), onnx_rec.predict(clip)
+        assert a.label == b.label, clip
+        assert b.probabilities == pytest.approx(a.probabilities, abs=0.05), clip
 
 
 def test_half_weight_export_is_half_the_size_and_agrees(tiny_half_onnx, tiny_onnx):

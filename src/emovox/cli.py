@@ -167,9 +167,7 @@ def cmd_export(args) -> int:
 def _calibration_waves(items: list[str] | None, clips: int, rate: int) -> list:
     """Up to ``clips`` recordings spread evenly over the files under ``items``, decoded at
     ``rate``; unreadable ones are reported and skipped."""
-    import numpy as np
-
-    from .audio import AudioError, load
+    from .inference.export import calibration_waves
 
     files, missing = expand_paths(items or [])
     if missing or not files:
@@ -178,13 +176,8 @@ def _calibration_waves(items: list[str] | None, clips: int, rate: int) -> list:
                          + (f"; not found: {', '.join(missing)}" if missing else ""))
     if clips < 1:
         raise SystemExit("emovox export: --calibration-clips must be at least 1")
-    picked = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(clips, len(files))).round().astype(int))]
-    waves = []
-    for f in picked:
-        try:
-            waves.append(load(f, rate))
-        except AudioError as err:
-            print(f"emovox export: skipped {f}: {err}", file=sys.stderr)
+    waves = calibration_waves(files, clips, rate,
+                              on_error=lambda f, err: print(f"emovox export: skipped {f}: {err}", file=sys.stderr))
     if not waves:
         raise SystemExit("emovox export: none of the calibration files could be read")
     return waves

@@ -19,11 +19,35 @@ import numpy as np
 from ..models.folder import CONFIG_NAME, fingerprint, load_members
 
 
-def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray]) -> Path:
+def calibration_waves(sources: list, clips: int, rate: int, on_error=None) -> list[np.ndarray]:
+    """Up to ``clips`` of ``sources`` (paths or anything :func:`emovox.audio.load` reads), spread
+    evenly over the list as given, decoded at ``rate``: the calibration set of a static
+    quantisation. An unreadable one is passed to ``on_error(source, error)`` and skipped."""
+    from ..audio import AudioError, load
+
+    if clips < 1:
+        raise ValueError(f"calibration clips must be at least 1, got {clips}")
+    waves = []
+    for i in np.unique(np.linspace(0, len(sources) - 1, min(clips, len(sources))).round().astype(int)):
+        try:
+            waves.append(load(sources[i], rate))
+        except AudioError as err:
+            if on_error is None:
+                raise
+            on_error(sources[i], err)
+    return waves
+
+
+def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray], *, reduce_range: bool = True) -> Path:
     """int8 convolutions with input ranges fixed by ``calibration`` waveforms (min/max of each
     convolution's input over them), weights per output channel; onnxruntime runs them as
     ``QLinearConv``. Everything else — the spectrum, mel and dB, the windows, the pooling and
-    the classifier — stays float32."""
+    the classifier — stays float32.
+
+    ``reduce_range``: 7-bit weights. On x86 CPUs without VNNI (AVX2-only, like some of this
+    project's machines) onnxruntime multiplies uint8 inputs by int8 weights in pairs summed to
+    int16, which can saturate with full 8-bit weights; 7 bits cannot, so the file gives the same
+    answers on every CPU (onnxruntime's quantisation guide recommends it there)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -44,7 +68,7 @@ def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray]) -> 
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     quantize_static(str(pre), str(out), Waves(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range)
     return out
 
 
