@@ -120,9 +120,14 @@ def main() -> dict:
     ap.add_argument("--name", help="results file name (default quantize / quantize-static)")
     args = ap.parse_args()
     name = args.name or ("quantize-static" if args.static else "quantize")
+    if len({r.name for r in args.runs}) != len(args.runs):
+        ap.error("the runs name the ensemble's members: give runs with different folder names")
+    configs = [load_config(r / "config.yaml") for r in args.runs]
+    if len({(c.seed, c.training.val_speakers) for c in configs}) != 1:
+        ap.error("the runs must share their seed and val_speakers (the same folds and validation actors)")
     res = {"command": "python benchmarks/quantize_folds.py " + " ".join(
                [*(["--static"] if args.static else []), *map(str, args.runs),
-                *(["--savee", str(args.savee)] if args.savee else [])]),
+                *(["--savee", str(args.savee)] if args.savee else []), *(["--name", args.name] if args.name else [])]),
            "sources": [str(r) for r in args.runs], "quantization": "static" if args.static else "dynamic",
            "machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,10 @@
 Usage::
 
     python benchmarks/robustness.py NAME --folds runs/bench/NAME   # the RAVDESS test folds of an evaluation
+    python benchmarks/robustness.py NAME --folds RUN1 RUN2   # each fold's models of several runs as one ensemble
     python benchmarks/robustness.py NAME --savee runs/bench/cross/NAME/train/best   # all 480 SAVEE clips
+    python benchmarks/robustness.py bundled-v2 --folds runs/bench/mel-deltas runs/bench/resnet18-mfcc-emobox \
+        --savee src/emovox/assets/model     # the bundled model (an ensemble folder) and its recipe's folds
     python benchmarks/robustness.py NAME --heldout runs/bench/cross/NAME   # its 4 RAVDESS validation actors
     (both at once is fine; ``--limit N`` takes every k-th clip for a quick look;
     ``--speaker-adaptive``: each speaker standardised with all their clips, degraded alike)
@@ -42,23 +45,27 @@ def conditions():
     }
 
 
-def predict(bundle, waves: list[np.ndarray], speakers: list[str] | None = None) -> np.ndarray:
-    """Each clip's label; with ``speakers``, speaker-adaptive: each speaker's reference from all
+def predict(members: list, waves: list[np.ndarray], speakers: list[str] | None = None) -> np.ndarray:
+    """Each clip's label from a model (a list of one bundle) or an ensemble (the mean of its
+    members' probabilities); with ``speakers``, speaker-adaptive: each speaker's reference from all
     their clips as given (degraded ones from degraded clips: one microphone, room or codec per speaker)."""
-    from emovox.pipeline import ClipClassifier, clip_references, predict_clips
+    from emovox.pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
 
-    clf = ClipClassifier.from_bundle(bundle)
-    analysed = [clf.analyse(w) for w in waves]
-    images, bounds = [a[0] for a in analysed], [a[1] for a in analysed]
-    refs = None
-    if speakers is not None:
-        by = {s: [i for i, t in enumerate(speakers) if t == s] for s in set(speakers)}
-        ref = {s: clip_references(clf, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in by.items()}
-        refs = [ref[s] for s in speakers]
-    return predict_clips(clf, images, bounds, speakers=refs).argmax(1)
+    probs = []
+    for bundle in members:
+        clf = ClipClassifier.from_bundle(bundle)
+        analysed = [clf.analyse(w) for w in waves]
+        images, bounds = [a[0] for a in analysed], [a[1] for a in analysed]
+        refs = None
+        if speakers is not None:
+            by = {s: [i for i, t in enumerate(speakers) if t == s] for s in set(speakers)}
+            ref = {s: clip_references(clf, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in by.items()}
+            refs = [ref[s] for s in speakers]
+        probs.append(predict_clips(clf, images, bounds, speakers=refs))
+    return ensemble_mean(probs).argmax(1)
 
 
-def run(bundle, utts, label_of, adaptive: bool = False) -> dict:
+def run(members: list, utts, label_of, adaptive: bool = False) -> dict:
     """Clean and degraded predictions of ``utts``; ``label_of(utt)`` → index in the model's labels or None."""
     from emovox import audio
 
@@ -66,11 +73,11 @@ def run(bundle, utts, label_of, adaptive: bool = False) -> dict:
     truth = np.array([label_of(u) for u in keep])
     waves = [audio.load(u.source()) for u in keep]
     speakers = [f"{u.corpus}:{u.speaker}" for u in keep] if adaptive else None
-    clean = predict(bundle, waves, speakers)
+    clean = predict(members, waves, speakers)
     out = {"clean": {"n": len(keep), "correct": int((clean == truth).sum()), "agree": len(keep)}}
     for name, aug in conditions().items():
         degraded = [aug(w, np.random.default_rng([7, i])) for i, w in enumerate(waves)]
-        pred = predict(bundle, degraded, speakers)
+        pred = predict(members, degraded, speakers)
         out[name] = {"n": len(keep), "correct": int((pred == truth).sum()), "agree": int((pred == clean).sum())}
         print(f"  {name}: acc {(pred == truth).mean():.3f} agree {(pred == clean).mean():.3f}", flush=True)
     return out
@@ -93,8 +100,9 @@ def table(counts: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
-    ap.add_argument("--folds", help="an `emovox evaluate --protocol emobox` output folder (per-fold models)")
-    ap.add_argument("--savee", help="a model folder trained on RAVDESS, tested on all SAVEE clips")
+    ap.add_argument("--folds", nargs="+", help="`emovox evaluate --protocol emobox` output folders (per-fold "
+                                                "models; several: each fold's models as one ensemble)")
+    ap.add_argument("--savee", help="a model or ensemble folder trained on RAVDESS, tested on all SAVEE clips")
     ap.add_argument("--heldout", help="a cross-corpus run folder: its model on the RAVDESS validation actors it "
                                       "never trained on (actor-disjoint, 240 clips)")
     ap.add_argument("--limit", type=int, default=1, help="use every N-th clip (1: all)")
@@ -105,7 +113,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from emovox.corpora import open_corpus
-    from emovox.models.folder import load_bundle
+    from emovox.models.folder import load_bundle, load_members
     from emovox.splits import EMOBOX_RAVDESS_FOLDS
     from emovox.training.data import machine
 
@@ -116,15 +124,17 @@ def main(argv=None) -> int:
         utts = open_corpus("ravdess").utterances()[::args.limit]
         total: dict = {}
         for k, actors in EMOBOX_RAVDESS_FOLDS.items():
-            model_dir = Path(args.folds) / f"emobox-{k}" / "best"
-            if not model_dir.is_dir():
-                print(f"fold {k}: no model at {model_dir}, skipped")
+            model_dirs = [Path(f) / f"emobox-{k}" / "best" for f in args.folds]
+            if not all(d.is_dir() for d in model_dirs):
+                print(f"fold {k}: no model at {[str(d) for d in model_dirs if not d.is_dir()]}, skipped")
                 continue
-            bundle = load_bundle(model_dir)
+            members = [load_bundle(d) for d in model_dirs]
+            labels = members[0].labels
+            if any(m.labels != labels for m in members):
+                raise SystemExit(f"fold {k}: the runs' models have different labels")
             print(f"RAVDESS fold {k}", flush=True)
-            part = run(bundle, [u for u in utts if u.speaker in actors],
-                       lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
-                       args.speaker_adaptive)
+            part = run(members, [u for u in utts if u.speaker in actors],
+                       lambda u: labels.index(u.emotion) if u.emotion in labels else None, args.speaker_adaptive)
             add(total, part)
         doc["ravdess_folds"] = {"protocol": "EmoBox 6 folds, actor-disjoint; each fold's model on its test actors",
                                 "model_runs": args.folds, **table(total)}
@@ -138,18 +148,19 @@ def main(argv=None) -> int:
         actors = set(no_test_fold(utts, cfg.training.val_speakers, cfg.seed).val_speakers)
         bundle = load_bundle(run_dir / "train" / "best")
         print(f"RAVDESS held-out actors {sorted(actors)}", flush=True)
-        counts = run(bundle, [u for u in utts if u.speaker in actors][::args.limit],
+        counts = run([bundle], [u for u in utts if u.speaker in actors][::args.limit],
                                lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
                        args.speaker_adaptive)
         doc["ravdess_heldout"] = {"protocol": "RAVDESS speech, the 4 validation actors the model never trained on "
                                               "(actor-disjoint; they chose its epoch)", "actors": sorted(actors),
                                   "model": str(run_dir / "train" / "best"), **table(counts)}
     if args.savee:
-        bundle = load_bundle(args.savee)
+        members = load_members(args.savee)
+        labels = members[0].labels
         utts = open_corpus("savee").utterances()[::args.limit]
         print("SAVEE", flush=True)
-        counts = run(bundle, utts, lambda u: bundle.labels.index(u.emotion) if u.emotion in bundle.labels else None,
-                       args.speaker_adaptive)
+        counts = run(members, utts, lambda u: labels.index(u.emotion) if u.emotion in labels else None,
+                     args.speaker_adaptive)
         doc["savee"] = {"protocol": "cross-corpus RAVDESS → SAVEE (development), all emotions, the model's own answer",
                         "model": args.savee, **table(counts)}
     out = ROOT / "benchmarks" / "results" / "robustness" / f"{args.name}.json"

@@ -6,7 +6,7 @@
 
 - features: the 1440 RAVDESS speech clips (decoded beforehand), emovox's batched torch features
   against librosa's melspectrogram / mfcc with the same settings, both on ONE thread.
-- inference: real-time factor of one 3.5 s clip on ONE thread, torch vs onnxruntime vs int8
+- inference: real-time factor of one 3.5 s clip on ONE thread, torch vs onnxruntime (the model folder's model.onnx, int8 for the bundled one) vs a dynamic-int8 re-export
   onnxruntime (bundled model), its FLOPs per second of audio, and this CPU's matmul throughput.
 - cold-start: `emovox predict one.wav` as a whole new process, ONNX and torch backends.
 - batch: `emovox predict DIR -o out.csv` over RAVDESS actors 01-05 (300 files), default workers, ONNX
@@ -107,7 +107,7 @@ def bench_inference() -> dict:
         q = export_onnx(MODEL or BUNDLED_MODEL, Path(tmp) / "q.onnx", quantize=True)
         for name, rec in [("torch", Recognizer.load(MODEL, threads=1)),
                           ("onnxruntime", Recognizer.load(MODEL, backend="onnx", threads=1)),
-                          ("onnxruntime_int8", Recognizer.load(q, threads=1))]:
+                          ("onnxruntime_int8_dynamic", Recognizer.load(q, threads=1))]:
             rec.predict(wave, sample_rate=16000)
             t = best_of(lambda: rec.predict(wave, sample_rate=16000), 20)
             res[name] = {"seconds": t, "rtf": t / seconds}

@@ -82,8 +82,9 @@ def pct(r: dict, key: str) -> str:
 def export_bundled_onnx() -> Path:
     """``model.onnx``: the bundled model as one graph with int8 convolutions (static quantisation,
     7-bit weights), calibrated on 64 RAVDESS speech clips spread over all 24 actors (the clips it
-    was trained on). EmoBox 6 folds: WA 64.2 against 64.4 in float32, the same label for 97 % of clips
-    (``benchmarks/results/quantize-static-v2-7bit.json``); 1.8x faster networks on a Zen 4 core."""
+    was trained on). Its accuracy against float32 is measured on the recipe's fold models with
+    ``benchmarks/quantize_folds.py --static`` (the card quotes ``--quantize-results``); rerun that
+    after changing the members."""
     from emovox.corpora import open_corpus
     from emovox.inference.export import calibration_waves
     from emovox.models.folder import load_members
@@ -92,6 +93,28 @@ def export_bundled_onnx() -> Path:
     rate = load_members(ASSETS)[0].pipeline.sample_rate
     sources = sorted((u.source() for u in open_corpus("ravdess", corpus_root("ravdess", None)).utterances()), key=str)
     return export_onnx(ASSETS, ASSETS / ONNX_NAME, quantize="static", calibration=calibration_waves(sources, 64, rate))
+
+
+QUANT_RESULTS = ROOT / "benchmarks" / "results" / "quantize-static-v2-7bit.json"
+
+
+def _onnx_note() -> str:
+    """What the card says of ``model.onnx``: float32, or int8 with the quantisation check of the recipe."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(ASSETS / ONNX_NAME), load_external_data=False).metadata_props}
+    if meta.get("quantized") != "static":
+        return "`model.onnx` is the same model as one graph for onnxruntime."
+    text = ("`model.onnx` is the same model as one graph for onnxruntime, its convolutions in int8 (static "
+            "quantisation calibrated on 64 RAVDESS training clips, 7-bit weights so that every x86 CPU gives "
+            "the same answers; `python scripts/bundle_model.py --onnx-only`).")
+    if QUANT_RESULTS.is_file():
+        r = json.loads(QUANT_RESULTS.read_text())
+        text += (f" Checked on this recipe's fold models ({', '.join(Path(s).name for s in r['sources'])}, each "
+                 f"fold's ensemble calibrated on its training actors) against float32: EmoBox WA "
+                 f"{100 * r['int8_wa']:.1f} against {100 * r['float32_wa']:.1f}, the same label for "
+                 f"{100 * r['agreement']:.0f} % of test clips (`{r['command']}`).")
+    return text
 
 
 def write_card() -> None:
@@ -118,12 +141,7 @@ the last layer has one output per emotion), trained from scratch (no external we
 member turns the voiced part of the clip (ends quieter than {first["preprocessing"]["trim_db"]} dB below the
 loudest frame cut) into {first["preprocessing"]["clip_seconds"]} s windows of its feature image, each
 standardised; a clip's prediction averages its windows, then the members. Weights stored in
-float16 ({size_mb:.1f} MB), loaded as float32. `model.onnx` is the same model as one graph for
-onnxruntime, its convolutions in int8 (static quantisation calibrated on 64 RAVDESS training clips,
-7-bit weights so every x86 CPU gives the same answers): on the EmoBox folds WA 64.2 against 64.4 in
-float32, the same label for 97 % of clips, SAVEE 4-emotion list 33.3 against 32.5
-(`python benchmarks/quantize_folds.py --static runs/bench/mel-deltas runs/bench/resnet18-mfcc-emobox --savee
-src/emovox/assets/model --name quantize-static-v2-7bit`); about 1.8x faster networks on one Zen 4 core.
+float16 ({size_mb:.1f} MB), loaded as float32. {_onnx_note()}
 {_distilled(first)}
 | member | features | augmentation | EmoBox 6 folds WA / UA (this member's config alone) |
 |---|---|---|---|

@@ -69,6 +69,8 @@ def test_static_quantisation_keeps_the_features_float_and_the_answers(tiny_model
         export_onnx(tiny_model, out, quantize="static")
     with pytest.raises(ValueError, match="quantize"):
         export_onnx(tiny_model, out, quantize="int4")
+    with pytest.raises(ValueError, match="exclude"):
+        export_onnx(tiny_model, out, quantize="static", calibration=[np.zeros(16_000, np.float32)], half=True)
 
 
 @pytest.mark.parametrize("model", ["file", "bundled folder"])

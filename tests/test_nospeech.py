@@ -128,6 +128,7 @@ def test_the_speech_check_stops_once_it_has_heard_enough(recs, files):
     heard = speech_seconds(wave, detector=detector, enough=0.3)
     assert 0.3 <= heard < 1.0 < total
     assert speech_seconds(wave, detector=detector, enough=60) == total  # never enough: all of it was heard
+    assert speech_seconds(wave, detector=detector, enough=float("inf")) == total
 
 
 def test_cli_json_csv_and_results_files(files, tmp_path, capsys):

@@ -134,7 +134,7 @@ def speech_seconds(wave: np.ndarray, threshold: float = 0.5, detector: SpeechDet
     """
     detector = detector or SpeechDetector(threshold)
     detector.reset()
-    if enough is None:
+    if enough is None or not math.isfinite(enough):  # never enough: listen to all of it
         _, flags = detector.push(wave)
         _, last = detector.finish()
         return float(flags.sum() + last.sum()) * FRAME / WORKING_RATE

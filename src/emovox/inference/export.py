@@ -64,11 +64,12 @@ def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray], *, 
             wave = next(self.items, None)
             return None if wave is None else {"waveform": wave}
 
-    pre = out.with_name("pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Waves(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Waves(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range)
     return out
 
 
@@ -115,8 +116,12 @@ def export_onnx(folder: str | os.PathLike, out: str | os.PathLike, *, quantize: 
     kind = {False: None, None: None, True: "dynamic"}.get(quantize, quantize)
     if kind not in (None, "dynamic", "static"):
         raise ValueError(f"quantize must be 'dynamic', 'static' or False, got {quantize!r}")
-    if kind == "static" and calibration is None:
-        raise ValueError("static quantisation needs calibration waveforms (a few dozen training clips)")
+    if kind == "static":
+        calibration = list(calibration or [])
+        if not calibration:
+            raise ValueError("static quantisation needs calibration waveforms (a few dozen training clips)")
+    if half and kind:
+        raise ValueError("half (float16 weights) and quantize (int8) exclude each other: choose one")
     import onnx
     import torch
 

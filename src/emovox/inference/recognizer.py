@@ -187,6 +187,8 @@ class Recognizer:
     def speech_check(self, wave: np.ndarray) -> tuple[bool, float | None]:
         """``(speech?, seconds of speech or None when not measured)``: the VAD listens until it
         has heard ``min_speech_seconds`` (all of ``wave`` with :attr:`measure_speech`)."""
+        if self.min_speech_seconds == 0 and not self.measure_speech:
+            return True, None  # the check is off: no VAD at all
         seconds = self.speech_seconds(wave, None if self.measure_speech else self.min_speech_seconds)
         speech = self.is_speech(seconds)
         return speech, seconds if self.measure_speech or not speech else None
