@@ -1,9 +1,11 @@
 """Training batches: one random window per clip, with its normalisation reference.
 
 Two sources, one output. Without waveform augmentation the windows are cut from the cached dB
-images. With it, each clip's voiced audio (± the margin) is augmented as a waveform and
-featurised by the same extractor the model uses, so the augmented image is exactly what
-prediction would compute for that audio. Every draw comes from a generator seeded by
+images. With it, each whole clip is augmented as a waveform, featurised by the same extractor
+the model uses and trimmed anew, so the augmented image, its voiced frames and the silence
+around them are exactly what prediction would see for that audio. (Augmenting only the voiced
+part, as a first version did, put copies of one frame where prediction sees the recording's own
+silence around short utterances: a train/test mismatch.) Every draw comes from a generator seeded by
 ``(seed, epoch)``: a resumed run sees the batches an uninterrupted one would.
 """
 
@@ -140,8 +142,7 @@ class BatchMaker:
         if self.wave_augment is None:
             db, (first, end) = self.fs.images[i], self.fs.bounds[i]
         else:
-            db = self._augmented_image(i, rng)
-            first, end = 0, db.shape[-1]
+            db, (first, end) = self._augmented_image(i, rng)
         window = random_window(db, first, end, clip, rng, kind)
         if not self.bins_mode:
             return window, None
@@ -153,14 +154,11 @@ class BatchMaker:
             own = Stats(spk.mean + own.mean - clean.mean, spk.std * own.std / clean.std.clamp_min(1e-5))
         return window, own
 
-    def _augmented_image(self, i: int, rng: np.random.Generator) -> torch.Tensor:
-        hop = self.pipeline.features.hop_length
-        first, end = self.fs.bounds[i]
-        wave = self.waves[i][first * hop:end * hop]
-        wave = self.wave_augment(wave, rng)
-        with torch.no_grad():
-            db, _ = self.extractor.analyse(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None])
-        return db[0]
+    def _augmented_image(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Clip ``i`` augmented: its dB image and voiced frames, found on the augmented audio
+        as prediction would find them (noise or a quieter room moves them)."""
+        wave = self.wave_augment(self.waves[i], rng)
+        return self.pipeline.analyse(wave, self.extractor)
 
 
 def _prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
