@@ -157,7 +157,7 @@ has seen every actor, so no figure can be measured on it honestly):
 {"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 - each member alone: the table above.
 
-{_cross_corpus()}
+{_cross_corpus()}{_robustness()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
 ({first.get("calibration", {}).get("fitted_on", "not calibrated")}).
 {_ece(top, members)}
@@ -191,6 +191,22 @@ def _cross_corpus() -> str:
             f"{path.stem}`; see the README's cross-corpus table.\n")
 
 
+def _robustness() -> str:
+    """The recipe's fold models under degraded audio (benchmarks/robustness.py bundled-vN --folds ...)."""
+    found = sorted((ROOT / "benchmarks" / "results" / "robustness").glob("bundled-v[0-9].json"))
+    if not found:
+        return ""
+    d = json.loads(found[-1].read_text())
+    folds = d.get("ravdess_folds")
+    if not folds:
+        return ""
+    cells = [f"{name} {100 * r['accuracy']:.1f} % ({100 * r['agreement']:.0f} %)"
+             for name, r in folds.items() if isinstance(r, dict) and name != "clean"]
+    return (f"\n**Degraded audio** (this recipe's fold models on their EmoBox test actors, each clip degraded; "
+            f"accuracy, in brackets the answers unchanged from the clean clip; clean {100 * folds['clean']['accuracy']:.1f} %): {'; '.join(cells)}. `{d['command']}`; see the "
+            f"README's robustness table.\n")
+
+
 def _ensemble_command(ens: dict, members) -> str:
     """The command that measured the ensemble's EmoBox figures from its members' evaluation runs."""
     runs = [cfg["provenance"].get("evaluated_as", "RUN") for _, cfg in members]
@@ -220,8 +236,11 @@ def _features(f: dict) -> str:
 
 
 def _augment(prov: dict) -> str:
-    aug = prov.get("augment") or {}
+    aug = dict(prov.get("augment") or {})
+    wave = aug.pop("wave", None) or {}
     on = [f"{k} {v}" for k, v in aug.items() if v is not None]
+    if wave:  # waveform augmentations with their chances
+        on.append("waveform: " + ", ".join(f"{k} p {v.get('p', 1.0)}" for k, v in wave.items()))
     return ", ".join(on) if on else "none"
 
 
