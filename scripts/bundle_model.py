@@ -83,8 +83,8 @@ def export_bundled_onnx() -> Path:
     """``model.onnx``: the bundled model as one graph with int8 convolutions (static quantisation,
     7-bit weights), calibrated on 64 RAVDESS speech clips spread over all 24 actors (the clips it
     was trained on). Its accuracy against float32 is measured on the recipe's fold models with
-    ``benchmarks/quantize_folds.py --static`` (the card quotes ``--quantize-results``); rerun that
-    after changing the members."""
+    ``benchmarks/quantize_folds.py --static`` on the members' evaluation runs (the card quotes the
+    result whose runs match, :func:`quant_results`); rerun that after changing the members."""
     from emovox.corpora import open_corpus
     from emovox.inference.export import calibration_waves
     from emovox.models.folder import load_members
@@ -95,7 +95,15 @@ def export_bundled_onnx() -> Path:
     return export_onnx(ASSETS, ASSETS / ONNX_NAME, quantize="static", calibration=calibration_waves(sources, 64, rate))
 
 
-QUANT_RESULTS = ROOT / "benchmarks" / "results" / "quantize-static-v2-7bit.json"
+def quant_results() -> Path | None:
+    """The int8 check of this recipe: the ``benchmarks/quantize_folds.py --static --name NAME`` result
+    whose fold runs are the members' evaluation runs (the last by name if several)."""
+    names = json.loads((ASSETS / CONFIG_NAME).read_text()).get("members", [""])
+    runs = [json.loads((ASSETS / n / CONFIG_NAME).read_text())["provenance"].get("evaluated_as") for n in names]
+    found = [p for p in sorted((ROOT / "benchmarks" / "results").glob("quantize-static*.json"))
+             if json.loads(p.read_text()).get("sources") == runs
+             and f"--name {p.stem}" in json.loads(p.read_text()).get("command", "")]  # its command remakes it
+    return found[-1] if found else None
 
 
 def _onnx_note() -> str:
@@ -108,8 +116,9 @@ def _onnx_note() -> str:
     text = ("`model.onnx` is the same model as one graph for onnxruntime, its convolutions in int8 (static "
             "quantisation calibrated on 64 RAVDESS training clips, 7-bit weights so that every x86 CPU gives "
             "the same answers; `python scripts/bundle_model.py --onnx-only`).")
-    if QUANT_RESULTS.is_file():
-        r = json.loads(QUANT_RESULTS.read_text())
+    check = quant_results()
+    if check is not None:
+        r = json.loads(check.read_text())
         text += (f" Checked on this recipe's fold models ({', '.join(Path(s).name for s in r['sources'])}, each "
                  f"fold's ensemble calibrated on its training actors) against float32: EmoBox WA "
                  f"{100 * r['int8_wa']:.1f} against {100 * r['float32_wa']:.1f}, the same label for "
