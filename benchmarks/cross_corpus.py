@@ -76,7 +76,10 @@ def main(argv=None) -> int:
            "model": args.model, "members": [f.name for f in member_folders(args.model)] if args.model else None,
            "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg.seed if cfg else None,
-           "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None, **res}
+           "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,
+           # a model folder's waveform augmentations (recorded: the folder changes, the JSON stays)
+           "wave_augment": sorted({k for m in members for k in ((m.extra.get("provenance", {}).get("augment") or {})
+                                                                .get("wave") or {})}) if args.model else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -32,7 +32,8 @@ def recipe(d: dict) -> str:
                     "24 actors, C by 6-fold CV over them")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
-            return f"**bundled model {version}**: ensemble of {', '.join(d['members'])} (24 actors)"
+            augmented = ", waveform augmentation" if d.get("wave_augment") else ""
+            return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{augmented} (24 actors)"
         return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
