@@ -78,3 +78,17 @@ def test_two_trainings_of_one_run_folder_are_refused(tmp_path, capsys):
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+
+
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path):
+    """Not mkstemp's private 0600: a model folder written by one user must be readable by a server
+    running as another, as the umask allows."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
