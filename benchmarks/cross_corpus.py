@@ -23,6 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SAVEE_LIST = ROOT.parent / "shared" / "data" / "savee" / "emobox-track2-savee-4class.csv"
 
 
+def wave_augmentations(members: list) -> list[str]:
+    """The waveform augmentations a model folder's members trained with (recorded in the JSON:
+    the folder changes, the JSON stays)."""
+    names = set()
+    for m in members:
+        augment = m.extra.get("provenance", {}).get("augment") or {}
+        names.update(augment.get("wave") or {})
+    return sorted(names)
+
+
 def evaluate_model(members: list, test_spec: str, cache_dir=None) -> dict:
     from emovox.training.crosscorpus import evaluate_test_set, test_utterances
     from emovox.training.data import parse_spec
@@ -77,9 +87,7 @@ def main(argv=None) -> int:
            "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,
-           # a model folder's waveform augmentations (recorded: the folder changes, the JSON stays)
-           "wave_augment": sorted({k for m in members for k in ((m.extra.get("provenance", {}).get("augment") or {})
-                                                                .get("wave") or {})}) if args.model else None, **res}
+           "wave_augment": wave_augmentations(members) if args.model else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

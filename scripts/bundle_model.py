@@ -100,9 +100,11 @@ def quant_results() -> Path | None:
     whose fold runs are the members' evaluation runs (the last by name if several)."""
     names = json.loads((ASSETS / CONFIG_NAME).read_text()).get("members", [""])
     runs = [json.loads((ASSETS / n / CONFIG_NAME).read_text())["provenance"].get("evaluated_as") for n in names]
-    found = [p for p in sorted((ROOT / "benchmarks" / "results").glob("quantize-static*.json"))
-             if json.loads(p.read_text()).get("sources") == runs
-             and f"--name {p.stem}" in json.loads(p.read_text()).get("command", "")]  # its command remakes it
+    found = []
+    for p in sorted((ROOT / "benchmarks" / "results").glob("quantize-static*.json")):
+        r = json.loads(p.read_text())
+        if r.get("sources") == runs and f"--name {p.stem}" in r.get("command", ""):  # its command remakes it
+            found.append(p)
     return found[-1] if found else None
 
 
@@ -185,12 +187,17 @@ categories, not a measure of what someone feels: do not use it to make decisions
     (ASSETS / "MODEL_CARD.md").write_text(card)
 
 
+def _newest_bundled(kind: str) -> Path | None:
+    """The newest bundled model's result of one benchmark (``benchmarks/results/KIND/bundled-vN.json``)."""
+    found = sorted((ROOT / "benchmarks" / "results" / kind).glob("bundled-v[0-9].json"))
+    return found[-1] if found else None
+
+
 def _cross_corpus() -> str:
     """The bundled model on a corpus it never heard (benchmarks/cross_corpus.py --model ... bundled-vN)."""
-    found = sorted((ROOT / "benchmarks" / "results" / "cross").glob("bundled-v[0-9].json"))
-    if not found:
+    path = _newest_bundled("cross")
+    if path is None:
         return ""
-    path = found[-1]
     d = json.loads(path.read_text())
     four, own = d["emobox-4"]["per-clip"]["restricted"], d["all"]["per-clip"]["own"]
     return (f"**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; a development "
@@ -202,10 +209,10 @@ def _cross_corpus() -> str:
 
 def _robustness() -> str:
     """The recipe's fold models under degraded audio (benchmarks/robustness.py bundled-vN --folds ...)."""
-    found = sorted((ROOT / "benchmarks" / "results" / "robustness").glob("bundled-v[0-9].json"))
-    if not found:
+    path = _newest_bundled("robustness")
+    if path is None:
         return ""
-    d = json.loads(found[-1].read_text())
+    d = json.loads(path.read_text())
     folds = d.get("ravdess_folds")
     if not folds:
         return ""
