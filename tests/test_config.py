@@ -21,7 +21,8 @@ def test_defaults_are_the_dataclasses_in_the_layout_run_folders_hold():
     assert d["model"] == {"name": "resnet18", "width": 32, "dropout": 0.2, "pretrained": None}
     assert list(d["training"]) == ["epochs", "batch_size", "max_lr", "div_factor", "final_div_factor", "pct_start",
                                    "weight_decay", "label_smoothing", "bf16", "channels_last", "val_speakers",
-                                   "select_on", "balance", "speaker_p", "cv_folds", "c_grid", "copies", "distill"]
+                                   "select_on", "balance", "speaker_p", "cv_folds", "c_grid", "copies", "distill",
+                                   "consistency"]
     assert d["lr_find"] == {"start_lr": 1e-6, "end_lr": 1.0, "steps": 100}
     assert d["augment"] == {"spec_augment": None, "mixup": None, "wave": None}
     assert load_config() == RunConfig() and RunConfig.from_dict(d) == RunConfig()
@@ -42,6 +43,15 @@ def test_overrides_merge_into_sections_and_are_checked():
     assert cfg.preprocessing.features.n_mels == 80 and cfg.preprocessing.features.kind == "mel"
     assert cfg.training.epochs == 40  # the rest of the section keeps its values
     assert cfg.override("augment.wave.noise.p=0.2").augment.wave == {"noise": {"p": 0.2}}
+    # a free-form mapping takes new entries and options; their consumer checks them
+    grown = cfg.override("augment.wave.noise.snr_low=3", "augment.wave.codec={p: 0.1, fast: true}").check()
+    assert grown.augment.wave == {"noise": {"p": 0.5, "snr_low": 3}, "codec": {"p": 0.1, "fast": True}}
+    for bad, message in [("augment.wave.noise.loudness=3", "augment.wave.noise has no option 'loudness'"),
+                         ("augment.wave.echo={p: 1}", "unknown waveform augmentation echo"),
+                         ("augment.wave.babble.pool=3", "has no option 'pool'"),
+                         ("augment.spec_augment={freq_width: 8, wide: 1}", "augment: .*wide")]:
+        with pytest.raises(ValueError, match=message):
+            cfg.override(bad).check()
     assert cfg.merged({"model": {"width": 8}}).model.options == {"width": 8, "dropout": 0.2}
     for bad, message in [("training.foo=1", "unknown config key 'training.foo'"),
                          ("foo=1", "unknown config key 'foo'"),

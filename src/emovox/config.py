@@ -75,6 +75,7 @@ class TrainingConfig:
     c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
     copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
     distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
+    consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,27 @@ class RunConfig:
                 raise ValueError("training.distill trains a network on its teachers' soft targets; the functionals "
                                  "model is a convex fit on the labels")
             Distillation.from_config(self.training.distill)
+        if self.augment.wave:
+            from .augment.waveform import check_wave_config
+
+            check_wave_config(self.augment.wave)
+        if self.augment.spec_augment or self.augment.mixup:  # cheap to build: built once to check the options
+            from .augment import from_config, mixup_from_config
+
+            try:
+                from_config(dataclasses.asdict(self.augment)), mixup_from_config(dataclasses.asdict(self.augment))
+            except TypeError as err:
+                raise ValueError(f"augment: {err}") from None
+        weight = self.training.consistency
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            raise ValueError(f"training.consistency must be a number >= 0, got {weight!r}")
+        if weight > 0:
+            if self.model.name == "functionals" or not self.augment.wave:
+                raise ValueError("training.consistency compares a network's answers on clean and augmented audio: "
+                                 "it needs augment.wave and a network model")
+            if self.augment.mixup or self.training.speaker_p or self.training.distill:
+                raise ValueError("training.consistency does not combine with augment.mixup, training.speaker_p "
+                                 "or training.distill")
         grid = self.training.c_grid
         if grid is not None:
             if self.model.name != "functionals":
@@ -186,7 +208,10 @@ def _merge(obj, update, where: str):
     changes = {}
     for key, value in update.items():
         if key not in names:
-            raise ValueError(f"unknown config key {where + key!r}")
+            if is_settings:
+                raise ValueError(f"unknown config key {where + key!r}")
+            changes[key] = value  # a new entry of a free-form mapping: its consumer checks it (RunConfig.check)
+            continue
         current = getattr(obj, key) if is_settings else obj[key]
         if isinstance(current, FeatureConfig):  # its own checks name bad settings and values
             if not isinstance(value, dict):

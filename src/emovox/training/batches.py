@@ -24,7 +24,8 @@ from .data import FeatureSet
 class Batch(NamedTuple):
     """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics
     (``normalize: bins`` only, else None), for mixup the partners' labels and the blend weight,
-    and with distillation the teachers' soft targets (blended like the windows)."""
+    with distillation the teachers' soft targets (blended like the windows), and for consistency
+    training a window of each clip's clean recording with its reference."""
 
     windows: torch.Tensor
     y: torch.Tensor
@@ -32,6 +33,8 @@ class Batch(NamedTuple):
     y2: torch.Tensor | None = None
     lam: float | None = None
     soft: torch.Tensor | None = None
+    clean: torch.Tensor | None = None
+    clean_stats: Stats | None = None
 
 
 def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
@@ -76,16 +79,20 @@ class BatchMaker:
         its own (``"bins"`` normalisation only): trains one model for both protocols.
     balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
     soft : each clip's soft target ``[N, C]`` from the teachers (distillation), or None.
+    paired : also a window of each clip's clean recording (the cached image), neither
+        waveform- nor SpecAugmented: the second view of consistency training.
     """
 
     def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
-                 balance: str = "none", soft: torch.Tensor | None = None) -> None:
+                 balance: str = "none", soft: torch.Tensor | None = None, paired: bool = False) -> None:
         if wave_augment is not None and waves is None:
             raise ValueError("waveform augmentation needs the clips' waveforms")
+        if paired and (mixup is not None or speaker_p > 0):
+            raise ValueError("a clean view per clip (consistency) does not combine with mixup or speaker references")
         self.fs, self.pipeline, self.batch_size, self.seed = fs, pipeline, batch_size, seed
         self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
-        self.speaker_p, self.balance, self.soft = speaker_p, balance, soft
+        self.speaker_p, self.balance, self.soft, self.paired = speaker_p, balance, soft, paired
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
@@ -114,9 +121,11 @@ class BatchMaker:
                 windows = self.augment(windows, rng)
             y = torch.from_numpy(self.fs.labels[idx])
             soft = self.soft[torch.from_numpy(idx)] if self.soft is not None else None
-            stats = Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs])) \
-                if self.bins_mode else None
-            if self.mixup is not None:  # windows and references blended alike, as dB
+            stats = _stacked(refs)
+            if self.paired:
+                clean, clean_refs = zip(*(self._window(int(i), rng, clean=True) for i in idx))
+                yield Batch(windows, y, stats, soft=soft, clean=torch.stack(clean), clean_stats=_stacked(clean_refs))
+            elif self.mixup is not None:  # windows and references blended alike, as dB
                 lam, perm = self.mixup.draw(len(windows), rng)
                 mixed = lam * windows + (1.0 - lam) * windows[perm]
                 if stats is not None:
@@ -135,11 +144,12 @@ class BatchMaker:
             yield from self.epoch(epoch)
             epoch += 1
 
-    def _window(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, Stats | None]:
-        """One random window of clip ``i`` and (bins mode) its reference; the draws from ``rng``
-        are the same in every mode, so switching normalisation never changes which windows come."""
+    def _window(self, i: int, rng: np.random.Generator, clean: bool = False) -> tuple[torch.Tensor, Stats | None]:
+        """One random window of clip ``i`` (``clean``: of its recording as it is, even when
+        waveforms are augmented) and (bins mode) its reference; the draws from ``rng`` are the
+        same in every mode, so switching normalisation never changes which windows come."""
         clip, kind = self.pipeline.clip_frames, self.pipeline.features.kind
-        if self.wave_augment is None:
+        if self.wave_augment is None or clean:
             db, (first, end) = self.fs.images[i], self.fs.bounds[i]
         else:
             db, (first, end) = self._augmented_image(i, rng)
@@ -159,6 +169,13 @@ class BatchMaker:
         as prediction would find them (noise or a quieter room moves them)."""
         wave = self.wave_augment(self.waves[i], rng)
         return self.pipeline.analyse(wave, self.extractor)
+
+
+def _stacked(refs: tuple[Stats | None, ...]) -> Stats | None:
+    """A batch's references as one :class:`Stats` (None outside ``bins`` normalisation)."""
+    if refs[0] is None:
+        return None
+    return Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs]))
 
 
 def _prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:

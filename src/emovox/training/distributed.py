@@ -239,10 +239,15 @@ def share_of(batch, lo: int, hi: int):
     """Rows ``lo:hi`` of a :class:`~emovox.training.batches.Batch` (mixup's blend weight is the batch's)."""
     from ..features import Stats
 
-    stats = Stats(batch.stats.mean[lo:hi], batch.stats.std[lo:hi]) if batch.stats is not None else None
-    return batch._replace(windows=batch.windows[lo:hi], y=batch.y[lo:hi], stats=stats,
-                          y2=batch.y2[lo:hi] if batch.y2 is not None else None,
-                          soft=batch.soft[lo:hi] if batch.soft is not None else None)
+    def rows(x):
+        return x[lo:hi] if x is not None else None
+
+    def stats_rows(s):
+        return Stats(s.mean[lo:hi], s.std[lo:hi]) if s is not None else None
+
+    return batch._replace(windows=batch.windows[lo:hi], y=batch.y[lo:hi], stats=stats_rows(batch.stats),
+                          y2=rows(batch.y2), soft=rows(batch.soft), clean=rows(batch.clean),
+                          clean_stats=stats_rows(batch.clean_stats))
 
 
 # ---------------------------------------------------------------- synchronised BatchNorm

@@ -36,7 +36,9 @@ from ..models.folder import ModelBundle, new_bundle, save_bundle
 from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
+from ..threads import step_threads, torch_threads
 from .batches import Batch, BatchMaker
+from .consistency import js_divergence
 from .data import FeatureSet
 from .distill import Distillation, distillation_loss
 from .distributed import current as distributed_context
@@ -68,10 +70,14 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
 
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
-              class_weights: torch.Tensor | None = None, distill: Distillation | None = None) -> Callable:
+              class_weights: torch.Tensor | None = None, distill: Distillation | None = None,
+              consistency: float = 0.0) -> Callable:
     """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
     :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``. With ``distill`` the
-    loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``)."""
+    loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
+    batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
+    the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
+    (:mod:`.consistency`); ``n_correct`` counts the augmented view."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -79,9 +85,17 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
         windows, y = batch[0], batch[1]
         stats = batch.stats if isinstance(batch, Batch) else None
         x = extractor.finish(windows, stats).contiguous(memory_format=fmt)  # the same normalisation as inference
+        paired = isinstance(batch, Batch) and batch.clean is not None
+        if paired:
+            x = torch.cat([x, extractor.finish(batch.clean, batch.clean_stats).contiguous(memory_format=fmt)])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
-            loss = loss_fn(logits.float(), y)
+            if paired:
+                logits, clean_logits = logits.float().chunk(2)
+                loss = (loss_fn(logits, y) + loss_fn(clean_logits, y)) / 2 \
+                    + consistency * js_divergence(logits, clean_logits)
+            else:
+                loss = loss_fn(logits.float(), y)
             if isinstance(batch, Batch) and batch.y2 is not None:  # mixup: the loss blended like the inputs
                 loss = batch.lam * loss + (1 - batch.lam) * loss_fn(logits.float(), batch.y2)
             if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
@@ -124,7 +138,8 @@ def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] |
     wave_aug = chain_from_config(acfg["wave"], pool=waves, seed=cfg.seed) if acfg["wave"] else None
     return BatchMaker(train_set, cfg.preprocessing, tcfg.batch_size, cfg.seed,
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
-                      wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft)
+                      wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft,
+                      paired=tcfg.consistency > 0)
 
 
 def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
@@ -148,13 +163,14 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     model.train()
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
-                     Distillation.from_config(tcfg.distill) if soft is not None else None)
-    return lr_range_test(
-        model, lambda m, o, b: step(m, o, b)[0],
-        batch_maker(cfg, train_set, waves, soft).endless(),
-        make_optimizer(tcfg), start_lr=lcfg.start_lr, end_lr=lcfg.end_lr, steps=lcfg.steps,
-        progress=progress,
-    )
+                     Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency)
+    with torch_threads(step_threads(torch.get_num_threads(), batch_thread=bool(cfg.augment.wave))):
+        return lr_range_test(
+            model, lambda m, o, b: step(m, o, b)[0],
+            batch_maker(cfg, train_set, waves, soft).endless(),
+            make_optimizer(tcfg), start_lr=lcfg.start_lr, end_lr=lcfg.end_lr, steps=lcfg.steps,
+            progress=progress,
+        )
 
 
 @dataclass
@@ -225,6 +241,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     torch.set_num_threads(dist.threads(cfg.threads))
+    train_threads = step_threads(dist.threads(cfg.threads), batch_thread=bool(cfg.augment.wave))
     tcfg, pipe = cfg.training, cfg.preprocessing
     if tcfg.select_on not in SELECTION_METRICS:
         raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg.select_on!r}")
@@ -277,7 +294,7 @@ def train(
     classifier = ClipClassifier(model, pipe, labels=bundle.labels)
     batches = dist.shard(batch_maker(cfg, train_set, waves, soft))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
-                     class_weights(train_set, tcfg.balance, len(bundle.labels)), distill)
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)), distill, tcfg.consistency)
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
@@ -286,12 +303,13 @@ def train(
         t0 = time.perf_counter()
         model.train()
         losses, correct, seen = [], 0, 0
-        for batch in batches.epoch(epoch):
-            loss, n_ok = step(train_model, optimizer, batch)
-            scheduler.step()
-            lr_trace.append(scheduler.get_last_lr()[0])
-            losses.append(loss)
-            correct, seen = correct + n_ok, seen + len(batch[1])
+        with torch_threads(train_threads):  # validation below keeps all the threads
+            for batch in batches.epoch(epoch):
+                loss, n_ok = step(train_model, optimizer, batch)
+                scheduler.step()
+                lr_trace.append(scheduler.get_last_lr()[0])
+                losses.append(loss)
+                correct, seen = correct + n_ok, seen + len(batch[1])
         train_loss, correct, seen = dist.epoch_totals(losses, correct, seen)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": correct / seen,
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
