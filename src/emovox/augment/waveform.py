@@ -121,12 +121,15 @@ class Babble(WaveAugmentation):
 
 def room_impulse_responses(n: int, rt60_low: float, rt60_high: float, seed: int) -> list[np.ndarray]:
     """``n`` simulated rooms (pyroomacoustics: image sources + ray tracing, shoebox rooms of
-    random size, RT60 drawn from ``[rt60_low, rt60_high]``, random talker and microphone)."""
+    random size, RT60 drawn from ``[rt60_low, rt60_high]``, random talker and microphone). The
+    same ``seed`` gives the same rooms: ray tracing is stochastic, so pyroomacoustics' own
+    generators (numpy's and C++'s) are seeded from ``seed`` for each room."""
     import pyroomacoustics as pra
 
     rng = np.random.default_rng(seed)
     rirs = []
     for _ in range(n):
+        pra.random.seed(int(rng.integers(2**31)))
         dim = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
         rt60 = rng.uniform(rt60_low, rt60_high)
         try:
