@@ -62,36 +62,6 @@ def test_batches_are_deterministic_on_both_paths(tiny_config):
         assert a[0].windows.shape == (8, pipe.features.bins, pipe.clip_frames)
 
 
-def test_a_worker_process_makes_the_batches_a_thread_would(tiny_config):
-    """Augmented batches come from a forked worker (no GIL shared with the training step); on
-    one thread each, both ways give the same batches, and an error in the worker reaches us."""
-    from emovox.augment import chain_from_config
-
-    data = load_dataset(tiny_config, progress=False)
-    pipe = tiny_config.preprocessing
-    waves = load_waves(data.utterances, pipe.sample_rate, cache_dir=tiny_config.data.cache_dir, progress=False)
-    maker = BatchMaker(data, pipe, 8, seed=3, waves=waves, wave_augment=chain_from_config(WAVE))
-    assert maker.worker_process  # Linux forks
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the worker's own setting: the same float rounding
-    try:
-        in_worker = list(maker.epoch(4))
-        maker.worker_process = False
-        in_thread = list(maker.epoch(4))
-    finally:
-        torch.set_num_threads(before)
-    assert len(in_worker) == len(in_thread) == len(maker)
-    for x, y in zip(in_worker, in_thread):
-        assert torch.equal(x.windows, y.windows) and torch.equal(x.y, y.y)
-
-    def broken(wave, rng):
-        raise RuntimeError("augmentation failed on purpose")
-
-    maker = BatchMaker(data, pipe, 8, seed=3, waves=waves, wave_augment=broken)
-    with pytest.raises(RuntimeError, match="on purpose"):
-        list(maker.epoch(0))
-
-
 def test_augmented_path_sees_what_prediction_sees(tiny_config):
     """An augmentation that changes nothing gives the cached path's windows: the whole clip is
     featurised and trimmed as prediction does, so short utterances keep the recording's own

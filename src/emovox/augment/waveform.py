@@ -34,9 +34,6 @@ class WaveAugmentation:
     def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def prepare(self) -> None:
-        """Do the one-off work now (before worker processes fork, so they share it)."""
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items() if not k.startswith('_'))})"
 
@@ -163,12 +160,9 @@ class Reverb(WaveAugmentation):
         self.rt60_low, self.rt60_high, self.rooms, self.seed = rt60_low, rt60_high, rooms, seed
         self._rirs: list[np.ndarray] | None = None
 
-    def prepare(self) -> None:
+    def apply(self, wave, rng):
         if self._rirs is None:
             self._rirs = room_impulse_responses(self.rooms, self.rt60_low, self.rt60_high, self.seed)
-
-    def apply(self, wave, rng):
-        self.prepare()
         h = self._rirs[int(rng.integers(len(self._rirs)))]
         out = signal.fftconvolve(wave, h)[:len(wave)]
         return out * np.float32(_rms(wave) / _rms(out))
@@ -289,11 +283,6 @@ class Chain:
         for aug in self.augmentations:
             wave = aug(wave, rng)
         return wave
-
-    def prepare(self) -> None:
-        """Each augmentation's one-off work (the rooms' simulation)."""
-        for aug in self.augmentations:
-            aug.prepare()
 
     def __repr__(self) -> str:
         return f"Chain({self.augmentations!r})"

@@ -11,7 +11,6 @@ silence around short utterances: a train/test mismatch.) Every draw comes from a
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -95,7 +94,6 @@ class BatchMaker:
         self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
         self.speaker_p, self.balance, self.soft, self.paired = speaker_p, balance, soft, paired
         self.extractor = FeatureExtractor(pipeline.features)
-        self.worker_process = "fork" in multiprocessing.get_all_start_methods()
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
         self.own = [Stats.of(img, *b) for img, b in zip(fs.images, fs.bounds)] if self.speakers else []
@@ -104,19 +102,13 @@ class BatchMaker:
         return max(1, len(self.fs) // self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
-        """The batches of ``epoch``. With waveform augmentation they are made two batches ahead
-        beside the training step: in a worker process where the platform forks (the waveforms
-        and the simulated rooms shared, not copied), else in a thread. The order and content
-        are the same either way."""
+        """The batches of ``epoch``. With waveform augmentation they are made one batch ahead in a
+        background thread (decoding-side work that numpy, soxr and PyAV run outside the GIL), so
+        the augmentation overlaps the training step; the order and content stay the same."""
         if self.wave_augment is None:
             yield from self._make(epoch)
             return
-        if hasattr(self.wave_augment, "prepare"):
-            self.wave_augment.prepare()  # once, in this process: every epoch's worker inherits it
-        if self.worker_process:
-            yield from _in_worker(self, epoch, depth=2)
-        else:
-            yield from _prefetch(self._make(epoch), depth=2)
+        yield from _prefetch(self._make(epoch), depth=2)
 
     def _make(self, epoch: int) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, epoch])
@@ -184,26 +176,6 @@ def _stacked(refs: tuple[Stats | None, ...]) -> Stats | None:
     if refs[0] is None:
         return None
     return Stats(torch.stack([r.mean for r in refs]), torch.stack([r.std for r in refs]))
-
-
-class _EpochBatches(torch.utils.data.IterableDataset):
-    """One epoch of a :class:`BatchMaker`, for a DataLoader worker."""
-
-    def __init__(self, maker: BatchMaker, epoch: int) -> None:
-        self.maker, self.epoch = maker, epoch
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.maker._make(self.epoch)
-
-
-def _in_worker(maker: BatchMaker, epoch: int, depth: int) -> Iterator[Batch]:
-    """The batches of ``epoch`` made in one forked worker process, ``depth`` ahead (torch's
-    DataLoader: one thread in the worker, tensors handed over in shared memory, errors raised
-    here). A process, not a thread: the augmentation chain's Python work and the training
-    step's would otherwise take turns on the GIL."""
-    loader = torch.utils.data.DataLoader(_EpochBatches(maker, epoch), batch_size=None, num_workers=1,
-                                         prefetch_factor=depth, multiprocessing_context="fork")
-    yield from loader
 
 
 def _prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
