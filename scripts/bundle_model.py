@@ -10,6 +10,8 @@ actor is left to fit it on once all are trained on). Several members make an ens
         --teacher runs/teacher-v1      # one network distilled from a copy of the v1 ensemble
     python scripts/bundle_model.py --keep mel-deltas --keep mfcc \\
         --ensemble-results benchmarks/results/ablations/ens-meldeltas-mfcc.json   # drop members, no retraining
+    python scripts/bundle_model.py --keep mel-deltas --member mfcc runs/zen4/mfcc-consistent \\
+        --ensemble-results ENS.json   # keep one member, retrain another
     python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
     python scripts/bundle_model.py --onnx-only     # re-export model.onnx (int8 convolutions, calibrated)
     python scripts/bundle_model.py --speaker-model configs/functionals-prosody.yaml \\
@@ -368,8 +370,8 @@ if __name__ == "__main__":
     p.add_argument("--card-only", action="store_true")
     p.add_argument("--onnx-only", action="store_true", help="re-export the bundled model.onnx (and its card) only")
     p.add_argument("--keep", action="append", metavar="NAME",
-                   help="instead of --member: keep these members of the current bundled ensemble as they are "
-                        "(no retraining) and drop the others; give the kept ensemble's --ensemble-results")
+                   help="keep these members of the current bundled ensemble as they are (no retraining), beside "
+                        "any --member, and drop the others; give the new ensemble's --ensemble-results")
     p.add_argument("--speaker-model", type=Path, metavar="CONFIG",
                    help="build the speaker-adaptive model from this functionals config instead")
     p.add_argument("--speaker-results", type=Path, default=ROOT / "benchmarks" / "results" / "functionals-prosody-emobox.json",
@@ -386,19 +388,19 @@ if __name__ == "__main__":
         if args.speaker_model:
             raise SystemExit(0)
     if not args.card_only:
-        if bool(args.member) == bool(args.keep):
-            p.error("give --member NAME EVAL_RUN (retrain) or --keep NAME (reuse), not both or neither")
+        if not args.member and not args.keep:
+            p.error("give --member NAME EVAL_RUN (retrain) and/or --keep NAME (reuse)")
+        if set(args.keep or []) & {name for name, _ in args.member or []}:
+            p.error("a member is either kept or retrained, not both")
         if args.keep and not args.ensemble_results:
             p.error("--keep needs --ensemble-results: the kept members' shared temperature and figures")
         if args.teacher and args.teacher.resolve() == ASSETS.resolve():
             p.error("--teacher must not be the assets folder this script replaces: copy it first")
-        if args.keep:  # loaded before the folder is rewritten
-            from emovox.models.folder import load_bundle
+        from emovox.models.folder import load_bundle
 
-            members = {name: load_bundle(ASSETS / name) for name in args.keep}
-        else:
-            members = {name: train_member(name, Path(run), Path(args.runs) / name, args.resume, args.teacher)
-                       for name, run in args.member}
+        members = {name: load_bundle(ASSETS / name) for name in args.keep or []}  # before the folder is rewritten
+        members.update({name: train_member(name, Path(run), Path(args.runs) / name, args.resume, args.teacher)
+                        for name, run in args.member or []})
         shutil.rmtree(ASSETS, ignore_errors=True)
         extra = {"provenance": {"name": "+".join(members)}}
         if args.ensemble_results:

@@ -5,7 +5,7 @@
 - :func:`inference_threads`: threads for one inference (per-clip prediction, timeline, live):
   ``EMOVOX_THREADS``, else ``OMP_NUM_THREADS``, else :data:`DEFAULT_INFERENCE_THREADS` (1).
 - :func:`share`: batch work as ``workers × threads`` that add up to the cores.
-- :func:`step_threads`: training steps leave a core to the worker that augments the batches.
+- :func:`step_threads`: training steps leave a core to the thread that augments the batches.
 - :func:`quiet_openmp`: ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.
 - :func:`configure_torch` and :func:`onnx_session_options`: apply a thread count to each runtime.
 
@@ -125,7 +125,7 @@ def quiet_openmp(environ=None) -> bool:
 
 def step_threads(threads: int, batch_worker: bool) -> int:
     """torch threads for training steps out of ``threads``: one fewer (at least 1) while a
-    worker beside them makes the batches (waveform augmentation: numpy, soxr and PyAV work), so
+    thread beside them makes the batches (waveform augmentation: numpy, soxr and PyAV work), so
     the two add up to the cores given. Measured on a 2-core AMD EPYC Zen 4 (AVX-512, no AMX),
     MFCC robust recipe, fold 1, 4 epochs: 6.4-7.1 s per epoch with 2 step threads beside the batch
     thread (68 s of CPU for 46 s of wall time: OpenMP threads waiting for a core), 5.3-5.9 s with 1."""
