@@ -259,6 +259,9 @@ def _augment(prov: dict) -> str:
     on = [f"{k} {v}" for k, v in aug.items() if v is not None]
     if wave:  # waveform augmentations with their chances
         on.append("waveform: " + ", ".join(f"{k} p {v.get('p', 1.0)}" for k, v in wave.items()))
+    weight = (prov.get("training") or {}).get("consistency")
+    if weight:
+        on.append(f"consistency training (clean and augmented view of each clip, weight {weight})")
     return ", ".join(on) if on else "none"
 
 
