@@ -214,3 +214,20 @@ def test_server_slots_and_threads_fit_the_cores(monkeypatch):
             assert s.workers * s.concurrent * s.inference_threads <= 4
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # respected: fewer slots, 2 threads each
     assert (Settings().concurrent, Settings().inference_threads) == (2, 2)
+
+
+def test_training_steps_leave_a_core_to_the_batch_thread():
+    assert threads.step_threads(2, batch_worker=True) == 1  # the augmenting thread has the other core
+    assert threads.step_threads(4, batch_worker=True) == 3
+    assert threads.step_threads(1, batch_worker=True) == 1  # never below one
+    assert threads.step_threads(2, batch_worker=False) == 2  # batches from the cache: no thread beside
+
+
+def test_torch_threads_restores_the_count_even_on_error():
+    before = torch.get_num_threads()
+    with threads.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), threads.torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
