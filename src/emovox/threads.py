@@ -127,8 +127,9 @@ def step_threads(threads: int, batch_worker: bool) -> int:
     """torch threads for training steps out of ``threads``: one fewer (at least 1) while a
     thread beside them makes the batches (waveform augmentation: numpy, soxr and PyAV work), so
     the two add up to the cores given. Measured on a 2-core AMD EPYC Zen 4 (AVX-512, no AMX),
-    MFCC robust recipe, fold 1, 4 epochs: 6.4-7.1 s per epoch with 2 step threads beside the batch
-    thread (68 s of CPU for 46 s of wall time: OpenMP threads waiting for a core), 5.3-5.9 s with 1."""
+    MFCC robust recipe, fold 1, 6 epochs, 3 pairs of runs: wall 0.78x and CPU time 0.69x of 2 step
+    threads beside the batch thread (OpenMP threads waiting for a core the batch thread holds).
+    Measured where augmentation, not the step, sets the pace (docs/performance.md)."""
     return max(1, threads - 1) if batch_worker else threads
 
 
