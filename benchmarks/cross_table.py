@@ -64,6 +64,8 @@ def recipe(d: dict) -> str:
         parts.append(f"speaker references p={t['speaker_p']}")
     if a.get("wave"):
         parts.append("waveform augmentation")
+    if t.get("consistency"):
+        parts.append(f"consistency training (weight {t['consistency']:g})")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
     return ", ".join(parts + _trained_on(d, cfg))
