@@ -217,10 +217,10 @@ def test_server_slots_and_threads_fit_the_cores(monkeypatch):
 
 
 def test_training_steps_leave_a_core_to_the_batch_thread():
-    assert threads.step_threads(2, batch_worker=True) == 1  # the augmenting thread has the other core
-    assert threads.step_threads(4, batch_worker=True) == 3
-    assert threads.step_threads(1, batch_worker=True) == 1  # never below one
-    assert threads.step_threads(2, batch_worker=False) == 2  # batches from the cache: no thread beside
+    assert threads.step_threads(2, batch_thread=True) == 1  # the augmenting thread has the other core
+    assert threads.step_threads(4, batch_thread=True) == 3
+    assert threads.step_threads(1, batch_thread=True) == 1  # never below one
+    assert threads.step_threads(2, batch_thread=False) == 2  # batches from the cache: no thread beside
 
 
 def test_torch_threads_restores_the_count_even_on_error():

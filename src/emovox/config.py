@@ -167,8 +167,9 @@ class RunConfig:
         if self.augment.spec_augment or self.augment.mixup:  # cheap to build: built once to check the options
             from .augment import from_config, mixup_from_config
 
+            options = dataclasses.asdict(self.augment)
             try:
-                from_config(dataclasses.asdict(self.augment)), mixup_from_config(dataclasses.asdict(self.augment))
+                from_config(options), mixup_from_config(options)
             except TypeError as err:
                 raise ValueError(f"augment: {err}") from None
         weight = self.training.consistency

@@ -123,14 +123,14 @@ def quiet_openmp(environ=None) -> bool:
     return True
 
 
-def step_threads(threads: int, batch_worker: bool) -> int:
+def step_threads(threads: int, batch_thread: bool) -> int:
     """torch threads for training steps out of ``threads``: one fewer (at least 1) while a
     thread beside them makes the batches (waveform augmentation: numpy, soxr and PyAV work), so
     the two add up to the cores given. Measured on a 2-core AMD EPYC Zen 4 (AVX-512, no AMX),
     MFCC robust recipe, fold 1, 6 epochs, 3 pairs of runs: wall 0.78x and CPU time 0.69x of 2 step
     threads beside the batch thread (OpenMP threads waiting for a core the batch thread holds).
     Measured where augmentation, not the step, sets the pace (docs/performance.md)."""
-    return max(1, threads - 1) if batch_worker else threads
+    return max(1, threads - 1) if batch_thread else threads
 
 
 @contextmanager

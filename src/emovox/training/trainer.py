@@ -164,7 +164,7 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
                      Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency)
-    with torch_threads(step_threads(torch.get_num_threads(), batch_worker=bool(cfg.augment.wave))):
+    with torch_threads(step_threads(torch.get_num_threads(), batch_thread=bool(cfg.augment.wave))):
         return lr_range_test(
             model, lambda m, o, b: step(m, o, b)[0],
             batch_maker(cfg, train_set, waves, soft).endless(),
@@ -241,7 +241,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     torch.set_num_threads(dist.threads(cfg.threads))
-    train_threads = step_threads(dist.threads(cfg.threads), batch_worker=bool(cfg.augment.wave))
+    train_threads = step_threads(dist.threads(cfg.threads), batch_thread=bool(cfg.augment.wave))
     tcfg, pipe = cfg.training, cfg.preprocessing
     if tcfg.select_on not in SELECTION_METRICS:
         raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg.select_on!r}")
