@@ -231,3 +231,15 @@ def test_torch_threads_restores_the_count_even_on_error():
     with pytest.raises(RuntimeError), threads.torch_threads(1):
         raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("cap, native", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", None), ("", None)])
+def test_bf16_follows_a_onednn_isa_cap(monkeypatch, cap, native):
+    """An ISA cap below AVX512-BF16 makes the trainer treat the CPU as that ISA (fp32): how a newer machine stands
+    in for an AVX2-only one. Without a cap, or with one that keeps bf16, the CPU's own answer stands."""
+    from emovox.training import trainer
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    own = trainer.bf16_available()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert trainer.bf16_available() is (own if native is None else native)

@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,16 @@ BALANCE = ("none", "sampler", "loss")
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_ua", "val_f1", "lr", "seconds"]
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which bf16 has no native kernels; with one of these set the
+# CPU is treated as that ISA, which is how a newer machine stands in for an AVX2-only one (docs/performance.md)
+ISA_CAPS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
+
+
 def bf16_available() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere bf16 would be emulated and slow."""
+    """True on CPUs with native bf16 (AVX512-BF16 or AMX), unless oneDNN is capped below them; elsewhere bf16
+    would be emulated and slow."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ISA_CAPS_WITHOUT_BF16:
+        return False
     cpu = getattr(torch, "cpu", None)
     for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         fn = getattr(cpu, probe, None)
