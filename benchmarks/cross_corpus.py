@@ -33,6 +33,12 @@ def wave_augmentations(members: list) -> list[str]:
     return sorted(names)
 
 
+def consistency_weight(members: list) -> float | None:
+    """The consistency-training weight a model folder's members trained with, if any (recorded likewise)."""
+    weights = [(m.extra.get("provenance", {}).get("training") or {}).get("consistency") or 0 for m in members]
+    return max(weights) or None
+
+
 def evaluate_model(members: list, test_spec: str, cache_dir=None) -> dict:
     from emovox.training.crosscorpus import evaluate_test_set, test_utterances
     from emovox.training.data import parse_spec
@@ -87,7 +93,8 @@ def main(argv=None) -> int:
            "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,
-           "wave_augment": wave_augmentations(members) if args.model else None, **res}
+           "wave_augment": wave_augmentations(members) if args.model else None,
+           "consistency": consistency_weight(members) if args.model else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

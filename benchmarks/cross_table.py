@@ -30,10 +30,14 @@ def recipe(d: dict) -> str:
         if parts[-1] == "speaker-model":
             return ("**bundled speaker-adaptive model**: prosody functionals (mel + MFCC + pitch), class-balanced, "
                     "24 actors, C by 6-fold CV over them")
+        trained = (", waveform augmentation" if d.get("wave_augment") else "") + (
+            f", consistency training (weight {d['consistency']:g})" if d.get("consistency") else "")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
-            augmented = ", waveform augmentation" if d.get("wave_augment") else ""
-            return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{augmented} (24 actors)"
+            return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{trained} (24 actors)"
+        if d.get("members"):  # one member of a bundled model, named bundled-vN-MEMBER
+            version = d["name"].removeprefix("bundled-").split("-")[0]
+            return f"bundled model {version}, its {parts[-1]} member alone{trained} (24 actors)"
         return ("bundled model v1: ensemble of mel+deltas, MFCC, spectrogram (24 actors)" if parts[-1] == "model"
                 else f"bundled model v1, its {parts[-1]} member alone (24 actors)")
     f, t, a = cfg["preprocessing"]["features"], cfg["training"], cfg["augment"]
