@@ -1,0 +1,36 @@
+"""The README's cross-corpus table labels each row from what its JSON recorded (benchmarks/cross_table.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cross_table.py"
+
+
+@pytest.fixture(scope="module")
+def cross_table():
+    spec = importlib.util.spec_from_file_location("cross_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bundled_rows_name_version_members_and_training(cross_table):
+    ensemble = {"name": "bundled-v4", "model": "src/emovox/assets/model", "members": ["mel-deltas", "mfcc"],
+                "config": None, "wave_augment": ["noise", "reverb"], "consistency": 12}
+    member = {**ensemble, "name": "bundled-v4-mfcc", "model": "src/emovox/assets/model/mfcc", "members": ["mfcc"]}
+    plain = {**ensemble, "name": "bundled-v2", "wave_augment": [], "consistency": None}
+    assert cross_table.recipe(ensemble) == ("**bundled model v4**: ensemble of mel-deltas, mfcc, waveform augmentation, "
+                                            "consistency training (weight 12) (24 actors)")
+    assert cross_table.recipe(member) == ("bundled model v4, its mfcc member alone, waveform augmentation, "
+                                          "consistency training (weight 12) (24 actors)")
+    assert cross_table.recipe(plain) == "**bundled model v2**: ensemble of mel-deltas, mfcc (24 actors)"
+
+
+def test_v1_results_recorded_no_members(cross_table):
+    """v1's JSONs predate the members list: the folder name is all there is."""
+    old = {"name": "bundled-v1-mfcc", "model": "src/emovox/assets/model/mfcc", "config": None}
+    assert cross_table.recipe(old) == "bundled model v1, its mfcc member alone (24 actors)"
