@@ -20,6 +20,10 @@ def pct(x):
     return f"{100 * x:.1f}"
 
 
+def consistency_label(weight: float) -> str:
+    return f"consistency training (weight {weight:g})"
+
+
 def recipe(d: dict) -> str:
     """What the run changed, read from its config (bundled models: their folder name)."""
     cfg = d.get("config")
@@ -31,7 +35,7 @@ def recipe(d: dict) -> str:
             return ("**bundled speaker-adaptive model**: prosody functionals (mel + MFCC + pitch), class-balanced, "
                     "24 actors, C by 6-fold CV over them")
         trained = (", waveform augmentation" if d.get("wave_augment") else "") + (
-            f", consistency training (weight {d['consistency']:g})" if d.get("consistency") else "")
+            f", {consistency_label(d['consistency'])}" if d.get("consistency") else "")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
             return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{trained} (24 actors)"
@@ -69,7 +73,7 @@ def recipe(d: dict) -> str:
     if a.get("wave"):
         parts.append("waveform augmentation")
     if t.get("consistency"):
-        parts.append(f"consistency training (weight {t['consistency']:g})")
+        parts.append(consistency_label(t["consistency"]))
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
     return ", ".join(parts + _trained_on(d, cfg))
