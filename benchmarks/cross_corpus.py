@@ -7,7 +7,7 @@ Usage::
 
 One training (reused when the run folder already holds it), then the test corpus twice: all its
 clips, and EmoBox's balanced 4-emotion list when the test corpus is SAVEE. Each with the per-clip
-and (``bins`` models) the speaker-adaptive protocol, and the two readings (the model's own answer;
+and the speaker-adaptive protocol (feature statistics or mean answers: ``speaker_adaptation``), and the two readings (the model's own answer;
 the argmax over the test emotions). SAVEE is the development corpus: these are development figures.
 Writes ``benchmarks/results/cross/NAME.json``; the run is in ``runs/bench/cross/NAME``.
 """

@@ -24,6 +24,14 @@ def consistency_label(weight: float) -> str:
     return f"consistency training (weight {weight:g})"
 
 
+def protocol_label(d: dict, protocol: str) -> str:
+    """The protocol column: the speaker-adaptive protocol says how it adapts (results before
+    answer adaptation existed only ever adapted feature statistics)."""
+    if protocol == "speaker-adaptive" and d["all"].get("speaker_adaptation") == "answers":
+        return "speaker-adaptive (mean answer)"
+    return protocol
+
+
 def recipe(d: dict) -> str:
     """What the run changed, read from its config (bundled models: their folder name)."""
     cfg = d.get("config")
@@ -101,7 +109,7 @@ def main() -> int:
                 continue
             four = d["emobox-4"][protocol]["restricted"]
             own, seven = d["all"][protocol]["own"], d["all"][protocol]["restricted"]
-            print(f"| {recipe(d)} | {protocol} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
+            print(f"| {recipe(d)} | {protocol_label(d, protocol)} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
                   f"{pct(seven['wa'])} / {pct(seven['ua'])} | {pct(val['val_ua']) if 'val_ua' in val else '—'} | "
                   f"`{path.relative_to(RESULTS.parents[1])}` |")
     if others:
@@ -111,7 +119,8 @@ def main() -> int:
             for protocol in ("per-clip", "speaker-adaptive"):
                 if protocol in d["all"]:
                     own, rest = d["all"][protocol]["own"], d["all"][protocol]["restricted"]
-                    print(f"| {' + '.join(d['train'] or ['RAVDESS speech'])} → {d['test']} | {recipe(d)} | {protocol} | "
+                    print(f"| {' + '.join(d['train'] or ['RAVDESS speech'])} → {d['test']} | {recipe(d)} | "
+                          f"{protocol_label(d, protocol)} | "
                           f"{pct(own['wa'])} / {pct(own['ua'])} | {pct(rest['wa'])} / {pct(rest['ua'])} | "
                           f"`{path.relative_to(RESULTS.parents[1])}` |")
     return 0

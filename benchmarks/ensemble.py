@@ -4,7 +4,8 @@ For every fold, each run's selected model (``<run>/<fold>/best``, chosen on that
 validation actors) computes its window logits on the fold's validation and test clips. The
 ensemble averages the members' probabilities at ONE shared temperature, fitted on the
 validation actors (members' own temperatures are for using them alone: averaging already
-softens the ensemble). The members are fixed before looking at test results; the validation
+softens the ensemble). Also the speaker-adaptive protocol (a protocol of its own): each actor's
+clips judged against that actor's mean answer (emovox.adaptation), on validation and test actors. The members are fixed before looking at test results; the validation
 score is what a choice between configurations may use.
 
 Usage: python benchmarks/ensemble.py NAME RUN_DIR RUN_DIR [...]
@@ -24,12 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emovox.adaptation import centre_by_speaker
 from emovox.calibration import ensemble_probabilities, expected_calibration_error, fit_temperature
 from emovox.config import load_config
 from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
+from emovox.training.batches import speaker_of
 from emovox.training.data import load_dataset, machine
 from emovox.training.metrics import fold_means, scores
 
@@ -37,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def member_logits(run: Path, protocol: str = "emobox") -> dict[str, dict]:
-    """fold name → {"val"|"test": (keys, labels, (window logits, weights, owner))} for one run."""
+    """fold name → {"val"|"test": (keys, labels, (window logits, weights, owner), speakers)} for one run."""
     cfg = load_config(run / "config.yaml")
     data = load_dataset(cfg, progress=False)
     folds = make_folds(protocol, data.utterances, n_val_speakers=cfg.training.val_speakers,
@@ -55,7 +58,8 @@ def member_logits(run: Path, protocol: str = "emobox") -> dict[str, dict]:
             order = np.argsort([u.key for u in part.utterances])  # align members by utterance
             part = part.subset(order.tolist())
             out[fold.name][split] = ([u.key for u in part.utterances], np.asarray(part.labels),
-                                     window_logits(clf, part.images, part.bounds))
+                                     window_logits(clf, part.images, part.bounds),
+                                     [speaker_of(u) for u in part.utterances])
     return out
 
 
@@ -75,8 +79,8 @@ def main(argv=None) -> int:
         return 1
     rows = []
     for name in folds:
-        keys, labels, _ = members[0][name]["test"]
-        vkeys, vlabels, _ = members[0][name]["val"]
+        keys, labels, _, speakers = members[0][name]["test"]
+        vkeys, vlabels, _, vspeakers = members[0][name]["val"]
         if any(m[name]["test"][0] != keys or m[name]["val"][0] != vkeys for m in members):
             raise ValueError(f"{name}: the runs use different clips; ensemble runs of the same protocol")
         val_logits = [m[name]["val"][2] for m in members]
@@ -85,15 +89,22 @@ def main(argv=None) -> int:
         test_logits = [m[name]["test"][2] for m in members]
         probs = ensemble_probabilities(test_logits, len(keys), t)
         raw = ensemble_probabilities(test_logits, len(keys), 1.0)
-        val = scores(vlabels, ensemble_probabilities(val_logits, len(vkeys), t).argmax(1), len(EMOTIONS))
+        val_probs = ensemble_probabilities(val_logits, len(vkeys), t)
+        val = scores(vlabels, val_probs.argmax(1), len(EMOTIONS))
         s = scores(labels, probs.argmax(1), len(EMOTIONS))
+        # speaker-adaptive, a protocol of its own: each actor's clips against that actor's mean answer
+        sa = scores(labels, centre_by_speaker(probs, speakers).argmax(1), len(EMOTIONS))
+        val_sa = scores(vlabels, centre_by_speaker(val_probs, vspeakers).argmax(1), len(EMOTIONS))
         single = [scores(labels, ensemble_probabilities([tl], len(keys)).argmax(1), len(EMOTIONS))["wa"]
                   for tl in test_logits]
         rows.append({"fold": name, **s, "n_test": len(keys), "member_wa": single, "temperature": t,
                      "val_wa": val["wa"], "val_ua": val["ua"],
+                     "speaker_adaptive_wa": sa["wa"], "speaker_adaptive_ua": sa["ua"],
+                     "val_speaker_adaptive_wa": val_sa["wa"], "val_speaker_adaptive_ua": val_sa["ua"],
                      "test_ece_before": expected_calibration_error(raw, labels),
                      "test_ece_after": expected_calibration_error(probs, labels)})
-        print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}  T {t:.2f}  members WA {' '.join(f'{w:.3f}' for w in single)}")
+        print(f"{name}: WA {s['wa']:.3f}  UA {s['ua']:.3f}  T {t:.2f}  members WA {' '.join(f'{w:.3f}' for w in single)}"
+              f"  | speaker-adaptive WA {sa['wa']:.3f}")
     from emovox.training.evaluate import PROTOCOL_NOTES
 
     res = {"protocol": args.protocol, "protocol_note": PROTOCOL_NOTES[args.protocol] + "; members averaged at one "
@@ -101,12 +112,16 @@ def main(argv=None) -> int:
            "ensemble_of": [str(r) for r in args.runs], "folds": rows, "machine": machine(),
            "seconds": time.perf_counter() - t0}
     res.update(fold_means(rows, ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after",
-                                 "temperature")))
+                                 "temperature", "speaker_adaptive_wa", "speaker_adaptive_ua",
+                                 "val_speaker_adaptive_wa", "val_speaker_adaptive_ua")))
     res["temperature_median"] = float(np.median([r["temperature"] for r in rows]))
     print(f"validation actors (selection): WA {100 * res['val_wa']:.1f}  UA {100 * res['val_ua']:.1f}")
     print(f"ensemble: WA {100 * res['wa']:.1f} ± {100 * res['wa_std']:.1f}  UA {100 * res['ua']:.1f} ± "
           f"{100 * res['ua_std']:.1f}; test ECE {100 * res['test_ece_before']:.1f} % at T = 1, "
           f"{100 * res['test_ece_after']:.1f} % at the fitted T")
+    print(f"speaker-adaptive (each actor against their mean answer): validation WA {100 * res['val_speaker_adaptive_wa']:.1f}"
+          f"  UA {100 * res['val_speaker_adaptive_ua']:.1f}; test WA {100 * res['speaker_adaptive_wa']:.1f} ± "
+          f"{100 * res['speaker_adaptive_wa_std']:.1f}  UA {100 * res['speaker_adaptive_ua']:.1f}")
     out = ROOT / "benchmarks" / "results" / "ablations" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

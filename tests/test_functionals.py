@@ -367,12 +367,13 @@ def test_one_c_fixes_the_fit_and_a_grid_needs_something_to_choose_on(tiny_ravdes
         train(load_config("configs/functionals-mfcc.yaml", base), tmp_path / "run2", data, None, progress=False)
 
 
-def test_speaker_adaptive_loading_checks_the_model(functionals_model):
+def test_speaker_adaptive_loading_says_how_a_model_adapts(functionals_model):
     from emovox.inference.recognizer import BUNDLED_MODEL, BUNDLED_SPEAKER_MODEL
 
-    assert Recognizer.load(functionals_model, threads=1, speaker_adaptive=True).adapts_to_speakers
-    with pytest.raises(ValueError, match="standardises each clip on its own"):
-        Recognizer.load(BUNDLED_MODEL, threads=1, speaker_adaptive=True)
+    loaded = Recognizer.load(functionals_model, threads=1, speaker_adaptive=True)
+    assert loaded.adapts_to_speakers and loaded.speaker_adaptation == "features"
+    # a per-clip network is adapted on its answers instead of refused
+    assert Recognizer.load(BUNDLED_MODEL, threads=1, speaker_adaptive=True).speaker_adaptation == "answers"
     bundled = Recognizer.load(threads=1, speaker_adaptive=True)
     assert bundled.adapts_to_speakers  # the bundled one (the next tests check it is the folder shipped)
 

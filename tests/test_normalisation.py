@@ -129,13 +129,6 @@ def test_recognizer_speaker_adaptive_prediction(bins_model_dir, tiny_ravdess):
                for a, b in zip(alone, adapted))
 
 
-def test_speaker_norm_needs_a_bins_model(tiny_model, tiny_ravdess):
-    from emovox import Recognizer
-
-    rec = Recognizer.load(tiny_model, threads=1)
-    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_01").glob("*.flac"))[:2]
-    with pytest.raises(ValueError, match="normalize: bins"):
-        rec.speaker_reference(files)
 
 
 def test_cli_predict_speaker_norm_per_folder(bins_model_dir, tiny_ravdess, tmp_path, capsys):

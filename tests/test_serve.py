@@ -121,9 +121,28 @@ def test_spectrogram_is_the_models_mel_image(client, clips):
     assert spec["width"] == 1 + int(3.403 * 16_000) // 256
 
 
-def test_timeline_speaker_norm_needs_a_bins_model(client, clips):
+def test_an_onnx_server_answers_speaker_norm_itself_against_the_mean_answer(client, clips):
+    """Without a speaker-adaptive model beside it, the served model answers ``?speaker_norm=1``
+    itself: each window judged against the recording's mean answer, as the library does."""
+    from emovox import Recognizer, audio
+
+    info = client.get("/v1/model").json()
+    assert info["speaker_model_id"] == info["model_id"]
     r = client.post("/v1/timeline?speaker_norm=1", files={"file": clips["long"].open("rb")})
-    assert r.status_code == 422 and "speaker-adaptive" in r.json()["error"]["message"]
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["model_id"] == info["model_id"]
+    rec = Recognizer.load(backend="onnx", threads=1)
+    assert rec.speaker_adaptation == "answers"
+    expected = rec.timeline(audio.load(clips["long"], rec.sample_rate), sample_rate=rec.sample_rate,
+                            speaker_norm=True).to_dict()["cells"]
+    plain = rec.timeline(audio.load(clips["long"], rec.sample_rate), sample_rate=rec.sample_rate).to_dict()["cells"]
+    assert [c["probabilities"] is None for c in got["cells"]] == [c["probabilities"] is None for c in expected]
+    speech = [(a, b, c) for a, b, c in zip(got["cells"], expected, plain) if b["probabilities"] is not None]
+    assert len(speech) >= 2
+    for a, b, _ in speech:
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2e-3)
+    assert any(b["probabilities"] != pytest.approx(c["probabilities"], abs=1e-2) for _, b, c in speech)
 
 
 def test_a_torch_server_answers_speaker_norm_with_the_bundled_speaker_model(clips):

@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--speaker-norm", choices=["folder", "all"],
                     help="speaker-adaptive: judge each clip against its speaker's usual voice, taking the clips "
                          "of each folder (folder) or all the files (all) as one speaker (default model: the "
-                         "bundled speaker-adaptive one; a --model must be a functionals or normalize: bins model)")
+                         "bundled speaker-adaptive one; another --model is judged against the speaker's usual "
+                         "answer unless it takes feature statistics: README, Python)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")

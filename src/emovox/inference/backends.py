@@ -13,10 +13,41 @@ from pathlib import Path
 
 import numpy as np
 
+from ..adaptation import AnswerReference, answer_reference, centre_answers
 from ..models.folder import CONFIG_NAME, ONNX_NAME, fingerprint, load_members
 
 
-class TorchBackend:
+class Backend:
+    """What both backends share: speaker adaptation. A model that takes a speaker's feature
+    statistics (:attr:`adapts_to_speakers`: ``normalize: bins`` networks, functionals models, on
+    torch) is given them; any other model is judged against the speaker's usual answer
+    (:mod:`emovox.adaptation`)."""
+
+    adapts_to_speakers = False
+
+    def speaker_reference(self, analysed: list):
+        """One speaker's reference from several analysed clips of that speaker (audio only)."""
+        if not analysed:
+            raise ValueError("a speaker reference needs at least one clip")
+        if self.adapts_to_speakers:
+            return self._feature_reference(analysed)
+        return answer_reference(self._probabilities(analysed))
+
+    def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
+        """Probabilities ``[n_clips, n_classes]`` of analysed clips; ``speaker``: a
+        :meth:`speaker_reference` to judge them against (speaker-adaptive)."""
+        if isinstance(speaker, AnswerReference):
+            return centre_answers(self._probabilities(analysed), speaker) if analysed else self._probabilities([])
+        return self._probabilities(analysed, speaker)
+
+    @property
+    def speaker_adaptation(self) -> str:
+        """How a speaker reference is used: ``"features"`` (statistics replace each clip's own)
+        or ``"answers"`` (the speaker's mean answer is subtracted)."""
+        return "features" if self.adapts_to_speakers else "answers"
+
+
+class TorchBackend(Backend):
     """A model folder (config.json + model.safetensors, or an ensemble of such folders) run
     with PyTorch. An ensemble averages its members' probabilities, as its ONNX export does."""
 
@@ -41,25 +72,23 @@ class TorchBackend:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
         return [c.analyse(wave) for c in self.classifiers]
 
-    def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
-        """Probabilities of analysed clips; ``speaker``: a :meth:`speaker_reference` to normalise
-        them with (speaker-adaptive) instead of each clip's own statistics."""
+    def _probabilities(self, analysed: list, speaker=None) -> np.ndarray:
         from ..pipeline import predict_members
 
         return predict_members(self.classifiers, analysed, speaker)
 
-    def speaker_reference(self, analysed: list) -> list:
+    def _feature_reference(self, analysed: list) -> list:
         """One speaker's statistics (per member) from several analysed clips of that speaker."""
         from ..pipeline import speaker_references
 
         return speaker_references(self.classifiers, analysed)
 
 
-class OnnxBackend:
-    """A single ONNX graph (waveform → probabilities) run with onnxruntime."""
+class OnnxBackend(Backend):
+    """A single ONNX graph (waveform → probabilities) run with onnxruntime. The graph
+    standardises each clip on its own: speaker adaptation works on its answers."""
 
     name = "onnx"
-    adapts_to_speakers = False  # the graph standardises each clip on its own
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -95,13 +124,10 @@ class OnnxBackend:
     def analyse(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(wave, dtype=np.float32)
 
-    def speaker_reference(self, analysed: list):
-        raise ValueError("speaker normalisation runs on the torch backend (the ONNX graph normalises "
-                         "each clip on its own)")
-
-    def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
+    def _probabilities(self, analysed: list, speaker=None) -> np.ndarray:
         if speaker is not None:
-            self.speaker_reference(analysed)
+            raise ValueError("feature statistics of a speaker are for the torch backend (the ONNX graph "
+                             "standardises each clip on its own)")
         if not analysed:
             return np.zeros((0, len(self.labels)), np.float32)
         if not self.batched:

@@ -24,7 +24,8 @@ UNCERTAIN = "uncertain"
 #: Below this many seconds of speech (silero VAD) a recording is answered ``no_speech``.
 MIN_SPEECH_SECONDS = 0.3
 #: A speaker-adaptive timeline takes its reference from at least this many speech windows (the
-#: functionals model's reference is a mean and a spread over windows: one window has no spread).
+#: functionals model's reference is a mean and a spread over windows: one window has no spread;
+#: an answer reference from one window would cancel that window's answer).
 MIN_REFERENCE_WINDOWS = 2
 
 
@@ -125,8 +126,8 @@ class Recognizer:
         reference (:meth:`predict_speakers`, :meth:`speaker_reference`, ``timeline(speaker_norm=True)``).
         With no ``path`` it loads the bundled speaker-adaptive model
         (:data:`BUNDLED_SPEAKER_MODEL`, far better than the per-clip model when several clips
-        of each speaker are at hand); with a ``path``, a model that cannot take references is
-        refused here rather than at the first prediction.
+        of each speaker are at hand). Any model can be used speaker-adaptively (see
+        :attr:`speaker_adaptation`); the flag only chooses the bundled folder.
 
         ``backend="onnx"`` runs the folder's ``model.onnx`` with onnxruntime, without importing torch.
         ``threads``: CPU threads per inference; ``None``: ``$EMOVOX_THREADS``, else
@@ -144,8 +145,8 @@ class Recognizer:
         if path is None and not (folder / CONFIG_NAME).is_file():
             if speaker_adaptive:
                 raise FileNotFoundError(f"this emovox has no bundled speaker-adaptive model ({folder}); pass a "
-                                        "functionals or normalize: bins model folder (emovox train --config "
-                                        "configs/functionals-prosody.yaml)")
+                                        "model folder (any model adapts; a functionals model best: emovox train "
+                                        "--config configs/functionals-prosody.yaml)")
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold,
                    "measure_speech": measure_speech}
@@ -157,18 +158,21 @@ class Recognizer:
             raise FileNotFoundError(f"no model folder at {folder}")
         else:
             rec = cls(TorchBackend(folder, threads), min_confidence, **options)
-        if speaker_adaptive and not rec.adapts_to_speakers:
-            raise ValueError(f"{folder} cannot judge clips against a speaker reference"
-                             + (" on the onnx backend: use backend='torch'" if rec.backend.name == "onnx" else
-                                ": it standardises each clip on its own (train with normalize: bins, or a "
-                                "functionals model)"))
         return rec
 
     @property
     def adapts_to_speakers(self) -> bool:
-        """Whether this model can judge clips against a speaker reference (speaker-adaptive:
-        torch backend, a functionals model or networks trained with ``normalize: bins``)."""
+        """Whether a speaker reference replaces each clip's own feature statistics (torch
+        backend, a functionals model or networks trained with ``normalize: bins``); other
+        models are judged against the speaker's usual answer instead (:attr:`speaker_adaptation`)."""
         return getattr(self.backend, "adapts_to_speakers", False)
+
+    @property
+    def speaker_adaptation(self) -> str:
+        """How a :meth:`speaker_reference` is used: ``"features"`` (the speaker's statistics
+        replace each clip's own) or ``"answers"`` (the speaker's mean log-probability over their
+        clips is subtracted from each clip's: :mod:`emovox.adaptation`)."""
+        return self.backend.speaker_adaptation
 
     # ------------------------------------------------------------------ speech check
     def speech_seconds(self, wave: np.ndarray, enough: float | None = None) -> float:
@@ -222,9 +226,10 @@ class Recognizer:
         return self._prediction(probs, name, seconds)
 
     def speaker_reference(self, sources: Iterable, sample_rate: int | None = None):
-        """One speaker's reference statistics from several of their recordings (paths, bytes or
-        arrays at ``sample_rate``): audio only, no labels. Pass it to :meth:`predict` as
-        ``speaker=``. Needs a model trained with ``normalize: bins`` and the torch backend."""
+        """One speaker's reference from several of their recordings (paths, bytes or arrays at
+        ``sample_rate``): audio only, no labels, and best from clips of several emotions. Pass
+        it to :meth:`predict` as ``speaker=``. What it holds depends on the model
+        (:attr:`speaker_adaptation`): feature statistics, or the speaker's usual answer."""
         analysed = [self.backend.analyse(self._wave(s, sample_rate)) for s in sources]
         return self.backend.speaker_reference(analysed)
 

@@ -148,14 +148,11 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
     async def timeline(request: Request, spectrogram: bool = spectrogram_query,
                        speaker_norm: bool = Query(False, description="speaker-adaptive: the recording is its "
                                                   "speaker's reference (one talker). The bundled "
-                                                  "speaker-adaptive model answers beside the bundled model; "
-                                                  "a --model must be a functionals or normalize: bins model "
-                                                  "on the torch backend, else 422")):
+                                                  "speaker-adaptive model answers beside the bundled model "
+                                                  "(torch backend); any other model answers itself, judged "
+                                                  "against the speaker's usual answer")):
         """Segments (start, end, emotion or silence, confidence) and per-cell probabilities:
         voice activity detection, then overlapping windows, as ``emovox timeline``."""
-        if speaker_norm and not service().speaker_norm:
-            raise HTTPException(422, "this server has no speaker-adaptive model (its model was not trained with "
-                                     "normalize: bins nor is it a functionals model, or it runs on the onnx backend)")
         return await answer(request, "timeline", spectrogram, speaker_norm)
 
     @api.get("/model", response_model=schemas.ModelInfo, summary="The loaded model")

@@ -119,7 +119,7 @@ class ModelInfo(BaseModel):
     members: list[Member] = Field(description="each network with its preprocessing (one unless an ensemble)")
     card: dict[str, str] = Field(description="model-card fields: title, what it does, training, limits, licence...")
     speaker_model_id: Optional[str] = Field(None, description="the model answering speaker_norm=1 timelines "
-                                            "(null: this server has none)")
+                                            "(the model_id itself when the served model answers them)")
     colors: dict[str, str] = Field(description="one colour per label, as in emovox's figures")
     limits: Limits
     version: str

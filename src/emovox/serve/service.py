@@ -41,8 +41,9 @@ class Service:
     recognizer : the loaded model.
     model_path : its folder or ``.onnx`` file (``None``: the bundled model), for ``/v1/model``.
     max_seconds : longest recording accepted.
-    speaker_recognizer : answers speaker-adaptive timelines when ``recognizer`` cannot (the
-        bundled speaker-adaptive model beside the bundled model); ``None``: ``recognizer`` does.
+    speaker_recognizer : answers speaker-adaptive timelines in place of a ``recognizer`` that
+        adapts only its answers (the bundled speaker-adaptive model beside the bundled model);
+        ``None``: ``recognizer`` does.
     """
 
     def __init__(self, recognizer, model_path=None, *, max_seconds: float = 600.0, speaker_recognizer=None) -> None:
@@ -52,9 +53,11 @@ class Service:
         self.path = Path(model_path) if model_path is not None else BUNDLED_MODEL
         self.max_seconds = max_seconds
         self.info = describe(recognizer, self.path)
-        adapts = getattr(recognizer, "adapts_to_speakers", False)
-        self.speaker_rec = recognizer if adapts else speaker_recognizer
-        self.info["speaker_model_id"] = (None if self.speaker_rec is None else self.info["model_id"] if adapts
+        # a model that adapts its features answers itself; beside another, the bundled
+        # speaker-adaptive model does when given; else the model itself, on its answers
+        own = getattr(recognizer, "adapts_to_speakers", False) or speaker_recognizer is None
+        self.speaker_rec = recognizer if own else speaker_recognizer
+        self.info["speaker_model_id"] = (self.info["model_id"] if own
                                          else _model_id(self.speaker_rec, BUNDLED_SPEAKER_MODEL))
         from ..features import FeatureExtractor
 
@@ -96,11 +99,6 @@ class Service:
         out["spectrogram"] = self.spectrogram(wave) if spectrogram else None
         out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out
-
-    @property
-    def speaker_norm(self) -> bool:
-        """Whether timelines can take the recording as the speaker's reference."""
-        return self.speaker_rec is not None
 
     def timeline(self, path: Path, spectrogram: bool = False, speaker_norm: bool = False) -> dict:
         start = time.perf_counter()

@@ -7,9 +7,10 @@ once. Scores are reported two ways (EmoBox's cross-corpus track reads the second
   RAVDESS's calm on SAVEE, counts as wrong);
 * ``restricted``: the argmax over the emotions of the test set only.
 
-Each way is given per clip (the clip alone) and, when the model normalises with reference
-statistics (``features.normalize: bins``), speaker-adaptive (each test speaker's statistics
-from all their clips' audio, no labels): a protocol of its own, reported beside the other.
+Each way is given per clip (the clip alone) and speaker-adaptive (each test speaker judged
+against all their clips' audio, no labels: their feature statistics for models that take them,
+``features.normalize: bins`` and functionals; else their mean answer, :mod:`emovox.adaptation`):
+a protocol of its own, reported beside the other.
 """
 
 from __future__ import annotations
@@ -87,9 +88,11 @@ def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ..
 
 def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.ndarray]:
     """Per-clip probabilities of a model (or the mean of an ensemble's ``members``) on ``utts``,
-    and speaker-adaptive ones when every member normalises with reference statistics."""
+    and speaker-adaptive ones, as the recognizer makes them: each speaker's feature statistics
+    when every member takes them, else each speaker's mean answer (:mod:`emovox.adaptation`)."""
     from functools import partial
 
+    from ..adaptation import centre_by_speaker
     from ..pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
     from .batches import speaker_of, speaker_stats
 
@@ -105,9 +108,17 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
             adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
                                           speakers=[refs[speaker_of(u)] for u in fs.utterances]))
     out = {"per-clip": ensemble_mean(per_clip)}
-    if len(adaptive) == len(members):
-        out["speaker-adaptive"] = ensemble_mean(adaptive)
+    out["speaker-adaptive"] = (ensemble_mean(adaptive) if len(adaptive) == len(members)
+                               else centre_by_speaker(out["per-clip"], [speaker_of(u) for u in utts]))
     return out
+
+
+def speaker_adaptation(members: list) -> str:
+    """How the speaker-adaptive protocol judges a model's clips: ``"features"`` (each speaker's
+    statistics, when every member takes them) or ``"answers"`` (each speaker's mean answer)."""
+    from ..pipeline import ClipClassifier
+
+    return "features" if all(ClipClassifier.from_bundle(b).uses_references for b in members) else "answers"
 
 
 def evaluate_test_set(members, utts: list, cache_dir=None) -> dict:
@@ -119,7 +130,8 @@ def evaluate_test_set(members, utts: list, cache_dir=None) -> dict:
     dropped = sorted({u.emotion for u in utts if u.emotion not in labels})
     truth = np.array([labels.index(u.emotion) for u in keep])
     res = {"n_test": len(keep), "dropped_emotions": dropped,
-           "intersection": [e for e in labels if e in {u.emotion for u in keep}]}
+           "intersection": [e for e in labels if e in {u.emotion for u in keep}],
+           "speaker_adaptation": speaker_adaptation(members)}
     for protocol, probs in test_predictions(members, keep, cache_dir).items():
         res[protocol] = score_ways(probs, truth, labels)
     return res

@@ -118,14 +118,14 @@ def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[
             calibration = held_out_calibration(logits, weights, owner, test.labels, float(classifier.temperature))
             cm = confusion(test.labels, pred, n_classes)
             plot_confusion(cm, data.label_names, run_dir / "confusion_test.png", title=f"{fold.name} test")
-            adaptive = speaker_adaptive_scores(classifier, test, n_classes)
+            adaptive = speaker_adaptive_scores(classifier, test, n_classes, probs)
             row = {"fold": fold.name, "test_speakers": list(fold.test_speakers),
                    "val_speakers": list(fold.val_speakers), **scores(test.labels, pred, n_classes),
                    "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
                    "best_epoch": result.best_epoch, "train_seconds": train_seconds,
                    **{f"selected_{k}": v for k, v in result.best.extra.get("validation", {}).items()},
                    "wall_seconds": time.perf_counter() - t0, "calibration": calibration,
-                   **({"speaker_adaptive": adaptive} if adaptive else {}),
+                   "speaker_adaptive": adaptive,
                    "confusion": cm.tolist()}
             atomic_write_text(done, json.dumps(row, indent=2) + "\n")  # a fold is finished once this exists
         row = json.loads(done.read_text())
@@ -142,19 +142,26 @@ def evaluate(cfg: RunConfig, protocol: str, out_dir: str | Path, *, folds: list[
     return results
 
 
-def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_classes: int) -> dict | None:
-    """The speaker-adaptive protocol on a fold's test clips (a model that takes references:
-    ``bins`` networks, functionals models): each test speaker standardised with the statistics of
-    all their test clips (audio only, no labels). ``None`` for a model that cannot."""
+def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_classes: int,
+                            per_clip: np.ndarray | None = None) -> dict:
+    """The speaker-adaptive protocol on a fold's test clips: each test speaker judged against all
+    their test clips (audio only, no labels): standardised with their statistics (``bins``
+    networks, functionals models), else against their mean answer (:mod:`emovox.adaptation`;
+    ``per_clip``: the clips' probabilities when already computed)."""
     from functools import partial
 
+    from ..adaptation import centre_by_speaker
     from ..pipeline import clip_references, predict_clips
     from .batches import speaker_of, speaker_stats
 
-    if not classifier.uses_references:
-        return None
-    refs = speaker_stats(test, partial(clip_references, classifier))
-    probs = predict_clips(classifier, test.images, test.bounds, speakers=[refs[speaker_of(u)] for u in test.utterances])
+    speakers = [speaker_of(u) for u in test.utterances]
+    if classifier.uses_references:
+        refs = speaker_stats(test, partial(clip_references, classifier))
+        probs = predict_clips(classifier, test.images, test.bounds, speakers=[refs[s] for s in speakers])
+    else:
+        if per_clip is None:
+            per_clip = predict_clips(classifier, test.images, test.bounds)
+        probs = centre_by_speaker(per_clip, speakers)
     pred = probs.argmax(1)
     return {**scores(test.labels, pred, n_classes), "confusion": confusion(test.labels, pred, n_classes).tolist()}
 
@@ -187,8 +194,8 @@ def results_table(res: dict) -> str:
                  f"| | {res['train_seconds'] / 60:.1f} |")
     if "speaker_adaptive" in res:
         sa = res["speaker_adaptive"]
-        lines += ["", "Speaker-adaptive (each test actor standardised with all their test clips' statistics, audio "
-                  f"only): WA {100 * sa['wa']:.1f} ± {100 * sa['wa_std']:.1f}, UA {100 * sa['ua']:.1f} ± "
+        lines += ["", "Speaker-adaptive (each test actor judged against all their test clips: their feature statistics "
+                  f"or their mean answer; audio only): WA {100 * sa['wa']:.1f} ± {100 * sa['wa_std']:.1f}, UA {100 * sa['ua']:.1f} ± "
                   f"{100 * sa['ua_std']:.1f}, macro-F1 {100 * sa['f1']:.1f} ± {100 * sa['f1_std']:.1f}"]
     lines += ["", f"Machine: {res['machine']}", ""]
     return "\n".join(lines)
