@@ -93,13 +93,15 @@ def main(argv=None) -> int:
         val = scores(vlabels, val_probs.argmax(1), len(EMOTIONS))
         s = scores(labels, probs.argmax(1), len(EMOTIONS))
         # speaker-adaptive, a protocol of its own: each actor's clips against that actor's mean answer
-        sa = scores(labels, centre_by_speaker(probs, speakers).argmax(1), len(EMOTIONS))
+        adapted = centre_by_speaker(probs, speakers)
+        sa = scores(labels, adapted.argmax(1), len(EMOTIONS))
         val_sa = scores(vlabels, centre_by_speaker(val_probs, vspeakers).argmax(1), len(EMOTIONS))
         single = [scores(labels, ensemble_probabilities([tl], len(keys)).argmax(1), len(EMOTIONS))["wa"]
                   for tl in test_logits]
         rows.append({"fold": name, **s, "n_test": len(keys), "member_wa": single, "temperature": t,
                      "val_wa": val["wa"], "val_ua": val["ua"],
                      "speaker_adaptive_wa": sa["wa"], "speaker_adaptive_ua": sa["ua"],
+                     "speaker_adaptive_ece": expected_calibration_error(adapted, labels),
                      "val_speaker_adaptive_wa": val_sa["wa"], "val_speaker_adaptive_ua": val_sa["ua"],
                      "test_ece_before": expected_calibration_error(raw, labels),
                      "test_ece_after": expected_calibration_error(probs, labels)})
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
            "ensemble_of": [str(r) for r in args.runs], "folds": rows, "machine": machine(),
            "seconds": time.perf_counter() - t0}
     res.update(fold_means(rows, ("wa", "ua", "f1", "val_wa", "val_ua", "test_ece_before", "test_ece_after",
-                                 "temperature", "speaker_adaptive_wa", "speaker_adaptive_ua",
+                                 "temperature", "speaker_adaptive_wa", "speaker_adaptive_ua", "speaker_adaptive_ece",
                                  "val_speaker_adaptive_wa", "val_speaker_adaptive_ua")))
     res["temperature_median"] = float(np.median([r["temperature"] for r in rows]))
     print(f"validation actors (selection): WA {100 * res['val_wa']:.1f}  UA {100 * res['val_ua']:.1f}")
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
           f"{100 * res['test_ece_after']:.1f} % at the fitted T")
     print(f"speaker-adaptive (each actor against their mean answer): validation WA {100 * res['val_speaker_adaptive_wa']:.1f}"
           f"  UA {100 * res['val_speaker_adaptive_ua']:.1f}; test WA {100 * res['speaker_adaptive_wa']:.1f} ± "
-          f"{100 * res['speaker_adaptive_wa_std']:.1f}  UA {100 * res['speaker_adaptive_ua']:.1f}")
+          f"{100 * res['speaker_adaptive_wa_std']:.1f}  UA {100 * res['speaker_adaptive_ua']:.1f}, "
+          f"ECE {100 * res['speaker_adaptive_ece']:.1f} %")
     out = ROOT / "benchmarks" / "results" / "ablations" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

@@ -9,7 +9,8 @@ Usage::
         --savee src/emovox/assets/model     # the bundled model (an ensemble folder) and its recipe's folds
     python benchmarks/robustness.py NAME --heldout runs/bench/cross/NAME   # its 4 RAVDESS validation actors
     (both at once is fine; ``--limit N`` takes every k-th clip for a quick look;
-    ``--speaker-adaptive``: each speaker standardised with all their clips, degraded alike)
+    ``--speaker-adaptive``: each speaker judged against all their clips, degraded alike: feature
+    statistics or mean answer, as the recognizer does)
 
 Each test clip is decoded once, degraded with the same classes training augments with
 (``emovox.augment``, fixed settings, rooms simulated from another seed than training's), and
@@ -48,21 +49,27 @@ def conditions():
 def predict(members: list, waves: list[np.ndarray], speakers: list[str] | None = None) -> np.ndarray:
     """Each clip's label from a model (a list of one bundle) or an ensemble (the mean of its
     members' probabilities); with ``speakers``, speaker-adaptive: each speaker's reference from all
-    their clips as given (degraded ones from degraded clips: one microphone, room or codec per speaker)."""
-    from emovox.pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
+    their clips as given (degraded ones from degraded clips: one microphone, room or codec per speaker):
+    their feature statistics when every member takes them, else their mean answer, as the recognizer does."""
+    from emovox.adaptation import centre_by_speaker
+    from emovox.pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips, speaker_adaptation
 
+    classifiers = [ClipClassifier.from_bundle(b) for b in members]
+    by_features = speakers is not None and speaker_adaptation(classifiers) == "features"
     probs = []
-    for bundle in members:
-        clf = ClipClassifier.from_bundle(bundle)
+    for clf in classifiers:
         analysed = [clf.analyse(w) for w in waves]
         images, bounds = [a[0] for a in analysed], [a[1] for a in analysed]
         refs = None
-        if speakers is not None:
+        if by_features:
             by = {s: [i for i, t in enumerate(speakers) if t == s] for s in set(speakers)}
             ref = {s: clip_references(clf, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in by.items()}
             refs = [ref[s] for s in speakers]
         probs.append(predict_clips(clf, images, bounds, speakers=refs))
-    return ensemble_mean(probs).argmax(1)
+    probs = ensemble_mean(probs)
+    if speakers is not None and not by_features:
+        probs = centre_by_speaker(probs, speakers)
+    return probs.argmax(1)
 
 
 def run(members: list, utts, label_of, adaptive: bool = False) -> dict:
@@ -107,7 +114,7 @@ def main(argv=None) -> int:
                                       "never trained on (actor-disjoint, 240 clips)")
     ap.add_argument("--limit", type=int, default=1, help="use every N-th clip (1: all)")
     ap.add_argument("--speaker-adaptive", action="store_true",
-                    help="the speaker-adaptive protocol: each speaker standardised with all their clips (as degraded)")
+                    help="the speaker-adaptive protocol: each speaker judged against all their clips (as degraded)")
     args = ap.parse_args(argv)
     import torch
 

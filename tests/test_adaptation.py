@@ -36,9 +36,13 @@ def test_the_speakers_usual_answer_comes_out_uniform_and_answers_stay_probabilit
     np.testing.assert_allclose(centre_answers(usual, ref), np.full((1, 8), 1 / 8), atol=1e-6)
     out = centre_answers(p, ref)
     assert out.dtype == np.float32 and np.allclose(out.sum(1), 1, atol=1e-5) and (out >= 0).all()
-    # a class the model rules out entirely stays finite
-    p[:, 0] = 0
-    assert np.isfinite(centre_answers(p, answer_reference(p))).all()
+    # far tails are floored: a class at 1e-14 in one clip and 1e-9 in another is noise, not a signal
+    p[:, 0] = 1e-14
+    p[2, 0] = 1e-9
+    out = centre_answers(p, answer_reference(p))
+    assert np.isfinite(out).all() and out[2].argmax() != 0
+    with pytest.raises(ValueError, match="8 classes for a model of 7"):
+        centre_answers(p[:, :7], ref)
 
 
 def test_each_speaker_is_judged_against_their_own_clips():
@@ -51,8 +55,9 @@ def test_each_speaker_is_judged_against_their_own_clips():
     np.testing.assert_allclose(np.concatenate([out[:3], out[8:]]), centre_answers(b, answer_reference(b)), atol=1e-6)
     with pytest.raises(ValueError, match="12 clips but 2 speakers"):
         centre_by_speaker(mixed, ["a", "b"])
-    with pytest.raises(ValueError, match="at least one clip"):
-        answer_reference(np.zeros((0, 8)))
+    # one clip against itself would come out uniform: a reference needs two
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        answer_reference(a[:1])
 
 
 def test_a_per_clip_network_is_adapted_on_its_answers(tiny_model, tiny_ravdess):
@@ -71,21 +76,76 @@ def test_a_per_clip_network_is_adapted_on_its_answers(tiny_model, tiny_ravdess):
     np.testing.assert_allclose(adapted, centre_answers(alone, ref), atol=1e-5)
     grouped = dict(rec.predict_speakers({"01": files}))
     np.testing.assert_allclose([list(grouped[f].probabilities.values()) for f in files], adapted, atol=1e-5)
+    # a reference made by a model with other emotions is refused, not misread
+    with pytest.raises(ValueError, match="other emotions"):
+        rec.predict(files[0], speaker=ref._replace(labels=("a",) * 8))
 
 
-def test_the_cli_adapts_a_per_clip_model_per_folder(tiny_model, tiny_ravdess, capsys):
+def test_a_speaker_with_one_clip_of_speech_is_judged_alone_and_said_so(tiny_model, tiny_ravdess, tmp_path):
+    """No reference from one clip (it would cancel that clip's answer): its per-clip answer and a
+    warning; silence neither enters a reference nor stops the others."""
+    from emovox import Recognizer
+
+    from .serve_util import write_wav
+
+    rec = Recognizer.load(tiny_model, threads=1)
+    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_01").glob("*.flac"))[:3]
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(32_000))
+    with pytest.warns(UserWarning, match="'solo': 1 clip of speech"):
+        got = dict(rec.predict_speakers({"solo": [files[0], silent], "pair": files[1:]}))
+    assert got[files[0]].probabilities == rec.predict(files[0]).probabilities
+    assert got[silent].answer == "no_speech"
+    ref = rec.speaker_reference([files[1], silent, files[2]])  # the silent file is left out
+    assert ref.clips == 2
+    np.testing.assert_allclose(list(got[files[1]].probabilities.values()),
+                               list(rec.predict(files[1], speaker=ref).probabilities.values()), atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        rec.speaker_reference([files[0], silent])
+
+
+def test_onnx_adapts_the_bundled_model_on_its_answers(tiny_ravdess):
+    """onnxruntime takes no feature statistics: `speaker_adaptive` there is the bundled model judged
+    against each speaker's mean answer, on the same arithmetic as torch."""
+    from emovox import Recognizer
+
+    rec = Recognizer.load(backend="onnx", threads=1, speaker_adaptive=True)
+    assert rec.backend.name == "onnx" and rec.speaker_adaptation == "answers"
+    files = sorted((tiny_ravdess / "Audio_Speech_Actors_01-24" / "Actor_02").glob("*.flac"))[:3]
+    alone = np.array([list(rec.predict(f).probabilities.values()) for f in files])
+    grouped = dict(rec.predict_speakers({"02": files}))
+    np.testing.assert_allclose([list(grouped[f].probabilities.values()) for f in files],
+                               centre_answers(alone, answer_reference(alone)), atol=1e-5)
+
+
+def test_the_cli_adapts_a_per_clip_model_per_folder_and_resumes_alike(tiny_model, tiny_ravdess, tmp_path, capsys):
     import json
+    from pathlib import Path
 
     from emovox.cli import main
 
     speech = tiny_ravdess / "Audio_Speech_Actors_01-24"
-    assert main(["predict", str(speech), "--model", str(tiny_model), "--speaker-norm", "folder",
-                 "--format", "json", "--threads", "1"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 24 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
-    assert main(["predict", str(speech), "--model", str(tiny_model), "--format", "json", "--threads", "1"]) == 0
-    plain = json.loads(capsys.readouterr().out)
-    assert [r["probabilities"] for r in rows] != [r["probabilities"] for r in plain]
+    common = ["--model", str(tiny_model), "--threads", "1", "-q"]
+    assert main(["predict", str(speech), *common, "--speaker-norm", "folder", "--format", "json"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert main(["predict", str(speech), *common, "--format", "json"]) == 0
+    plain = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(rows) == len(plain) == 24
+    folders: dict = {}
+    for path in sorted(plain):
+        folders.setdefault(Path(path).parent, []).append(path)
+    for paths in folders.values():
+        expected = centre_by_speaker(np.array([list(plain[p]["probabilities"].values()) for p in paths]),
+                                     [0] * len(paths))
+        np.testing.assert_allclose([list(rows[p]["probabilities"].values()) for p in paths], expected, atol=2e-4)
+    # an interrupted run resumed: the remaining files are still judged against their whole folder
+    out = tmp_path / "rows.jsonl"
+    first = sorted(plain)[0]
+    out.write_text(json.dumps(rows[first]) + "\n")
+    assert main(["predict", str(speech), *common, "--speaker-norm", "folder", "-o", str(out), "--resume"]) == 0
+    resumed = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(resumed) == 24
+    for path, r in resumed.items():
+        assert r["probabilities"] == pytest.approx(rows[path]["probabilities"], abs=2e-4)
 
 
 def test_evaluations_score_a_per_clip_network_speaker_adaptively(tiny_model, tiny_config):

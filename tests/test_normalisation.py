@@ -129,8 +129,6 @@ def test_recognizer_speaker_adaptive_prediction(bins_model_dir, tiny_ravdess):
                for a, b in zip(alone, adapted))
 
 
-
-
 def test_cli_predict_speaker_norm_per_folder(bins_model_dir, tiny_ravdess, tmp_path, capsys):
     import json
 

@@ -127,7 +127,7 @@ def test_an_onnx_server_answers_speaker_norm_itself_against_the_mean_answer(clie
     from emovox import Recognizer, audio
 
     info = client.get("/v1/model").json()
-    assert info["speaker_model_id"] == info["model_id"]
+    assert info["speaker_model_id"] == info["model_id"] and info["speaker_adaptation"] == "answers"
     r = client.post("/v1/timeline?speaker_norm=1", files={"file": clips["long"].open("rb")})
     assert r.status_code == 200, r.text
     got = r.json()
@@ -156,6 +156,7 @@ def test_a_torch_server_answers_speaker_norm_with_the_bundled_speaker_model(clip
     with running_server("--backend", "torch", "--max-concurrent", "1") as url:
         info = httpx.get(url + "/v1/model", timeout=30).json()
         assert info["speaker_model_id"] and info["speaker_model_id"] != info["model_id"]
+        assert info["speaker_adaptation"] == "features"
         r = httpx.post(url + "/v1/timeline?speaker_norm=1", files={"file": clips["long"].open("rb")}, timeout=120)
         assert r.status_code == 200, r.text
         got = r.json()

@@ -68,8 +68,8 @@ def cmd_predict(args) -> int:
     if k_n and k_n[1] > 1:
         k, n = k_n
         if args.speaker_norm:
-            raise ValueError("--speaker-norm takes each speaker's clips together; sharding would split them "
-                             "(run without --shard, or one folder per process)")
+            raise ValueError("--speaker-norm takes each speaker's clips together; sharding (--shard, or "
+                             "torchrun's RANK/WORLD_SIZE) would split them: run one folder per process")
         total = len(set(files))
         files = shard(files, k, n)
         if args.output:
@@ -81,12 +81,16 @@ def cmd_predict(args) -> int:
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads,
                           speaker_adaptive=bool(args.speaker_norm), **given)
     if args.speaker_norm and args.model is None:
-        print("emovox: --speaker-norm: the bundled speaker-adaptive model", file=sys.stderr)
+        print("emovox: --speaker-norm: " + ("the bundled speaker-adaptive model" if rec.adapts_to_speakers else
+                                            "the bundled model, judged against each speaker's mean answer"),
+              file=sys.stderr)
+    groups_from, done = files, set()  # a resumed run's references still come from every file
     if args.output:
         writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in FORMATS else None,
                              resume=args.resume)
         skipped = len(files)
-        files = [f for f in files if f not in writer.done]
+        done = set(writer.done)
+        files = [f for f in files if f not in done]
         skipped -= len(files)
         if skipped:
             print(f"emovox: {skipped} files already in {args.output}; predicting the other {len(files)}",
@@ -100,9 +104,10 @@ def cmd_predict(args) -> int:
         with _progress(len(files), show_bar) as bar:
             if args.speaker_norm:  # one reference per folder (a speaker, a session) or for all files
                 groups: dict[str, list] = {}
-                for f in files:
+                for f in groups_from:
                     groups.setdefault(str(Path(f).parent) if args.speaker_norm == "folder" else "", []).append(f)
-                results = rec.predict_speakers(groups, workers=args.workers)
+                results = ((src, r) for src, r in rec.predict_speakers(groups, workers=args.workers)
+                           if src not in done)
             else:
                 results = rec.predict_many(files, batch_size=args.batch_size, workers=args.workers)
             for src, result in results:
@@ -411,9 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="batches predicted side by side (default: the cores this process may use / --threads)")
     sp.add_argument("--speaker-norm", choices=["folder", "all"],
                     help="speaker-adaptive: judge each clip against its speaker's usual voice, taking the clips "
-                         "of each folder (folder) or all the files (all) as one speaker (default model: the "
-                         "bundled speaker-adaptive one; another --model is judged against the speaker's usual "
-                         "answer unless it takes feature statistics: README, Python)")
+                         "of each folder (folder) or all the files (all) as one speaker (at least 2 clips of "
+                         "speech). Default model: the bundled speaker-adaptive one (torch); a --model that "
+                         "takes feature statistics (functionals, normalize: bins; torch) uses them, any other "
+                         "model the speaker's mean answer")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")
@@ -450,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("timeline", help="emotion over time in a long recording (VAD, windows, segments)")
     sp.add_argument("--speaker-norm", action="store_true",
                     help="speaker-adaptive: the whole recording is the speaker's reference (one talker, a session; "
-                         "default model: the bundled speaker-adaptive one)")
+                         "default model: the bundled speaker-adaptive one on torch; models that take no feature "
+                         "statistics are judged against the recording's mean answer)")
     sp.add_argument("recording")
     timeline_opts(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

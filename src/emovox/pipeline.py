@@ -379,6 +379,13 @@ def predict_members(classifiers: list[ClipClassifier], analysed: list[list],
                           for i, c in enumerate(classifiers)])
 
 
+def speaker_adaptation(classifiers: list[ClipClassifier]) -> str:
+    """How a model (an ensemble's members) is adapted to a speaker: ``"features"`` when every
+    member takes a speaker's statistics (``bins`` networks, functionals models), else
+    ``"answers"``: the speaker's mean answer (:mod:`emovox.adaptation`)."""
+    return "features" if all(c.uses_references for c in classifiers) else "answers"
+
+
 def speaker_references(classifiers: list[ClipClassifier], analysed: list[list]) -> list[Stats]:
     """One speaker's reference per member, from several clips' :meth:`ClipClassifier.analyse`
     (their voiced frames pooled; audio only, no labels). Needs ``"bins"`` models."""
@@ -387,8 +394,9 @@ def speaker_references(classifiers: list[ClipClassifier], analysed: list[list]) 
     for c in classifiers:
         if not c.uses_references:
             raise ValueError("this model standardises each window on its own (normalize: "
-                             f"{c.pipeline.features.normalize}); speaker normalisation needs a model "
-                             "trained with normalize: bins, or a functionals model")
+                             f"{c.pipeline.features.normalize}); a speaker's feature statistics need a model "
+                             "trained with normalize: bins, or a functionals model (the Recognizer adapts "
+                             "any other model on its answers)")
     return [clip_references(c, [a[i][0] for a in analysed], [a[i][1] for a in analysed])
             for i, c in enumerate(classifiers)]
 

@@ -201,7 +201,7 @@ class TimelineEngine:
     """Streaming timeline: :meth:`push` blocks of 16 kHz mono samples, get finished cells back;
     :meth:`finish` returns the :class:`Timeline`. ``backend`` is a Recognizer backend
     (torch or ONNX): ``analyse(wave)`` then ``probabilities([...])``. ``speaker``: a speaker
-    reference (``Recognizer.speaker_reference``) every window is normalised with.
+    reference (``Recognizer.speaker_reference``) every window is judged against.
     ``collect=True``: the speech windows are analysed and kept in :attr:`collected` instead of
     classified (a first pass that takes a recording's speaker reference from exactly the
     windows the second pass judges)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adaptation import AnswerReference, answer_reference, centre_answers
+from ..adaptation import MIN_CLIPS, AnswerReference, answer_reference, centre_answers
 from ..models.folder import CONFIG_NAME, ONNX_NAME, fingerprint, load_members
 
 
@@ -24,21 +24,36 @@ class Backend:
     (:mod:`emovox.adaptation`)."""
 
     adapts_to_speakers = False
+    labels: tuple[str, ...]
 
     def speaker_reference(self, analysed: list):
-        """One speaker's reference from several analysed clips of that speaker (audio only)."""
-        if not analysed:
-            raise ValueError("a speaker reference needs at least one clip")
+        """One speaker's reference from at least :data:`~emovox.adaptation.MIN_CLIPS` analysed
+        clips of that speaker (audio only)."""
+        if len(analysed) < MIN_CLIPS:
+            raise ValueError(f"a speaker reference needs at least {MIN_CLIPS} clips of speech (got {len(analysed)})")
         if self.adapts_to_speakers:
             return self._feature_reference(analysed)
-        return answer_reference(self._probabilities(analysed))
+        return answer_reference(self._probabilities(analysed), self.labels)
 
     def probabilities(self, analysed: list, speaker=None) -> np.ndarray:
         """Probabilities ``[n_clips, n_classes]`` of analysed clips; ``speaker``: a
         :meth:`speaker_reference` to judge them against (speaker-adaptive)."""
         if isinstance(speaker, AnswerReference):
+            if speaker.labels is not None and tuple(speaker.labels) != tuple(self.labels):
+                raise ValueError("this speaker reference was made by a model with other emotions "
+                                 f"({', '.join(speaker.labels)}); make it with this model")
             return centre_answers(self._probabilities(analysed), speaker) if analysed else self._probabilities([])
         return self._probabilities(analysed, speaker)
+
+    def adapted_probabilities(self, analysed: list) -> np.ndarray:
+        """Several clips of one speaker, each judged against the reference of them all (one pass
+        of the model when the reference is their mean answer)."""
+        if self.adapts_to_speakers:
+            return self._probabilities(analysed, self.speaker_reference(analysed))
+        if len(analysed) < MIN_CLIPS:
+            self.speaker_reference(analysed)  # its error
+        probs = self._probabilities(analysed)
+        return centre_answers(probs, answer_reference(probs, self.labels))
 
     @property
     def speaker_adaptation(self) -> str:
@@ -54,7 +69,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, folder: str | os.PathLike, threads: int | None = None) -> None:
-        from ..pipeline import ClipClassifier
+        from ..pipeline import ClipClassifier, speaker_adaptation
         from ..threads import configure_torch, inference_threads
 
         self.threads = inference_threads(threads)
@@ -66,7 +81,7 @@ class TorchBackend(Backend):
         self.clip_seconds = max(b.pipeline.clip_seconds for b in self.members)
         self.calibration = self.bundle.extra.get("calibration", {})
         self.classifiers = [ClipClassifier.from_bundle(b).eval() for b in self.members]
-        self.adapts_to_speakers = all(c.uses_references for c in self.classifiers)
+        self.adapts_to_speakers = speaker_adaptation(self.classifiers) == "features"
 
     def analyse(self, wave: np.ndarray) -> list:
         """Per-clip work that can run before batching: each member's dB image and voiced frames."""
@@ -89,6 +104,8 @@ class OnnxBackend(Backend):
     standardises each clip on its own: speaker adaptation works on its answers."""
 
     name = "onnx"
+    #: clips per session call: a speaker-adaptive timeline's reference covers a whole recording
+    MAX_BATCH = 32
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -134,6 +151,7 @@ class OnnxBackend(Backend):
             return np.stack([self.session.run(None, {self.input_name: w})[0] for w in analysed])
         from itertools import groupby
 
-        # runs of equal-length clips (a timeline's windows) go in one call, in order
-        return np.concatenate([self.session.run(None, {self.input_name: np.stack(list(run))})[0]
-                               for _, run in groupby(analysed, key=len)])
+        # runs of equal-length clips (a timeline's windows) go in calls of at most MAX_BATCH, in order
+        runs = [list(run) for _, run in groupby(analysed, key=len)]
+        return np.concatenate([self.session.run(None, {self.input_name: np.stack(run[i:i + self.MAX_BATCH])})[0]
+                               for run in runs for i in range(0, len(run), self.MAX_BATCH)])

@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .. import audio
+from ..adaptation import MIN_CLIPS
 from ..labels import probabilities as to_mapping
 from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
@@ -23,10 +24,10 @@ NO_SPEECH = "no_speech"
 UNCERTAIN = "uncertain"
 #: Below this many seconds of speech (silero VAD) a recording is answered ``no_speech``.
 MIN_SPEECH_SECONDS = 0.3
-#: A speaker-adaptive timeline takes its reference from at least this many speech windows (the
-#: functionals model's reference is a mean and a spread over windows: one window has no spread;
-#: an answer reference from one window would cancel that window's answer).
-MIN_REFERENCE_WINDOWS = 2
+#: A speaker reference takes at least this many clips or speech windows (the functionals model's
+#: reference is a mean and a spread: one clip has no spread; a mean answer of one clip would
+#: cancel that clip's answer).
+MIN_REFERENCE_WINDOWS = MIN_CLIPS
 
 
 class TooLittleSpeech(ValueError):
@@ -141,7 +142,10 @@ class Recognizer:
         from ..threads import inference_threads
 
         threads = inference_threads(threads)
-        folder = Path(path) if path is not None else BUNDLED_SPEAKER_MODEL if speaker_adaptive else BUNDLED_MODEL
+        # the bundled speaker-adaptive model needs torch (feature statistics); on onnxruntime the
+        # bundled model is adapted on its answers instead
+        folder = (Path(path) if path is not None else BUNDLED_SPEAKER_MODEL
+                  if speaker_adaptive and backend != "onnx" else BUNDLED_MODEL)
         if path is None and not (folder / CONFIG_NAME).is_file():
             if speaker_adaptive:
                 raise FileNotFoundError(f"this emovox has no bundled speaker-adaptive model ({folder}); pass a "
@@ -172,7 +176,7 @@ class Recognizer:
         """How a :meth:`speaker_reference` is used: ``"features"`` (the speaker's statistics
         replace each clip's own) or ``"answers"`` (the speaker's mean log-probability over their
         clips is subtracted from each clip's: :mod:`emovox.adaptation`)."""
-        return self.backend.speaker_adaptation
+        return getattr(self.backend, "speaker_adaptation", "features" if self.adapts_to_speakers else "answers")
 
     # ------------------------------------------------------------------ speech check
     def speech_seconds(self, wave: np.ndarray, enough: float | None = None) -> float:
@@ -230,13 +234,19 @@ class Recognizer:
         ``sample_rate``): audio only, no labels, and best from clips of several emotions. Pass
         it to :meth:`predict` as ``speaker=``. What it holds depends on the model
         (:attr:`speaker_adaptation`): feature statistics, or the speaker's usual answer."""
-        analysed = [self.backend.analyse(self._wave(s, sample_rate)) for s in sources]
+        analysed = []
+        for s in sources:  # recordings without speech say nothing about the speaker's voice
+            wave = self._wave(s, sample_rate)
+            if self.speech_check(wave)[0]:
+                analysed.append(self.backend.analyse(wave))
         return self.backend.speaker_reference(analysed)
 
     def predict_speakers(self, groups: dict, *,
                          workers: int | None = None) -> Iterator[tuple[object, Prediction | audio.AudioError]]:
         """Speaker-adaptive prediction: ``{speaker: [sources]}``; each group's clips are judged
-        against that group's reference (all its readable clips). Yields ``(source, result)``.
+        against that group's reference (all its readable clips with speech; a group with fewer
+        than :data:`MIN_REFERENCE_WINDOWS` of them is judged clip by clip, with a warning).
+        Yields ``(source, result)``.
         ``workers`` threads decode a group's clips (``None``: the cores / :attr:`threads`,
         :func:`emovox.threads.share`), then the model runs on the group."""
         from concurrent.futures import ThreadPoolExecutor
@@ -246,13 +256,26 @@ class Recognizer:
         workers = share(workers, self.threads).workers if workers is None else workers
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _, sources in groups.items():
+            for name, sources in groups.items():
                 sources = list(sources)
                 prepared = list(pool.map(self._prepare, sources))
                 ok = [p[1] for p in prepared if not isinstance(p, audio.AudioError) and p[1] is not None]
-                probs = iter(self.backend.probabilities(ok, self.backend.speaker_reference(ok)) if ok else [])
+                probs = iter(self._group_probabilities(name, ok))
                 for src, item in zip(sources, prepared):
                     yield src, self._answer(src, item, probs)
+
+    def _group_probabilities(self, name, analysed: list) -> np.ndarray | list:
+        """One speaker's clips judged against them all; under :data:`MIN_REFERENCE_WINDOWS` clips of
+        speech there is no reference: judged alone, with a warning."""
+        if len(analysed) >= MIN_REFERENCE_WINDOWS:
+            return self.backend.adapted_probabilities(analysed)
+        if analysed:
+            import warnings
+
+            warnings.warn(f"speaker {name!r}: {len(analysed)} clip of speech, too few for a speaker reference "
+                          f"(at least {MIN_REFERENCE_WINDOWS}); judged alone", stacklevel=3)
+            return self.backend.probabilities(analysed)
+        return []
 
     def _prepare(self, src):
         """AudioError, or (speech seconds, the analysed wave or None when there is no speech)."""

@@ -149,8 +149,10 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
                        speaker_norm: bool = Query(False, description="speaker-adaptive: the recording is its "
                                                   "speaker's reference (one talker). The bundled "
                                                   "speaker-adaptive model answers beside the bundled model "
-                                                  "(torch backend); any other model answers itself, judged "
-                                                  "against the speaker's usual answer")):
+                                                  "(torch backend); any other model answers itself: with its "
+                                                  "feature statistics if it takes them (torch), else judged "
+                                                  "against the recording's mean answer (/v1/model: "
+                                                  "speaker_adaptation)")):
         """Segments (start, end, emotion or silence, confidence) and per-cell probabilities:
         voice activity detection, then overlapping windows, as ``emovox timeline``."""
         return await answer(request, "timeline", spectrogram, speaker_norm)

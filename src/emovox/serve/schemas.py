@@ -118,8 +118,11 @@ class ModelInfo(BaseModel):
     calibration: dict = Field(description="temperature scaling: T and the NLL / ECE before and after")
     members: list[Member] = Field(description="each network with its preprocessing (one unless an ensemble)")
     card: dict[str, str] = Field(description="model-card fields: title, what it does, training, limits, licence...")
-    speaker_model_id: Optional[str] = Field(None, description="the model answering speaker_norm=1 timelines "
-                                            "(the model_id itself when the served model answers them)")
+    speaker_model_id: str = Field(description="the model answering speaker_norm=1 timelines "
+                                  "(the model_id itself when the served model answers them)")
+    speaker_adaptation: str = Field(description="how speaker_norm=1 timelines adapt: 'features' (the "
+                                    "speaker's statistics replace each window's own) or 'answers' (each "
+                                    "window judged against the recording's mean answer)")
     colors: dict[str, str] = Field(description="one colour per label, as in emovox's figures")
     limits: Limits
     version: str

@@ -59,6 +59,7 @@ class Service:
         self.speaker_rec = recognizer if own else speaker_recognizer
         self.info["speaker_model_id"] = (self.info["model_id"] if own
                                          else _model_id(self.speaker_rec, BUNDLED_SPEAKER_MODEL))
+        self.info["speaker_adaptation"] = getattr(self.speaker_rec, "speaker_adaptation", "answers")
         from ..features import FeatureExtractor
 
         self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)

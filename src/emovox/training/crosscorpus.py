@@ -116,9 +116,9 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
 def speaker_adaptation(members: list) -> str:
     """How the speaker-adaptive protocol judges a model's clips: ``"features"`` (each speaker's
     statistics, when every member takes them) or ``"answers"`` (each speaker's mean answer)."""
-    from ..pipeline import ClipClassifier
+    from ..pipeline import ClipClassifier, speaker_adaptation as adaptation
 
-    return "features" if all(ClipClassifier.from_bundle(b).uses_references for b in members) else "answers"
+    return adaptation([ClipClassifier.from_bundle(b) for b in members])
 
 
 def evaluate_test_set(members, utts: list, cache_dir=None) -> dict:

@@ -163,7 +163,8 @@ def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_clas
             per_clip = predict_clips(classifier, test.images, test.bounds)
         probs = centre_by_speaker(per_clip, speakers)
     pred = probs.argmax(1)
-    return {**scores(test.labels, pred, n_classes), "confusion": confusion(test.labels, pred, n_classes).tolist()}
+    return {**scores(test.labels, pred, n_classes), "confusion": confusion(test.labels, pred, n_classes).tolist(),
+            "adaptation": "features" if classifier.uses_references else "answers"}
 
 
 def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
@@ -175,6 +176,7 @@ def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray
     res.update(fold_means(rows, ("wa", "ua", "f1", "train_seconds")))
     if rows and all("speaker_adaptive" in r for r in rows):  # a protocol of its own, beside the per-clip one
         res["speaker_adaptive"] = fold_means(rows, ("wa", "ua", "f1"), lambda r, k: r["speaker_adaptive"][k])
+        res["speaker_adaptive"]["adaptation"] = rows[0]["speaker_adaptive"].get("adaptation", "features")
     if all("calibration" in r for r in rows):  # ECE on the test actors, T fitted on validation actors
         res.update(fold_means(rows, ("test_ece_before", "test_ece_after"), lambda r, k: r["calibration"][k]))
     return res
