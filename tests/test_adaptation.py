@@ -170,3 +170,30 @@ def test_evaluations_score_a_per_clip_network_speaker_adaptively(tiny_model, tin
     probs = test_predictions([bundle], data.utterances)
     np.testing.assert_allclose(probs["speaker-adaptive"], centre_by_speaker(probs["per-clip"], speakers), atol=1e-6)
     assert evaluate_test_set(bundle, data.utterances)["speaker_adaptation"] == "answers"
+
+
+def test_a_speaker_adaptive_timeline_replays_its_first_pass_instead_of_running_the_model_again(tmp_path):
+    """Adapted on its answers, a speaker-norm timeline runs the model once: the first pass keeps
+    the speech windows' answers, the second judges them against their mean. The same cells as
+    judging the recording against that reference with the model run again."""
+    from emovox import Recognizer, audio
+
+    from .serve_util import conversation
+
+    rec = Recognizer.load(backend="onnx", threads=1)
+    wave = audio.load(conversation(tmp_path / "talk.wav"), rec.sample_rate)
+    calls = []
+    run = rec.backend._probabilities
+    rec.backend._probabilities = lambda analysed, speaker=None: calls.append(len(analysed)) or run(analysed, speaker)
+    adapted = rec.timeline(wave, sample_rate=rec.sample_rate, speaker_norm=True)
+    once = sum(calls)
+    collector = rec.stream(collect="answers")
+    collector.run([wave])
+    ref = answer_reference(np.stack(collector.collected), rec.labels)
+    assert once == len(collector.collected) >= 2  # each speech window through the model once
+    again = rec.timeline(wave, sample_rate=rec.sample_rate, speaker=ref)
+    a, b = adapted.to_dict()["cells"], again.to_dict()["cells"]
+    assert [c["probabilities"] is None for c in a] == [c["probabilities"] is None for c in b]
+    for x, y in zip(a, b):
+        if y["probabilities"] is not None:
+            assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-5)

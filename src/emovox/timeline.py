@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .adaptation import centre_answers
 from .audio import WORKING_RATE
 from .vad import FRAME, SpeechDetector
 
@@ -202,15 +203,20 @@ class TimelineEngine:
     :meth:`finish` returns the :class:`Timeline`. ``backend`` is a Recognizer backend
     (torch or ONNX): ``analyse(wave)`` then ``probabilities([...])``. ``speaker``: a speaker
     reference (``Recognizer.speaker_reference``) every window is judged against.
-    ``collect=True``: the speech windows are analysed and kept in :attr:`collected` instead of
-    classified (a first pass that takes a recording's speaker reference from exactly the
-    windows the second pass judges)."""
+    ``collect``: a first pass that takes a recording's speaker reference from exactly the
+    windows the second pass judges: the speech windows are kept in :attr:`collected` instead of
+    turned into cells — analysed (``True``, for a model that takes feature statistics), or their
+    probabilities (``"answers"``, for one adapted on its answers), which the second pass then
+    replays (``replay``) instead of running the model again."""
 
     def __init__(self, backend, config: TimelineConfig | None = None, *, clip_seconds: float = 2.5,
-                 batch_windows: int = 8, source: str | None = None, speaker=None, collect: bool = False) -> None:
+                 batch_windows: int = 8, source: str | None = None, speaker=None, collect: bool | str = False,
+                 replay: list | None = None) -> None:
         self.backend = backend
         self.speaker = speaker
         self.collected: list | None = [] if collect else None
+        self._collect_answers = collect == "answers"
+        self._replay = iter(replay) if replay is not None else None
         self.labels = tuple(backend.labels)
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
@@ -264,6 +270,9 @@ class TimelineEngine:
             self._add_vad(*self.vad.finish())
             self._advance(final=True)
             self._finished = True
+            if self._replay is not None and next(self._replay, None) is not None:
+                raise RuntimeError("the second pass of a speaker-adaptive timeline met fewer speech windows "
+                                   "than the first")
         return self.timeline()
 
     def run(self, blocks: Iterable[np.ndarray]) -> Timeline:
@@ -310,20 +319,33 @@ class TimelineEngine:
     def _classify(self, windows: list[tuple[int, int, int]]) -> None:
         need = self.config.min_speech * self.H
         todo = [(k, s, e) for k, s, e in windows if self._speech_samples(s, e) >= need - 1e-6]
-        if self.collected is not None:
+        if self.collected is not None and not self._collect_answers:
             self.collected.extend(self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start])
                                   for _, s, e in todo)
             return
         for b in range(0, len(todo), self.batch_windows):
             chunk = todo[b:b + self.batch_windows]
-            analysed = [self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start]) for _, s, e in chunk]
-            probs = self.backend.probabilities(analysed, self.speaker) if self.speaker is not None \
-                else self.backend.probabilities(analysed)
+            if self._replay is not None:  # the first pass's answers, judged against its reference
+                probs = centre_answers(np.stack([self._replayed() for _ in chunk]), self.speaker)
+            else:
+                analysed = [self.backend.analyse(self._buf[s - self._buf_start:e - self._buf_start])
+                            for _, s, e in chunk]
+                probs = self.backend.probabilities(analysed, self.speaker) if self.speaker is not None \
+                    else self.backend.probabilities(analysed)
+            if self.collected is not None:
+                self.collected.extend(probs)
+                continue
             for (k, s, e), p in zip(chunk, probs):
                 for c in range(s // self.H, (e - 1) // self.H + 1):
                     overlap = min(e, (c + 1) * self.H) - max(s, c * self.H)
                     self._sum[c] = self._sum.get(c, 0) + overlap * np.asarray(p, np.float64)
                     self._weight[c] = self._weight.get(c, 0.0) + overlap
+
+    def _replayed(self) -> np.ndarray:
+        p = next(self._replay, None)
+        if p is None:
+            raise RuntimeError("the second pass of a speaker-adaptive timeline met more speech windows than the first")
+        return p
 
     def _trim(self) -> None:
         keep_from = self._next_window * self.H  # nothing before the next window start is needed again

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .. import audio
-from ..adaptation import MIN_CLIPS
+from ..adaptation import MIN_CLIPS, answer_reference
 from ..labels import probabilities as to_mapping
 from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
@@ -343,7 +343,7 @@ class Recognizer:
         fields (``window``, ``hop``, ``min_speech``, ``smooth``, ``min_confidence``,
         ``vad_threshold``). ``progress`` is called with the seconds processed after each block.
         ``speaker_norm=True`` takes the recording as one speaker's reference (a call, a session:
-        decoded twice; the reference is taken from the very speech windows the timeline judges,
+        decoded twice, the model run once when adapted on its answers; the reference is taken from the very speech windows the timeline judges,
         so a window's statistics meet a reference of the same length; raises
         :class:`TooLittleSpeech` below :data:`MIN_REFERENCE_WINDOWS` of them), or pass a
         ``speaker`` reference. Returns a :class:`emovox.timeline.Timeline`.
@@ -353,7 +353,8 @@ class Recognizer:
         if speaker_norm and speaker is None:
             blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate)) \
                 if isinstance(source, np.ndarray) else audio.stream(source, self.sample_rate, block_seconds)
-            collector = self.stream(config, collect=True, **options)
+            answers = self.speaker_adaptation == "answers"
+            collector = self.stream(config, collect="answers" if answers else True, **options)
             collector.run(blocks)
             if hasattr(source, "seek"):
                 source.seek(0)
@@ -361,8 +362,15 @@ class Recognizer:
                 raise TooLittleSpeech(f"a speaker-adaptive timeline needs at least {MIN_REFERENCE_WINDOWS} windows "
                                       f"of speech for the speaker's reference; this recording has "
                                       f"{len(collector.collected)} (run it without speaker normalisation)")
-            speaker = self.backend.speaker_reference(collector.collected) if collector.collected else None
-        engine = self.stream(config, speaker=speaker, **options)
+            replay = None
+            if collector.collected and answers:  # the first pass's answers, reused
+                replay = collector.collected
+                speaker = answer_reference(np.stack(replay), self.labels)
+            elif collector.collected:
+                speaker = self.backend.speaker_reference(collector.collected)
+            engine = self.stream(config, speaker=speaker, replay=replay, **options)
+        else:
+            engine = self.stream(config, speaker=speaker, **options)
         if isinstance(source, np.ndarray):
             blocks = blocks_of(self._wave(source, sample_rate), int(block_seconds * self.sample_rate))
         else:
@@ -387,16 +395,19 @@ class Recognizer:
 
         return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
-    def stream(self, config=None, *, speaker=None, collect: bool = False, **options):
+    def stream(self, config=None, *, speaker=None, collect: bool | str = False, replay: list | None = None,
+               **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
         blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`;
-        ``collect``: keep the analysed speech windows instead of classifying them."""
+        ``collect``: keep the speech windows (analysed; ``"answers"``: their probabilities) instead of making cells;
+        ``replay``: a collecting pass's answers, used instead of running the model again."""
         from ..timeline import TimelineConfig, TimelineEngine
 
         config = config or TimelineConfig(min_confidence=self.min_confidence, vad_threshold=self.vad_threshold)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
-        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker, collect=collect)
+        return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker, collect=collect,
+                              replay=replay)
 
     def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
