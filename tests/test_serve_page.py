@@ -138,6 +138,7 @@ def test_long_recording_timeline_and_messages(page, tmp_path):
     long = conversation(tmp_path / "conversation.wav")
     page.set_input_files("#file", str(long))
     page.wait_for_selector("#timeline:not([hidden])", timeout=60_000)
+    assert page.text_content("#timeline-note") == ""  # each window on its own: nothing to say
     assert page.locator("#track span").count() >= 3
     items = page.locator("#segments li").all_inner_texts()
     assert any("silence" in t for t in items) and any("%" in t for t in items)
@@ -153,6 +154,21 @@ def test_long_recording_timeline_and_messages(page, tmp_path):
     (tmp_path / "notes.wav").write_bytes(b"not audio at all" * 10)
     page.set_input_files("#file", str(tmp_path / "notes.wav"))
     _wait(page, "document.getElementById('status').textContent.includes('does not look like audio')")
+
+
+def test_one_speaker_timeline_is_judged_against_the_recordings_own_voice(page, tmp_path):
+    """The box asks for a speaker-adaptive timeline (?speaker_norm=1): the recording is its own
+    speaker's reference, and the page says so."""
+    enter_key(page)
+    urls = []
+    page.on("request", lambda r: urls.append(r.url) if "/v1/timeline" in r.url else None)
+    assert not page.is_checked("#one-speaker")
+    page.check("#one-speaker")
+    page.set_input_files("#file", str(conversation(tmp_path / "conversation.wav")))
+    page.wait_for_selector("#timeline:not([hidden])", timeout=60_000)
+    assert len(urls) == 1 and urls[0].endswith("/v1/timeline?speaker_norm=1")
+    assert "own voice" in page.text_content("#timeline-note")
+    assert page.locator("#segments li").count() >= 2
 
 
 def test_fake_microphone_recording(page, tmp_path):

@@ -98,7 +98,7 @@ async function analyse(blob, name) {
     const clip = state.model ? state.model.clip_seconds : 2.5;
     if (p.speech && p.duration > 2 * clip) {
       say("Building the timeline…");
-      showTimeline(await post("/v1/timeline", blob, name));
+      showTimeline(...await timeline(blob, name));
     }
     say(p.speech ? "Done." : "No speech heard in this recording.", !p.speech);
   } catch (e) {
@@ -148,8 +148,23 @@ function showPrediction(p, name) {
   $("result-title").focus();
 }
 
-function showTimeline(t) {
+async function timeline(blob, name) {
+  // speaker-adaptive when asked: the recording is its own speaker's reference; with too little
+  // speech for one, the plain timeline, and the page says so
+  if (!$("one-speaker").checked) return [await post("/v1/timeline", blob, name), ""];
+  try {
+    return [await post("/v1/timeline?speaker_norm=1", blob, name),
+      "Each window judged against this recording's own voice (speaker-adaptive)."];
+  } catch (e) {
+    if (e.code !== "too_little_speech") throw e;
+    return [await post("/v1/timeline", blob, name),
+      "Too little speech to judge against the speaker's own voice: each window judged on its own."];
+  }
+}
+
+function showTimeline(t, note) {
   $("timeline").hidden = false;
+  $("timeline-note").textContent = note;
   const track = $("track");
   const list = $("segments");
   track.textContent = "";
