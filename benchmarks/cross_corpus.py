@@ -33,6 +33,12 @@ def wave_augmentations(members: list) -> list[str]:
     return sorted(names)
 
 
+def training_epochs(members: list) -> int | None:
+    """The epochs a model folder's members trained for (recorded likewise; the most of them)."""
+    epochs = [(m.extra.get("provenance", {}).get("training") or {}).get("epochs") or 0 for m in members]
+    return max(epochs) or None
+
+
 def consistency_weight(members: list) -> float | None:
     """The consistency-training weight a model folder's members trained with, if any (recorded likewise)."""
     weights = [(m.extra.get("provenance", {}).get("training") or {}).get("consistency") or 0 for m in members]
@@ -94,7 +100,8 @@ def main(argv=None) -> int:
            "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,
            "wave_augment": wave_augmentations(members) if args.model else None,
-           "consistency": consistency_weight(members) if args.model else None, **res}
+           "consistency": consistency_weight(members) if args.model else None,
+           "epochs": training_epochs(members) if args.model else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -43,7 +43,8 @@ def recipe(d: dict) -> str:
             return ("**bundled speaker-adaptive model**: prosody functionals (mel + MFCC + pitch), class-balanced, "
                     "24 actors, C by 6-fold CV over them")
         trained = (", waveform augmentation" if d.get("wave_augment") else "") + (
-            f", {consistency_label(d['consistency'])}" if d.get("consistency") else "")
+            f", {consistency_label(d['consistency'])}" if d.get("consistency") else "") + (
+            f", {d['epochs']} epochs" if d.get("epochs") and d["epochs"] != 40 else "")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
             return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{trained} (24 actors)"

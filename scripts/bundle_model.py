@@ -170,7 +170,7 @@ has seen every actor, so no figure can be measured on it honestly):
 {"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 - each member alone: the table above.
 
-{_cross_corpus()}{_robustness()}
+{_cross_corpus()}{_speaker_adaptive(ens)}{_robustness()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
 ({first.get("calibration", {}).get("fitted_on", "not calibrated")}).
 {_ece(top, members)}
@@ -207,6 +207,25 @@ def _cross_corpus() -> str:
             f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it answers sad for "
             f"{own['predicted']['sad']} of them. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
             f"{path.stem}`; see the README's cross-corpus table.\n")
+
+
+def _speaker_adaptive(ens: dict | None) -> str:
+    """The same model judging several clips of one speaker against their mean answer (emovox.adaptation)."""
+    source = ROOT / ens["source"] if ens and ens.get("source") else None
+    r = json.loads(source.read_text()) if source is not None and source.is_file() else {}
+    cross = _newest_bundled("cross")
+    d = json.loads(cross.read_text()) if cross is not None else {}
+    if "speaker_adaptive_wa" not in r or "speaker-adaptive" not in d.get("emobox-4", {}):
+        return ""
+    four = d["emobox-4"]["speaker-adaptive"]["restricted"]
+    return (f"**Several clips of one speaker** (`--speaker-norm`, `Recognizer.predict_speakers`, "
+            f"`timeline(speaker_norm=True)`, `?speaker_norm=1`): each clip judged against the speaker's mean answer "
+            f"(audio only; at least 2 clips of speech, best of several emotions). Actor-disjoint EmoBox 6 folds, each "
+            f"test actor against all their test clips: WA {100 * r['speaker_adaptive_wa']:.1f} ± "
+            f"{100 * r['speaker_adaptive_wa_std']:.1f} %, UA {100 * r['speaker_adaptive_ua']:.1f} %; SAVEE's 4-emotion "
+            f"list, each speaker against their listed clips: {100 * four['wa']:.1f} % (development). The bundled "
+            "speaker-adaptive model (prosody functionals, `src/emovox/assets/speaker-model/`) does better on SAVEE "
+            "and is what `--speaker-norm` uses when no model is named (torch backend).\n")
 
 
 def _robustness() -> str:
