@@ -48,10 +48,8 @@ class Backend:
     def adapted_probabilities(self, analysed: list) -> np.ndarray:
         """Several clips of one speaker, each judged against the reference of them all (one pass
         of the model when the reference is their mean answer)."""
-        if self.adapts_to_speakers:
+        if self.adapts_to_speakers or len(analysed) < MIN_CLIPS:  # (too few clips: the reference's error)
             return self._probabilities(analysed, self.speaker_reference(analysed))
-        if len(analysed) < MIN_CLIPS:
-            self.speaker_reference(analysed)  # its error
         probs = self._probabilities(analysed)
         return centre_answers(probs, answer_reference(probs, self.labels))
 
