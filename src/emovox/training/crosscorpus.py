@@ -96,6 +96,7 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
     from ..pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
     from .batches import speaker_of, speaker_stats
 
+    by_features = speaker_adaptation(members) == "features"
     per_clip, adaptive = [], []
     for bundle in members:
         fs = build_features(utts, bundle.pipeline, labels=tuple(bundle.labels), cache_dir=cache_dir, progress=False)
@@ -103,12 +104,12 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
             raise ValueError(f"{len(utts) - len(fs)} test clips could not be decoded")
         classifier = ClipClassifier.from_bundle(bundle)
         per_clip.append(predict_clips(classifier, fs.images, fs.bounds))
-        if classifier.uses_references:
+        if by_features:
             refs = speaker_stats(fs, partial(clip_references, classifier))
             adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
                                           speakers=[refs[speaker_of(u)] for u in fs.utterances]))
     out = {"per-clip": ensemble_mean(per_clip)}
-    out["speaker-adaptive"] = (ensemble_mean(adaptive) if len(adaptive) == len(members)
+    out["speaker-adaptive"] = (ensemble_mean(adaptive) if by_features
                                else centre_by_speaker(out["per-clip"], [speaker_of(u) for u in utts]))
     return out
 

@@ -151,11 +151,12 @@ def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_clas
     from functools import partial
 
     from ..adaptation import centre_by_speaker
-    from ..pipeline import clip_references, predict_clips
+    from ..pipeline import clip_references, predict_clips, speaker_adaptation
     from .batches import speaker_of, speaker_stats
 
     speakers = [speaker_of(u) for u in test.utterances]
-    if classifier.uses_references:
+    adaptation = speaker_adaptation([classifier])
+    if adaptation == "features":
         refs = speaker_stats(test, partial(clip_references, classifier))
         probs = predict_clips(classifier, test.images, test.bounds, speakers=[refs[s] for s in speakers])
     else:
@@ -164,7 +165,7 @@ def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_clas
         probs = centre_by_speaker(per_clip, speakers)
     pred = probs.argmax(1)
     return {**scores(test.labels, pred, n_classes), "confusion": confusion(test.labels, pred, n_classes).tolist(),
-            "adaptation": "features" if classifier.uses_references else "answers"}
+            "adaptation": adaptation}
 
 
 def summarize(cfg: RunConfig, protocol: str, rows: list[dict], total: np.ndarray, labels=EMOTIONS) -> dict:
