@@ -75,6 +75,7 @@ class TrainingConfig:
     c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
     copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
     distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
+    speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -182,6 +183,16 @@ class RunConfig:
             if self.augment.mixup or self.training.speaker_p or self.training.distill:
                 raise ValueError("training.consistency does not combine with augment.mixup, training.speaker_p "
                                  "or training.distill")
+        groups = self.training.speaker_groups
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0 or groups == 1:
+            raise ValueError(f"training.speaker_groups must be 0 (off) or a whole number >= 2, got {groups!r}")
+        if groups:
+            if self.model.name == "functionals":
+                raise ValueError("training.speaker_groups trains a network's answers; the functionals model "
+                                 "takes its speakers' statistics instead")
+            if self.augment.mixup or self.training.balance == "sampler" or self.training.distill:
+                raise ValueError("training.speaker_groups does not combine with augment.mixup, "
+                                 "training.balance=sampler or training.distill")
         grid = self.training.c_grid
         if grid is not None:
             if self.model.name != "functionals":

@@ -25,7 +25,8 @@ class Batch(NamedTuple):
     """Un-normalised dB windows ``[B, bins, clip]``, labels, each window's reference statistics
     (``normalize: bins`` only, else None), for mixup the partners' labels and the blend weight,
     with distillation the teachers' soft targets (blended like the windows), and for consistency
-    training a window of each clip's clean recording with its reference."""
+    training a window of each clip's clean recording with its reference, and for speaker-centred
+    training each clip's speaker group within the batch (:mod:`.centring`)."""
 
     windows: torch.Tensor
     y: torch.Tensor
@@ -35,6 +36,7 @@ class Batch(NamedTuple):
     soft: torch.Tensor | None = None
     clean: torch.Tensor | None = None
     clean_stats: Stats | None = None
+    groups: torch.Tensor | None = None
 
 
 def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
@@ -62,6 +64,26 @@ def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.nd
     return rng.choice(len(fs), size=len(fs), replace=True, p=p / p.sum())
 
 
+def speaker_group_order(fs: FeatureSet, rng: np.random.Generator, size: int) -> np.ndarray:
+    """This epoch's clip order in runs of ``size`` clips of one speaker (each speaker's clips
+    shuffled and cut into runs, the runs shuffled): cut into batches, each holds a few
+    speakers' groups (speaker-centred training)."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, u in enumerate(fs.utterances):
+        by_speaker.setdefault(speaker_of(u), []).append(i)
+    runs = []
+    for s in sorted(by_speaker):
+        idx = rng.permutation(by_speaker[s])
+        runs += [idx[k:k + size] for k in range(0, len(idx), size)]
+    return np.concatenate([runs[j] for j in rng.permutation(len(runs))])
+
+
+def group_ids(fs: FeatureSet, idx: np.ndarray) -> torch.Tensor:
+    """Each clip's group in a batch: clips of one speaker form one group (0, 1, ... in order)."""
+    ids: dict[str, int] = {}
+    return torch.tensor([ids.setdefault(speaker_of(fs.utterances[int(i)]), len(ids)) for i in idx])
+
+
 class BatchMaker:
     """Builds the batches of an epoch for one training set.
 
@@ -78,6 +100,8 @@ class BatchMaker:
     speaker_p : probability that a clip is normalised with its speaker's statistics instead of
         its own (``"bins"`` normalisation only): trains one model for both protocols.
     balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
+    speaker_groups : clips of one speaker drawn together in runs of this many, each batch's clips
+        grouped by speaker (speaker-centred training, :mod:`.centring`); 0: clips drawn alone.
     soft : each clip's soft target ``[N, C]`` from the teachers (distillation), or None.
     paired : also a window of each clip's clean recording (the cached image), neither
         waveform- nor SpecAugmented: the second view of consistency training.
@@ -85,14 +109,19 @@ class BatchMaker:
 
     def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
-                 balance: str = "none", soft: torch.Tensor | None = None, paired: bool = False) -> None:
+                 balance: str = "none", soft: torch.Tensor | None = None, paired: bool = False,
+                 speaker_groups: int = 0) -> None:
         if wave_augment is not None and waves is None:
             raise ValueError("waveform augmentation needs the clips' waveforms")
+        if speaker_groups and (speaker_groups < 2 or mixup is not None or balance == "sampler"):
+            raise ValueError("speaker groups need at least 2 clips each and do not combine with mixup or "
+                             "the class sampler (both redraw the clips)")
         if paired and (mixup is not None or speaker_p > 0):
             raise ValueError("a clean view per clip (consistency) does not combine with mixup or speaker references")
         self.fs, self.pipeline, self.batch_size, self.seed = fs, pipeline, batch_size, seed
         self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
         self.speaker_p, self.balance, self.soft, self.paired = speaker_p, balance, soft, paired
+        self.speaker_groups = speaker_groups
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
@@ -112,7 +141,7 @@ class BatchMaker:
 
     def _make(self, epoch: int) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, epoch])
-        order = class_order(self.fs, rng, self.balance)
+        order = self._order(rng)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             windows, refs = zip(*(self._window(int(i), rng) for i in idx))
@@ -122,9 +151,11 @@ class BatchMaker:
             y = torch.from_numpy(self.fs.labels[idx])
             soft = self.soft[torch.from_numpy(idx)] if self.soft is not None else None
             stats = _stacked(refs)
+            groups = group_ids(self.fs, idx) if self.speaker_groups else None
             if self.paired:
                 clean, clean_refs = zip(*(self._window(int(i), rng, clean=True) for i in idx))
-                yield Batch(windows, y, stats, soft=soft, clean=torch.stack(clean), clean_stats=_stacked(clean_refs))
+                yield Batch(windows, y, stats, soft=soft, clean=torch.stack(clean), clean_stats=_stacked(clean_refs),
+                            groups=groups)
             elif self.mixup is not None:  # windows and references blended alike, as dB
                 lam, perm = self.mixup.draw(len(windows), rng)
                 mixed = lam * windows + (1.0 - lam) * windows[perm]
@@ -135,7 +166,13 @@ class BatchMaker:
                     soft = lam * soft + (1 - lam) * soft[perm]
                 yield Batch(mixed, y, stats, y[perm], lam, soft)
             else:
-                yield Batch(windows, y, stats, soft=soft)
+                yield Batch(windows, y, stats, soft=soft, groups=groups)
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        """The clips of an epoch in the order its batches take them."""
+        if self.speaker_groups:
+            return speaker_group_order(self.fs, rng, self.speaker_groups)
+        return class_order(self.fs, rng, self.balance)
 
     def endless(self, start: int = 10_000) -> Iterator[Batch]:
         """Batches forever (the LR range test), from epochs distinct from training's."""

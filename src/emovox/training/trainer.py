@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
+from ..adaptation import centre_by_speaker
 from ..config import RunConfig, TrainingConfig, differs_from_saved, save_config
 from ..features import FeatureExtractor
 from ..labels import EMOTIONS
@@ -38,7 +39,8 @@ from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from ..threads import step_threads, torch_threads
-from .batches import Batch, BatchMaker
+from .batches import Batch, BatchMaker, speaker_of
+from .centring import centre_by_group
 from .consistency import js_divergence
 from .data import FeatureSet
 from .distill import Distillation, distillation_loss
@@ -86,7 +88,8 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
-    (:mod:`.consistency`); ``n_correct`` counts the augmented view."""
+    (:mod:`.consistency`); ``n_correct`` counts the augmented view. A batch with speaker groups
+    (``batch.groups``) is scored on each answer centred on its group's mean (:mod:`.centring`)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -97,14 +100,18 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
         paired = isinstance(batch, Batch) and batch.clean is not None
         if paired:
             x = torch.cat([x, extractor.finish(batch.clean, batch.clean_stats).contiguous(memory_format=fmt)])
+        groups = batch.groups if isinstance(batch, Batch) else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
             if paired:
                 logits, clean_logits = logits.float().chunk(2)
-                loss = (loss_fn(logits, y) + loss_fn(clean_logits, y)) / 2 \
-                    + consistency * js_divergence(logits, clean_logits)
+                js = js_divergence(logits, clean_logits)  # of the clips' own answers: robustness per clip
+                if groups is not None:  # speaker-centred training: the answers adaptation will judge
+                    logits, clean_logits = centre_by_group(logits, groups), centre_by_group(clean_logits, groups)
+                loss = (loss_fn(logits, y) + loss_fn(clean_logits, y)) / 2 + consistency * js
             else:
-                loss = loss_fn(logits.float(), y)
+                logits = logits.float() if groups is None else centre_by_group(logits.float(), groups)
+                loss = loss_fn(logits, y)
             if isinstance(batch, Batch) and batch.y2 is not None:  # mixup: the loss blended like the inputs
                 loss = batch.lam * loss + (1 - batch.lam) * loss_fn(logits.float(), batch.y2)
             if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
@@ -148,7 +155,7 @@ def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] |
     return BatchMaker(train_set, cfg.preprocessing, tcfg.batch_size, cfg.seed,
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
                       wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft,
-                      paired=tcfg.consistency > 0)
+                      paired=tcfg.consistency > 0, speaker_groups=int(tcfg.speaker_groups))
 
 
 def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
@@ -191,8 +198,11 @@ class TrainResult:
 
 
 def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int,
-              predict: Callable = predict_clips) -> tuple[dict, np.ndarray]:
+              predict: Callable = predict_clips, adapted: bool = False) -> tuple[dict, np.ndarray]:
+    """Validation scores; ``adapted``: of each speaker's answers judged against their mean answer."""
     probs = predict(classifier, fs.images, fs.bounds)
+    if adapted:
+        probs = centre_by_speaker(probs, [speaker_of(u) for u in fs.utterances])
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(fs)), fs.labels], 1e-12, None)).mean())
     s = scores(fs.labels, pred, n_classes)
@@ -324,7 +334,7 @@ def train(
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
                "lr": lr_trace[-1]}
         if val_set is not None and len(val_set):
-            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips)
+            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips, adapted=bool(tcfg.speaker_groups))
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)

@@ -1,0 +1,109 @@
+"""Speaker-centred training: batches of speaker groups, answers centred as adaptation centres them."""
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.adaptation import centre_answers, answer_reference
+from emovox.config import load_config
+from emovox.training.batches import BatchMaker, speaker_of
+from emovox.training.centring import centre_by_group
+from emovox.training.data import load_dataset
+from emovox.training.distributed import share_of
+from emovox.training.trainer import bundle_from, make_optimizer, make_step
+
+
+def test_centring_a_group_gives_the_answers_adaptation_gives():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(10, 8, generator=g) * 2
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 0])
+    centred = centre_by_group(logits, groups).softmax(1).numpy()
+    probs = logits.softmax(1).numpy()
+    for k in range(3):
+        idx = (groups == k).numpy()
+        expected = centre_answers(probs[idx], answer_reference(probs[idx]))
+        np.testing.assert_allclose(centred[idx], expected, atol=1e-5)
+    # a push shared by the whole batch (a voice, a room) is removed: the answers do not change
+    shifted = logits + torch.tensor([4.0, 0, 0, 0, 0, 0, 0, -2.0])
+    assert torch.allclose(centre_by_group(shifted, groups).softmax(1), centre_by_group(logits, groups).softmax(1),
+                          atol=1e-5)
+
+
+def test_a_lone_clip_is_judged_uniform():
+    centred = centre_by_group(torch.tensor([[3.0, -1.0, 0.5]]), torch.tensor([0]))
+    assert torch.allclose(centred.softmax(1), torch.full((1, 3), 1 / 3))
+
+
+@pytest.fixture(scope="module")
+def grouped(tiny_config):
+    data = load_dataset(tiny_config, progress=False)
+    return data, BatchMaker(data, tiny_config.preprocessing, 8, seed=2, speaker_groups=4)
+
+
+def test_batches_hold_whole_speaker_groups(grouped):
+    data, maker = grouped
+    seen = []
+    for batch in maker.epoch(0):
+        seen.append(len(batch.y))
+        assert batch.groups.shape == batch.y.shape
+        assert batch.groups[0] == 0 and batch.groups.max() < len(batch.y) // 2
+    assert sum(seen) == len(maker) * 8
+    order = maker._order(np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(len(data)))  # every clip once
+    runs = order[: 4 * (len(order) // 4)].reshape(-1, 4)
+    speakers = [{speaker_of(data.utterances[int(i)]) for i in run} for run in runs]
+    assert sum(len(s) == 1 for s in speakers) >= len(runs) - 3  # runs of one speaker (a speaker's tail is shorter)
+    half = share_of(next(iter(maker.epoch(1))), 0, 4)
+    assert half.groups is not None and len(half.groups) == 4
+
+
+def test_the_step_scores_centred_answers(grouped, tiny_config):
+    data, maker = grouped
+    batch = next(iter(maker.epoch(1)))
+    model = bundle_from(tiny_config, data.label_names).model.eval()  # one answer: no dropout
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # a push shared by every clip: it moves the plain loss, not the centred one
+        head.bias += torch.linspace(-3, 3, len(head.bias))
+    extractor = tiny_config.preprocessing.extractor()
+    with torch.no_grad():
+        logits = model(extractor.finish(batch.windows))
+        expected = torch.nn.functional.cross_entropy(centre_by_group(logits, batch.groups), batch.y).item()
+        plain = torch.nn.functional.cross_entropy(logits, batch.y).item()
+    step = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False)
+    loss, _ = step(model, make_optimizer(tiny_config.training)(model), batch)
+    assert loss == pytest.approx(expected, rel=1e-4) and abs(loss - plain) > 0.1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["training.speaker_groups=1"], "whole number >= 2"),
+    (["training.speaker_groups=4", "training.balance=sampler"], "does not combine"),
+    (["training.speaker_groups=4", "model.name=functionals"], "functionals"),
+])
+def test_speaker_group_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_run_trains_on_speaker_groups_and_selects_on_adapted_validation(tiny_config, tmp_path):
+    import csv
+    import math
+
+    from emovox.training.trainer import train
+
+    cfg = tiny_config.override("training.speaker_groups=4", "training.epochs=2")
+    data = load_dataset(cfg, progress=False)
+    train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
+    val_idx = [i for i, u in enumerate(data.utterances) if u.speaker == "03"]
+    result = train(cfg, tmp_path / "run", data.subset(train_idx), data.subset(val_idx), progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(rows) == 2 and all(math.isfinite(float(r["val_ua"])) for r in rows)
+    # the epoch was chosen on the validation speaker's answers judged against their mean answer
+    from emovox.adaptation import centre_by_speaker
+    from emovox.pipeline import ClipClassifier, predict_clips
+
+    val = data.subset(val_idx)
+    probs = predict_clips(ClipClassifier(result.best.model.eval(), cfg.preprocessing, labels=result.best.labels),
+                          val.images, val.bounds)
+    adapted = centre_by_speaker(probs, [u.speaker for u in val.utterances]).argmax(1)
+    best = rows[result.best_epoch - 1]
+    assert float(best["val_acc"]) == pytest.approx(float((adapted == val.labels).mean()), abs=1e-6)
