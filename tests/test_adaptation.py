@@ -197,3 +197,46 @@ def test_a_speaker_adaptive_timeline_replays_its_first_pass_instead_of_running_t
     for x, y in zip(a, b):
         if y["probabilities"] is not None:
             assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-5)
+
+
+def test_a_running_reference_warms_up_then_judges_against_everything_so_far():
+    from emovox.adaptation import RunningReference
+
+    rng = np.random.default_rng(4)
+    answers = rng.dirichlet(np.ones(4), size=7)
+    running = RunningReference(warmup=3)
+    judged = [running.judge(p) for p in answers]
+    for k in range(2):  # before the warm-up: the answers as they are
+        np.testing.assert_allclose(judged[k], answers[k], atol=1e-6)
+    for k in range(2, 7):  # then against the mean answer of the windows so far, this one included
+        expected = centre_answers(answers[k:k + 1], answer_reference(answers[:k + 1]))[0]
+        np.testing.assert_allclose(judged[k], expected, atol=1e-6)
+    assert running.clips == 7 and running.ready
+    with pytest.raises(ValueError, match="warm-up"):
+        RunningReference(warmup=1)
+
+
+def test_a_live_session_adapts_after_its_warm_up():
+    from emovox import Recognizer, audio
+    from emovox.timeline import blocks_of
+
+    from .conftest import tiny_files
+
+    rec = Recognizer.load(backend="onnx", threads=1)  # the bundled model: answers a reference moves
+    wave = np.concatenate([audio.load(f) for f in tiny_files()[:5]])
+    plain = rec.timeline(wave, sample_rate=rec.sample_rate, smooth=1)  # each cell its own windows
+    never = rec.stream(running=10_000, smooth=1)  # a warm-up longer than the session: the plain timeline
+    live = rec.stream(running=4, smooth=1)
+    for block in blocks_of(wave, 4000):
+        never.push(block)
+        live.push(block)
+    never, live = never.finish(), live.finish()
+    speech = ~np.isnan(plain.probabilities).any(1)
+    assert speech.sum() > 6 and (speech == ~np.isnan(live.probabilities).any(1)).all()
+    np.testing.assert_allclose(never.probabilities[speech], plain.probabilities[speech], atol=1e-5)
+    first = np.flatnonzero(speech)[:1]  # the first cell's windows come before the warm-up
+    np.testing.assert_allclose(live.probabilities[first], plain.probabilities[first], atol=1e-5)
+    last = np.flatnonzero(speech)[-3:]
+    assert np.abs(live.probabilities[last] - plain.probabilities[last]).max() > 0.02
+    with pytest.raises(ValueError, match="one or the other"):
+        rec.stream(running=4, collect="answers")

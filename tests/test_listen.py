@@ -143,3 +143,27 @@ def test_the_live_display_and_inputs_import_neither_torch_nor_matplotlib():
             "heavy = {'torch', 'matplotlib'} & set(sys.modules); assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_listen_speaker_norm_adapts_to_the_speaker_so_far(session, tmp_path, capsys):
+    from emovox.inference.recognizer import RUNNING_WARMUP
+
+    path, wave = session
+    saved = tmp_path / "adapted.json"
+    # the bundled model: a trained one, whose answers a speaker reference moves
+    assert main(["listen", "--input", str(path), "--fast", "--plain", "--backend", "onnx", "--threads", "1",
+                 "--speaker-norm", "--save", str(saved)]) == 0
+    assert "mean answer of the speech so far" in capsys.readouterr().err
+    rec = Recognizer.load(backend="onnx", threads=1)
+    engine = rec.stream(running=RUNNING_WARMUP)
+    engine.push(wave)
+    expected = [c["probabilities"] for c in engine.finish().to_dict()["cells"]]
+    live = [c["probabilities"] for c in json.loads(saved.read_text())["cells"]]
+    plain = [c["probabilities"] for c in rec.timeline(path).to_dict()["cells"]]
+    assert [p is None for p in live] == [p is None for p in expected] == [p is None for p in plain]
+    speech = [i for i, p in enumerate(live) if p is not None]
+    assert len(speech) > RUNNING_WARMUP
+    for i in speech:
+        assert live[i] == pytest.approx(expected[i], abs=1e-3)
+    assert live[speech[0]] == pytest.approx(plain[speech[0]], abs=1e-3)  # before the warm-up: as it is
+    assert any(live[i] != pytest.approx(plain[i], abs=0.02) for i in speech[-3:])  # after it: adapted

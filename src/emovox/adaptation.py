@@ -68,3 +68,36 @@ def centre_by_speaker(probs: np.ndarray, speakers: Sequence[Hashable]) -> np.nda
     for idx in groups.values():
         out[idx] = centre_answers(probs[idx], answer_reference(probs[idx]))
     return out
+
+
+class RunningReference:
+    """A speaker's reference built while they speak (a live microphone, one speaker): the mean
+    log-probability of every answer so far. :meth:`judge` adds an answer and returns it judged
+    against the reference once ``warmup`` answers are in (before that, as it is: a reference of
+    a few windows is weak; two come out as mirror images of each other)."""
+
+    def __init__(self, warmup: int = 4, labels: Sequence[str] | None = None) -> None:
+        if warmup < MIN_CLIPS:
+            raise ValueError(f"a running reference needs a warm-up of at least {MIN_CLIPS} answers, got {warmup}")
+        self.warmup, self.labels = warmup, tuple(labels) if labels is not None else None
+        self.clips = 0
+        self._sum: np.ndarray | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.clips >= self.warmup
+
+    def reference(self) -> AnswerReference:
+        if not self.clips:
+            raise ValueError("no answers yet")
+        return AnswerReference(self._sum / self.clips, self.clips, self.labels)
+
+    def judge(self, probs: np.ndarray) -> np.ndarray:
+        """Add one answer ``[n_classes]``; return it against the reference so far (itself included)."""
+        probs = np.asarray(probs, dtype=np.float64)
+        log = np.log(np.maximum(probs, FLOOR))
+        self._sum = log if self._sum is None else self._sum + log
+        self.clips += 1
+        if not self.ready:
+            return probs.astype(np.float32)
+        return centre_answers(probs[None], self.reference())[0]

@@ -245,8 +245,13 @@ def cmd_listen(args) -> int:
     from .live_input import Microphone, file_blocks
     from .live_display import LiveDisplay
 
+    from .inference.recognizer import RUNNING_WARMUP
+
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
-    engine = rec.stream(**_timeline_options(args))
+    engine = rec.stream(running=RUNNING_WARMUP if args.speaker_norm else 0, **_timeline_options(args))
+    if args.speaker_norm:
+        print(f"emovox: --speaker-norm: each speech window judged against the mean answer of the speech so far, "
+              f"from the {RUNNING_WARMUP}th speech window on (one speaker throughout)", file=sys.stderr)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     blocks = file_blocks(args.input, realtime=not args.fast) if args.input else Microphone(device)
     display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty(), smooth=engine.config.smooth)
@@ -471,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--save", help="write the session timeline here at the end (.json or .csv)")
     sp.add_argument("--plot", help="PNG of the session timeline at the end")
     sp.add_argument("--plain", action="store_true", help="one line per timeline cell instead of the live panel")
+    sp.add_argument("--speaker-norm", action="store_true",
+                    help="one speaker throughout: judge each window against that speaker's mean answer so far "
+                         "(from a few seconds of speech on)")
     segment_opts(sp)
     model_opts(sp)
     sp.set_defaults(func=cmd_listen)

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .adaptation import centre_answers
+from .adaptation import RunningReference, centre_answers
 from .audio import WORKING_RATE
 from .vad import FRAME, SpeechDetector
 
@@ -207,13 +207,18 @@ class TimelineEngine:
     windows the second pass judges: the speech windows are kept in :attr:`collected` instead of
     turned into cells — analysed (``True``, for a model that takes feature statistics), or their
     probabilities (``"answers"``, for one adapted on its answers), which the second pass then
-    replays (``replay``) instead of running the model again."""
+    replays (``replay``) instead of running the model again. ``running``: one speaker throughout a
+    live session, each speech window judged against the mean answer of the speech windows so far
+    (:class:`emovox.adaptation.RunningReference`) from the ``running``-th on; 0: off."""
 
     def __init__(self, backend, config: TimelineConfig | None = None, *, clip_seconds: float = 2.5,
                  batch_windows: int = 8, source: str | None = None, speaker=None, collect: bool | str = False,
-                 replay: list | None = None) -> None:
+                 replay: list | None = None, running: int = 0) -> None:
+        if running and (speaker is not None or collect or replay is not None):
+            raise ValueError("a running speaker reference replaces a given one: pass one or the other")
         self.backend = backend
         self.speaker = speaker
+        self.running = RunningReference(running, backend.labels) if running else None
         self.collected: list | None = [] if collect else None
         self._collect_answers = collect == "answers"
         self._replay = iter(replay) if replay is not None else None
@@ -335,6 +340,8 @@ class TimelineEngine:
             if self.collected is not None:
                 self.collected.extend(probs)
                 continue
+            if self.running is not None:  # in time order: each window meets the speech before it and itself
+                probs = [self.running.judge(p) for p in probs]
             for (k, s, e), p in zip(chunk, probs):
                 for c in range(s // self.H, (e - 1) // self.H + 1):
                     overlap = min(e, (c + 1) * self.H) - max(s, c * self.H)

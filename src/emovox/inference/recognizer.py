@@ -28,6 +28,9 @@ MIN_SPEECH_SECONDS = 0.3
 #: reference is a mean and a spread: one clip has no spread; a mean answer of one clip would
 #: cancel that clip's answer).
 MIN_REFERENCE_WINDOWS = MIN_CLIPS
+#: A live session's running speaker reference applies from this many speech windows on (about 6 s
+#: of speech at the default 2.5 s windows and 1.25 s hop): fewer make a weak reference.
+RUNNING_WARMUP = 4
 
 
 class TooLittleSpeech(ValueError):
@@ -396,18 +399,20 @@ class Recognizer:
         return grad_cam(self.backend.classifiers, self._wave(source, sample_rate), target, stage)
 
     def stream(self, config=None, *, speaker=None, collect: bool | str = False, replay: list | None = None,
-               **options):
+               running: int = 0, **options):
         """A :class:`emovox.timeline.TimelineEngine` to :meth:`~TimelineEngine.push` live audio
         blocks (mono, at :attr:`sample_rate`) into; ``speaker``: a :meth:`speaker_reference`;
         ``collect``: keep the speech windows (analysed; ``"answers"``: their probabilities) instead of making cells;
-        ``replay``: a collecting pass's answers, used instead of running the model again."""
+        ``replay``: a collecting pass's answers, used instead of running the model again; ``running``
+        (a live session of one speaker): each speech window judged against the mean answer of the
+        speech so far, from that many windows on (:data:`RUNNING_WARMUP` is a good start; any model)."""
         from ..timeline import TimelineConfig, TimelineEngine
 
         config = config or TimelineConfig(min_confidence=self.min_confidence, vad_threshold=self.vad_threshold)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
         return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker, collect=collect,
-                              replay=replay)
+                              replay=replay, running=running)
 
     def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
         return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
