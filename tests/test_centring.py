@@ -77,11 +77,18 @@ def test_the_step_scores_centred_answers(grouped, tiny_config):
 @pytest.mark.parametrize("overrides, message", [
     (["training.speaker_groups=1"], "whole number >= 2"),
     (["training.speaker_groups=4", "training.balance=sampler"], "does not combine"),
-    (["training.speaker_groups=4", "model.name=functionals"], "functionals"),
 ])
 def test_speaker_group_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, overrides)
+
+
+def test_speaker_groups_refuse_the_functionals_model():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "functionals-prosody.yaml"
+    with pytest.raises(ValueError, match="takes its speakers"):
+        load_config(config, ["training.speaker_groups=4"])
 
 
 def test_a_run_trains_on_speaker_groups_and_selects_on_adapted_validation(tiny_config, tmp_path):

@@ -76,6 +76,7 @@ class TrainingConfig:
     copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
     distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
     speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
+    speaker_adversary: float = 0.0 # networks: a head guesses the training speaker from the embedding, its gradient reversed × this into the network (emovox.training.adversary; 0: off)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -183,6 +184,11 @@ class RunConfig:
             if self.augment.mixup or self.training.speaker_p or self.training.distill:
                 raise ValueError("training.consistency does not combine with augment.mixup, training.speaker_p "
                                  "or training.distill")
+        adversary = self.training.speaker_adversary
+        if not isinstance(adversary, (int, float)) or isinstance(adversary, bool) or adversary < 0:
+            raise ValueError(f"training.speaker_adversary must be a number >= 0, got {adversary!r}")
+        if adversary and self.model.name == "functionals":
+            raise ValueError("training.speaker_adversary trains a network's embedding; the functionals model has none")
         groups = self.training.speaker_groups
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0 or groups == 1:
             raise ValueError(f"training.speaker_groups must be 0 (off) or a whole number >= 2, got {groups!r}")

@@ -92,9 +92,12 @@ class ResNet(nn.Module):
             x = stage(x)
         return x
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled embedding the classifier reads (what a speaker adversary sees)."""
+        return self.avgpool(self.features(x)).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x)).flatten(1)
-        return self.fc(self.dropout(x))
+        return self.fc(self.dropout(self.embed(x)))
 
 
 def resnet18(num_classes: int = 8, in_channels: int = 1, width: int = 64, dropout: float = 0.0) -> ResNet:

@@ -26,7 +26,8 @@ class Batch(NamedTuple):
     (``normalize: bins`` only, else None), for mixup the partners' labels and the blend weight,
     with distillation the teachers' soft targets (blended like the windows), and for consistency
     training a window of each clip's clean recording with its reference, and for speaker-centred
-    training each clip's speaker group within the batch (:mod:`.centring`)."""
+    training each clip's speaker group within the batch (:mod:`.centring`), for speaker-adversarial
+    training each clip's training speaker (an index: :mod:`.adversary`)."""
 
     windows: torch.Tensor
     y: torch.Tensor
@@ -37,6 +38,7 @@ class Batch(NamedTuple):
     clean: torch.Tensor | None = None
     clean_stats: Stats | None = None
     groups: torch.Tensor | None = None
+    speakers: torch.Tensor | None = None
 
 
 def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
@@ -102,6 +104,7 @@ class BatchMaker:
     balance : ``"sampler"`` to draw classes equally often; anything else keeps the data's mix.
     speaker_groups : clips of one speaker drawn together in runs of this many, each batch's clips
         grouped by speaker (speaker-centred training, :mod:`.centring`); 0: clips drawn alone.
+    speaker_labels : each clip's training speaker as an index (speaker-adversarial training).
     soft : each clip's soft target ``[N, C]`` from the teachers (distillation), or None.
     paired : also a window of each clip's clean recording (the cached image), neither
         waveform- nor SpecAugmented: the second view of consistency training.
@@ -110,7 +113,7 @@ class BatchMaker:
     def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
                  balance: str = "none", soft: torch.Tensor | None = None, paired: bool = False,
-                 speaker_groups: int = 0) -> None:
+                 speaker_groups: int = 0, speaker_labels: bool = False) -> None:
         if wave_augment is not None and waves is None:
             raise ValueError("waveform augmentation needs the clips' waveforms")
         if speaker_groups and (speaker_groups < 2 or mixup is not None or balance == "sampler"):
@@ -122,6 +125,10 @@ class BatchMaker:
         self.augment, self.mixup, self.waves, self.wave_augment = augment, mixup, waves, wave_augment
         self.speaker_p, self.balance, self.soft, self.paired = speaker_p, balance, soft, paired
         self.speaker_groups = speaker_groups
+        self.speaker_ids = None
+        if speaker_labels:
+            index = {s: k for k, s in enumerate(sorted({speaker_of(u) for u in fs.utterances}))}
+            self.speaker_ids = torch.tensor([index[speaker_of(u)] for u in fs.utterances])
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
@@ -152,10 +159,11 @@ class BatchMaker:
             soft = self.soft[torch.from_numpy(idx)] if self.soft is not None else None
             stats = _stacked(refs)
             groups = group_ids(self.fs, idx) if self.speaker_groups else None
+            speakers = self.speaker_ids[torch.from_numpy(idx)] if self.speaker_ids is not None else None
             if self.paired:
                 clean, clean_refs = zip(*(self._window(int(i), rng, clean=True) for i in idx))
                 yield Batch(windows, y, stats, soft=soft, clean=torch.stack(clean), clean_stats=_stacked(clean_refs),
-                            groups=groups)
+                            groups=groups, speakers=speakers)
             elif self.mixup is not None:  # windows and references blended alike, as dB
                 lam, perm = self.mixup.draw(len(windows), rng)
                 mixed = lam * windows + (1.0 - lam) * windows[perm]
@@ -166,7 +174,7 @@ class BatchMaker:
                     soft = lam * soft + (1 - lam) * soft[perm]
                 yield Batch(mixed, y, stats, y[perm], lam, soft)
             else:
-                yield Batch(windows, y, stats, soft=soft, groups=groups)
+                yield Batch(windows, y, stats, soft=soft, groups=groups, speakers=speakers)
 
     def _order(self, rng: np.random.Generator) -> np.ndarray:
         """The clips of an epoch in the order its batches take them."""

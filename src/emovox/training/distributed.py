@@ -247,7 +247,8 @@ def share_of(batch, lo: int, hi: int):
 
     return batch._replace(windows=batch.windows[lo:hi], y=batch.y[lo:hi], stats=stats_rows(batch.stats),
                           y2=rows(batch.y2), soft=rows(batch.soft), clean=rows(batch.clean),
-                          clean_stats=stats_rows(batch.clean_stats), groups=rows(batch.groups))
+                          clean_stats=stats_rows(batch.clean_stats), groups=rows(batch.groups),
+                          speakers=rows(batch.speakers))
 
 
 # ---------------------------------------------------------------- synchronised BatchNorm

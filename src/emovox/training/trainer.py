@@ -39,6 +39,7 @@ from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from ..threads import step_threads, torch_threads
+from .adversary import SpeakerAdversary
 from .batches import Batch, BatchMaker, speaker_of
 from .centring import centre_by_group
 from .consistency import js_divergence
@@ -82,14 +83,16 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
               class_weights: torch.Tensor | None = None, distill: Distillation | None = None,
-              consistency: float = 0.0) -> Callable:
+              consistency: float = 0.0, adversary: SpeakerAdversary | None = None) -> Callable:
     """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
     :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``. With ``distill`` the
     loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
     (:mod:`.consistency`); ``n_correct`` counts the augmented view. A batch with speaker groups
-    (``batch.groups``) is scored on each answer centred on its group's mean (:mod:`.centring`)."""
+    (``batch.groups``) is scored on each answer centred on its group's mean (:mod:`.centring`). With
+    ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
+    added, its gradient reversed into the network (:mod:`.adversary`)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -102,7 +105,10 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             x = torch.cat([x, extractor.finish(batch.clean, batch.clean_stats).contiguous(memory_format=fmt)])
         groups = batch.groups if isinstance(batch, Batch) else None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
+            if adversary is not None:
+                logits, speaker_logits = adversary(x)
+            else:
+                logits = model(x)
             if paired:
                 logits, clean_logits = logits.float().chunk(2)
                 js = js_divergence(logits, clean_logits)  # of the clips' own answers: robustness per clip
@@ -117,6 +123,9 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
                 kd = distillation_loss(logits.float(), batch.soft, distill.temperature)
                 loss = (1 - distill.weight) * loss + distill.weight * kd
+            if adversary is not None:  # both views of a clip come from its speaker
+                who = batch.speakers.repeat(2) if paired else batch.speakers
+                loss = loss + nn.functional.cross_entropy(speaker_logits.float(), who)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -155,7 +164,8 @@ def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] |
     return BatchMaker(train_set, cfg.preprocessing, tcfg.batch_size, cfg.seed,
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
                       wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft,
-                      paired=tcfg.consistency > 0, speaker_groups=int(tcfg.speaker_groups))
+                      paired=tcfg.consistency > 0, speaker_groups=int(tcfg.speaker_groups),
+                      speaker_labels=bool(tcfg.speaker_adversary))
 
 
 def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
@@ -271,7 +281,13 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
-    optimizer = make_optimizer(tcfg)(model)
+    adversary = None
+    if tcfg.speaker_adversary:
+        if dist.distributed:
+            raise ValueError("training.speaker_adversary runs in one process: run it without torchrun")
+        adversary = SpeakerAdversary(model, len({speaker_of(u) for u in train_set.utterances}),
+                                     tcfg.speaker_adversary)
+    optimizer = make_optimizer(tcfg)(adversary if adversary is not None else model)  # the head learns too
     steps_per_epoch = max(1, len(train_set) // tcfg.batch_size)
     epochs = int(tcfg.epochs)
 
@@ -303,6 +319,8 @@ def train(
     best_row, start_epoch = None, 1
     if state is not None:
         model.load_state_dict(state["model"])
+        if adversary is not None:
+            adversary.head.load_state_dict(state["adversary"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -313,7 +331,8 @@ def train(
     classifier = ClipClassifier(model, pipe, labels=bundle.labels)
     batches = dist.shard(batch_maker(cfg, train_set, waves, soft))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
-                     class_weights(train_set, tcfg.balance, len(bundle.labels)), distill, tcfg.consistency)
+                     class_weights(train_set, tcfg.balance, len(bundle.labels)), distill, tcfg.consistency,
+                     adversary)
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
@@ -347,7 +366,7 @@ def train(
             save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
             _write_metrics(run_dir / "metrics.csv", history)
             _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr,
-                             div_factor)
+                             div_factor, adversary)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
@@ -408,10 +427,12 @@ def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenanc
     return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor):
+def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor,
+                     adversary=None):
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "lr_trace": lr_trace, "best_row": best_row or {},
-             "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state()}
+             "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state(),
+             "adversary": adversary.head.state_dict() if adversary is not None else None}
     with atomic_path(path) as tmp:  # temporary file, fsync, rename: a kill leaves the previous checkpoint
         torch.save(state, tmp)
 

@@ -1,0 +1,70 @@
+"""Speaker-adversarial training: a reversed gradient from a speaker head on the embedding."""
+
+import pytest
+import torch
+
+from emovox.config import load_config
+from emovox.training.adversary import SpeakerAdversary, reverse_gradient
+from emovox.training.batches import BatchMaker
+from emovox.training.data import load_dataset
+from emovox.training.trainer import bundle_from, make_optimizer, make_step
+
+
+def test_the_reversal_passes_forward_and_turns_the_gradient_back():
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = reverse_gradient(x, 0.5)
+    assert torch.equal(y, x)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([-0.5, -1.0, -1.5]))
+
+
+def test_the_step_adds_the_speaker_loss_and_the_head_learns(tiny_config):
+    data = load_dataset(tiny_config, progress=False)
+    maker = BatchMaker(data, tiny_config.preprocessing, 8, seed=1, speaker_labels=True)
+    batch = next(iter(maker.epoch(0)))
+    assert batch.speakers is not None and int(batch.speakers.max()) < 3  # the tiny corpus's 3 actors
+    model = bundle_from(tiny_config, data.label_names).model.eval()  # one answer: no dropout
+    adversary = SpeakerAdversary(model, 3, weight=0.3)
+    extractor = tiny_config.preprocessing.extractor()
+    x = extractor.finish(batch.windows)
+    with torch.no_grad():
+        logits, speakers = adversary(x)
+        assert torch.allclose(logits, model(x), atol=1e-5)  # the emotion answer is the network's own
+        expected = (torch.nn.functional.cross_entropy(logits, batch.y)
+                    + torch.nn.functional.cross_entropy(speakers, batch.speakers)).item()
+    head = [p.detach().clone() for p in adversary.head.parameters()]
+    step = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False, adversary=adversary)
+    loss, _ = step(model, make_optimizer(tiny_config.training)(adversary), batch)
+    assert loss == pytest.approx(expected, rel=1e-4)
+    assert all(not torch.equal(a, b) for a, b in zip(head, adversary.head.parameters()))
+
+
+def test_a_run_keeps_the_head_out_of_the_model(tiny_config, tmp_path):
+    from emovox.models.folder import load_bundle
+    from emovox.training.trainer import train
+
+    cfg = tiny_config.override("training.speaker_adversary=0.1", "training.epochs=1")
+    data = load_dataset(cfg, progress=False)
+    train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
+    val_idx = [i for i, u in enumerate(data.utterances) if u.speaker == "03"]
+    train(cfg, tmp_path / "run", data.subset(train_idx), data.subset(val_idx), progress=False)
+    plain = bundle_from(cfg, data.label_names).model.state_dict().keys()
+    assert load_bundle(tmp_path / "run" / "best").model.state_dict().keys() == plain
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["adversary"] is not None  # a resumed run gets its head back
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["training.speaker_adversary=-1"], "number >= 0"),
+])
+def test_adversary_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, overrides)
+
+
+def test_the_adversary_refuses_the_functionals_model():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "functionals-prosody.yaml"
+    with pytest.raises(ValueError, match="has none"):
+        load_config(config, ["training.speaker_adversary=0.1"])
