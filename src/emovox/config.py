@@ -75,7 +75,7 @@ class TrainingConfig:
     c_grid: list | None = None     # functionals model: the L2 strengths C tried (None: emovox's grid; one value: C fixed, no search)
     copies: int = 0                # functionals model: augmented copies of each training clip (augment.wave), each speaker's k-th copy degraded alike
     distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
-    speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
+    speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer's loss also taken centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
     speaker_adversary: float = 0.0 # networks: a head guesses the training speaker from the embedding, its gradient reversed × this into the network (emovox.training.adversary; 0: off)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 

@@ -90,7 +90,7 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
     (:mod:`.consistency`); ``n_correct`` counts the augmented view. A batch with speaker groups
-    (``batch.groups``) is scored on each answer centred on its group's mean (:mod:`.centring`). With
+    (``batch.groups``) also scores each answer centred on its group's mean (:mod:`.centring`). With
     ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
     added, its gradient reversed into the network (:mod:`.adversary`)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
@@ -104,6 +104,15 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
         if paired:
             x = torch.cat([x, extractor.finish(batch.clean, batch.clean_stats).contiguous(memory_format=fmt)])
         groups = batch.groups if isinstance(batch, Batch) else None
+
+        def answer_loss(view):
+            """A view's loss and the answers it scores: with speaker groups, the mean of the clips'
+            own cross-entropy (answers that stand alone) and the centred one (answers adaptation judges)."""
+            if groups is None:
+                return loss_fn(view, y), view
+            centred = centre_by_group(view, groups)
+            return (loss_fn(view, y) + loss_fn(centred, y)) / 2, centred
+
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             if adversary is not None:
                 logits, speaker_logits = adversary(x)
@@ -112,12 +121,10 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             if paired:
                 logits, clean_logits = logits.float().chunk(2)
                 js = js_divergence(logits, clean_logits)  # of the clips' own answers: robustness per clip
-                if groups is not None:  # speaker-centred training: the answers adaptation will judge
-                    logits, clean_logits = centre_by_group(logits, groups), centre_by_group(clean_logits, groups)
-                loss = (loss_fn(logits, y) + loss_fn(clean_logits, y)) / 2 + consistency * js
+                (loss_a, logits), (loss_b, _) = answer_loss(logits), answer_loss(clean_logits)
+                loss = (loss_a + loss_b) / 2 + consistency * js
             else:
-                logits = logits.float() if groups is None else centre_by_group(logits.float(), groups)
-                loss = loss_fn(logits, y)
+                loss, logits = answer_loss(logits.float())
             if isinstance(batch, Batch) and batch.y2 is not None:  # mixup: the loss blended like the inputs
                 loss = batch.lam * loss + (1 - batch.lam) * loss_fn(logits.float(), batch.y2)
             if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
