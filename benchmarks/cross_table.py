@@ -83,6 +83,14 @@ def recipe(d: dict) -> str:
         parts.append("waveform augmentation")
     if t.get("consistency"):
         parts.append(consistency_label(t["consistency"]))
+    if t.get("speaker_groups"):
+        parts.append(f"**speaker-centred training** (groups of {t['speaker_groups']})")
+    if t.get("speaker_adversary"):
+        parts.append(f"**speaker-adversarial training** (weight {t['speaker_adversary']:g})")
+    if t.get("epochs", 40) != 40:
+        parts.append(f"{t['epochs']} epochs")
+    if "amx" in (d.get("machine") or ""):  # the table's rows are AMD EPYC unless they say so
+        parts.append("Intel AMX")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
     return ", ".join(parts + _trained_on(d, cfg))

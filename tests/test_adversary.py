@@ -56,6 +56,7 @@ def test_a_run_keeps_the_head_out_of_the_model(tiny_config, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["training.speaker_adversary=-1"], "number >= 0"),
+    (["training.speaker_adversary=0.1", "augment.mixup={alpha: 0.4}"], "does not combine"),
 ])
 def test_adversary_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):

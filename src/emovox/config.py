@@ -189,6 +189,8 @@ class RunConfig:
             raise ValueError(f"training.speaker_adversary must be a number >= 0, got {adversary!r}")
         if adversary and self.model.name == "functionals":
             raise ValueError("training.speaker_adversary trains a network's embedding; the functionals model has none")
+        if adversary and self.augment.mixup:
+            raise ValueError("training.speaker_adversary does not combine with augment.mixup (a blend of two speakers)")
         groups = self.training.speaker_groups
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0 or groups == 1:
             raise ValueError(f"training.speaker_groups must be 0 (off) or a whole number >= 2, got {groups!r}")
