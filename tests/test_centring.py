@@ -1,5 +1,7 @@
 """Speaker-centred training: batches of speaker groups, answers centred as adaptation centres them."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -70,13 +72,18 @@ def test_the_step_scores_own_and_centred_answers(grouped, tiny_config):
         plain = torch.nn.functional.cross_entropy(logits, batch.y).item()
         centred = torch.nn.functional.cross_entropy(centre_by_group(logits, batch.groups), batch.y).item()
         expected = (plain + centred) / 2  # the clip's own answer and the centred one
+    untouched = copy.deepcopy(model)  # the step below moves the weights
     step = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False)
     loss, _ = step(model, make_optimizer(tiny_config.training)(model), batch)
     assert loss == pytest.approx(expected, rel=1e-4) and abs(loss - plain) > 0.1
+    only = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False, centred_weight=1.0)
+    loss, _ = only(untouched, make_optimizer(tiny_config.training)(untouched), batch)  # own answers untrained
+    assert loss == pytest.approx(centred, rel=1e-4)
 
 
 @pytest.mark.parametrize("overrides, message", [
     (["training.speaker_groups=1"], "whole number >= 2"),
+    (["training.speaker_groups=4", "training.centred_weight=0"], r"in \(0, 1\]"),
     (["training.speaker_groups=4", "training.balance=sampler"], "does not combine"),
 ])
 def test_speaker_group_settings_are_checked(overrides, message):

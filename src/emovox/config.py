@@ -77,6 +77,7 @@ class TrainingConfig:
     distill: dict | None = None    # networks: {teachers: [folders], weight: 0.5, temperature: 2.0} (emovox.training.distill)
     speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer's loss also taken centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
     speaker_adversary: float = 0.0 # networks: a head guesses the training speaker from the embedding, its gradient reversed × this into the network (emovox.training.adversary; 0: off)
+    centred_weight: float = 0.5    # with speaker_groups: the centred answers' share of the loss, the rest the clips' own (1: centred only, answers on their own untrained)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -194,6 +195,9 @@ class RunConfig:
         groups = self.training.speaker_groups
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0 or groups == 1:
             raise ValueError(f"training.speaker_groups must be 0 (off) or a whole number >= 2, got {groups!r}")
+        weight = self.training.centred_weight
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight <= 1:
+            raise ValueError(f"training.centred_weight must be a number in (0, 1], got {weight!r}")
         if groups:
             if self.model.name == "functionals":
                 raise ValueError("training.speaker_groups trains a network's answers; the functionals model "

@@ -7,11 +7,11 @@ alike; one trained on the centred answers is told that a shift shared by all of 
 clips will be removed, and can spend it on what differs between them. Each batch holds groups
 of clips of one speaker (:class:`emovox.training.batches.BatchMaker` with ``speaker_groups``);
 every answer is also centred on its group's mean log-probability, with the floor inference uses,
-and the loss is the mean of the two cross-entropies, the clip's own and the centred one. The
-centred one alone leaves the answers' shared level free (a shift shared by all clips cancels):
-measured, the network then answered "neutral" for every clip on its own (test WA 6.7 %, the
-neutral share) while its centred answers were right; the clip's own term keeps single clips
-answerable.
+and the loss blends the two cross-entropies, the centred one's share ``training.centred_weight``
+(default half) and the clip's own the rest. The centred one alone (weight 1) leaves the answers'
+shared level free (a shift shared by all clips cancels): measured, the network then answered
+"neutral" for every clip on its own (test WA 6.7 %, the neutral share) while its centred answers
+were right: a model for speaker-adaptive use only.
 """
 
 from __future__ import annotations

@@ -83,14 +83,16 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
               class_weights: torch.Tensor | None = None, distill: Distillation | None = None,
-              consistency: float = 0.0, adversary: SpeakerAdversary | None = None) -> Callable:
+              consistency: float = 0.0, adversary: SpeakerAdversary | None = None,
+              centred_weight: float = 0.5) -> Callable:
     """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
     :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``. With ``distill`` the
     loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
     (:mod:`.consistency`); ``n_correct`` counts the augmented view. A batch with speaker groups
-    (``batch.groups``) also scores each answer centred on its group's mean (:mod:`.centring`). With
+    (``batch.groups``) also scores each answer centred on its group's mean (:mod:`.centring`;
+    ``centred_weight`` its share of the loss). With
     ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
     added, its gradient reversed into the network (:mod:`.adversary`)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
@@ -106,12 +108,14 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
         groups = batch.groups if isinstance(batch, Batch) else None
 
         def answer_loss(view):
-            """A view's loss and the answers it scores: with speaker groups, the mean of the clips'
-            own cross-entropy (answers that stand alone) and the centred one (answers adaptation judges)."""
+            """A view's loss and the answers it scores: with speaker groups, the centred answers'
+            cross-entropy (what adaptation judges) × ``centred_weight`` and the clips' own (answers
+            that stand alone) × the rest."""
             if groups is None:
                 return loss_fn(view, y), view
             centred = centre_by_group(view, groups)
-            return (loss_fn(view, y) + loss_fn(centred, y)) / 2, centred
+            own = (1 - centred_weight) * loss_fn(view, y) if centred_weight < 1 else 0.0
+            return own + centred_weight * loss_fn(centred, y), centred
 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             if adversary is not None:
@@ -196,7 +200,8 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     model.train()
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
-                     Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency)
+                     Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency,
+                     centred_weight=float(tcfg.centred_weight))
     with torch_threads(step_threads(torch.get_num_threads(), batch_thread=bool(cfg.augment.wave))):
         return lr_range_test(
             model, lambda m, o, b: step(m, o, b)[0],
@@ -339,7 +344,7 @@ def train(
     batches = dist.shard(batch_maker(cfg, train_set, waves, soft))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)), distill, tcfg.consistency,
-                     adversary)
+                     adversary, float(tcfg.centred_weight))
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
