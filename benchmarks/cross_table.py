@@ -84,7 +84,10 @@ def recipe(d: dict) -> str:
     if t.get("consistency"):
         parts.append(consistency_label(t["consistency"]))
     if t.get("speaker_groups"):
-        parts.append(f"**speaker-centred training** (groups of {t['speaker_groups']})")
+        share = t.get("centred_weight", 0.5)
+        parts.append(f"**speaker-centred training** (groups of {t['speaker_groups']}, "
+                     + ("centred answers only" if share == 1 else f"centred answers {share:g} of the loss")
+                     + "; validation UA of adapted answers)")
     if t.get("speaker_adversary"):
         parts.append(f"**speaker-adversarial training** (weight {t['speaker_adversary']:g})")
     if t.get("epochs", 40) != 40:
