@@ -39,6 +39,25 @@ def test_the_step_adds_the_speaker_loss_and_the_head_learns(tiny_config):
     assert all(not torch.equal(a, b) for a, b in zip(head, adversary.head.parameters()))
 
 
+def test_the_network_learns_from_the_speaker_loss_reversed(tiny_config):
+    model = bundle_from(tiny_config).model.eval()
+    x = torch.randn(6, 1, 64, 40, generator=torch.Generator().manual_seed(2))
+    who = torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def conv_grad(weight):
+        adversary = SpeakerAdversary(model, 3, weight)
+        torch.manual_seed(0)
+        adversary.head = torch.nn.Sequential(torch.nn.Linear(model.fc.in_features, 3))  # the same head each time
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(adversary(x)[1], who).backward()
+        return model.conv1.weight.grad.clone()
+
+    g = conv_grad(0.5)
+    assert g.abs().sum() > 0
+    assert torch.allclose(conv_grad(-0.5), -g, atol=1e-6)  # the sign flips with the weight: reversed
+    assert torch.allclose(conv_grad(1.0), 2 * g, atol=1e-6)  # and scales with it
+
+
 def test_a_run_keeps_the_head_out_of_the_model(tiny_config, tmp_path):
     from emovox.models.folder import load_bundle
     from emovox.training.trainer import train

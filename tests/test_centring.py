@@ -43,20 +43,20 @@ def grouped(tiny_config):
 
 
 def test_batches_hold_whole_speaker_groups(grouped):
-    data, maker = grouped
-    seen = []
-    for batch in maker.epoch(0):
-        seen.append(len(batch.y))
-        assert batch.groups.shape == batch.y.shape
-        assert batch.groups[0] == 0 and batch.groups.max() < len(batch.y) // 2
-    assert sum(seen) == len(maker) * 8
+    data, _ = grouped
+    maker = BatchMaker(data, grouped[1].pipeline, 6, seed=2, speaker_groups=3)  # 8 clips per actor: 8 % 3 = 2
     order = maker._order(np.random.default_rng(0))
-    assert sorted(order.tolist()) == list(range(len(data)))  # every clip once
-    runs = order[: 4 * (len(order) // 4)].reshape(-1, 4)
-    speakers = [{speaker_of(data.utterances[int(i)]) for i in run} for run in runs]
-    assert sum(len(s) == 1 for s in speakers) >= len(runs) - 3  # runs of one speaker (a speaker's tail is shorter)
-    half = share_of(next(iter(maker.epoch(1))), 0, 4)
-    assert half.groups is not None and len(half.groups) == 4
+    assert set(order.tolist()) == set(range(len(data)))  # every clip, the short runs topped up
+    runs = order.reshape(-1, 3)
+    assert all(len({speaker_of(data.utterances[int(i)]) for i in run}) == 1 for run in runs)  # one speaker each
+    for batch in maker.epoch(0):
+        assert len(batch.y) == 6
+        sizes = torch.bincount(batch.groups)
+        assert (sizes % 3 == 0).all() and (sizes > 0).all()  # whole runs: nobody alone with their speaker
+    half = share_of(next(iter(maker.epoch(1))), 0, 3)
+    assert half.groups is not None and len(half.groups) == 3
+    with pytest.raises(ValueError, match="whole speaker groups"):
+        BatchMaker(data, maker.pipeline, 8, seed=2, speaker_groups=3)
 
 
 def test_the_step_scores_own_and_centred_answers(grouped, tiny_config):
@@ -85,6 +85,8 @@ def test_the_step_scores_own_and_centred_answers(grouped, tiny_config):
     (["training.speaker_groups=1"], "whole number >= 2"),
     (["training.speaker_groups=4", "training.centred_weight=0"], r"in \(0, 1\]"),
     (["training.speaker_groups=4", "training.balance=sampler"], "does not combine"),
+    (["training.centred_weight=1"], "set training.speaker_groups"),
+    (["training.speaker_groups=6", "training.batch_size=32"], "multiple of"),
 ])
 def test_speaker_group_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -122,3 +124,30 @@ def test_a_run_trains_on_speaker_groups_and_selects_on_adapted_validation(tiny_c
     adapted = centre_by_speaker(probs, [u.speaker for u in val.utterances]).argmax(1)
     best = rows[result.best_epoch - 1]
     assert float(best["val_acc"]) == pytest.approx(float((adapted == val.labels).mean()), abs=1e-6)
+
+
+def test_calibration_of_a_speaker_adaptive_model_reads_its_adapted_answers():
+    from emovox.calibration import calibrate
+
+    g = torch.Generator().manual_seed(5)
+    labels = np.arange(40) % 4
+    speakers = [f"s{i % 2}" for i in range(40)]
+    logits = torch.randn(40, 4, generator=g) + 3.0 * torch.nn.functional.one_hot(torch.tensor(labels), 4)
+    logits[:, 0] += torch.tensor([8.0 if s == "s0" else -8.0 for s in speakers])  # a push per speaker
+    owner, weights = torch.arange(40), torch.ones(40)
+    plain = calibrate(logits, weights, owner, labels)
+    adapted = calibrate(logits, weights, owner, labels, speakers)
+    assert "speaker-adaptive" in adapted["fitted_on"] and "speaker-adaptive" not in plain["fitted_on"]
+    assert adapted["nll_after"] < plain["nll_after"]  # the push is gone from the answers it reads
+    assert adapted["temperature"] < plain["temperature"] / 2  # no flattening to hide the push
+
+
+def test_a_validation_speaker_needs_two_clips(tiny_config, tmp_path):
+    from emovox.training.trainer import train
+
+    cfg = tiny_config.override("training.speaker_groups=4", "training.epochs=1")
+    data = load_dataset(cfg, progress=False)
+    train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
+    one = [next(i for i, u in enumerate(data.utterances) if u.speaker == "03")]
+    with pytest.raises(ValueError, match="fewer than 2 clips"):
+        train(cfg, tmp_path / "run", data.subset(train_idx), data.subset(one), progress=False)

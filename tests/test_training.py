@@ -35,7 +35,9 @@ def test_run_folder_holds_everything(tiny_model):
 
 
 @pytest.mark.slow  # whole training runs: `python -m pytest -m slow`
-def test_resume_gives_the_same_run(tiny_config, tmp_path):
+@pytest.mark.parametrize("overrides", [[], ["training.speaker_adversary=0.1"]], ids=["plain", "speaker-adversary"])
+def test_resume_gives_the_same_run(tiny_config, tmp_path, overrides):
+    tiny_config = tiny_config.override(*overrides)  # the adversary's head and optimizer state resume too
     data = load_dataset(tiny_config, progress=False)
     tr, va = split(data)
     straight = train(tiny_config, tmp_path / "straight", tr, va, progress=False)

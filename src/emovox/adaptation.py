@@ -23,6 +23,11 @@ FLOOR = 1e-6
 MIN_CLIPS = 2
 
 
+def floored_log(probs: np.ndarray) -> np.ndarray:
+    """log p with the far tails at :data:`FLOOR`."""
+    return np.log(np.maximum(probs, FLOOR))
+
+
 class AnswerReference(NamedTuple):
     """One speaker's usual answer: the mean log-probability of each class over their clips."""
 
@@ -39,7 +44,7 @@ def answer_reference(probs: np.ndarray, labels: Sequence[str] | None = None) -> 
     if probs.ndim != 2 or len(probs) < MIN_CLIPS:
         raise ValueError(f"a speaker reference needs at least {MIN_CLIPS} clips of speech "
                          f"(got {len(probs) if probs.ndim == 2 else 0}): one clip judged against itself says nothing")
-    return AnswerReference(np.log(np.maximum(probs, FLOOR)).mean(0), len(probs),
+    return AnswerReference(floored_log(probs).mean(0), len(probs),
                            tuple(labels) if labels is not None else None)
 
 
@@ -49,7 +54,7 @@ def centre_answers(probs: np.ndarray, reference: AnswerReference) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float64)
     if probs.shape[-1] != len(reference.mean_log):
         raise ValueError(f"a speaker reference of {len(reference.mean_log)} classes for a model of {probs.shape[-1]}")
-    logits = np.log(np.maximum(probs, FLOOR)) - reference.mean_log
+    logits = floored_log(probs) - reference.mean_log
     logits -= logits.max(1, keepdims=True)
     out = np.exp(logits)
     return (out / out.sum(1, keepdims=True)).astype(np.float32)
@@ -95,7 +100,7 @@ class RunningReference:
     def judge(self, probs: np.ndarray) -> np.ndarray:
         """Add one answer ``[n_classes]``; return it against the reference so far (itself included)."""
         probs = np.asarray(probs, dtype=np.float64)
-        log = np.log(np.maximum(probs, FLOOR))
+        log = floored_log(probs)
         self._sum = log if self._sum is None else self._sum + log
         self.clips += 1
         if not self.ready:

@@ -34,10 +34,23 @@ def ensemble_probabilities(members: list[tuple], n_clips: int, temperature: floa
     return pipeline.ensemble_mean([clip_probabilities(*m, n_clips, temperature) for m in members])
 
 
-def fit_temperature(logits, weights, owner, labels: np.ndarray) -> float:
+def _answers(members: list[tuple], n_clips: int, temperature: float, speakers=None) -> np.ndarray:
+    """The clips' answers at ``temperature``; with ``speakers``, each judged against its speaker's
+    mean answer (the speaker-adaptive answer, :func:`emovox.adaptation.centre_by_speaker`)."""
+    probs = ensemble_probabilities(members, n_clips, temperature)
+    if speakers is None:
+        return probs
+    from .adaptation import centre_by_speaker
+
+    return centre_by_speaker(probs, speakers).astype(np.float64)
+
+
+def fit_temperature(logits, weights, owner, labels: np.ndarray, speakers=None) -> float:
     """The ``T`` in :data:`T_RANGE` minimising the clips' NLL (bounded scalar search on log T).
     ``logits``, ``weights`` and ``owner`` may be lists (one entry per ensemble member): one
-    temperature shared by the members is then fitted on the ensemble's averaged probabilities."""
+    temperature shared by the members is then fitted on the ensemble's averaged probabilities.
+    ``speakers`` (each clip's): the NLL of the speaker-adaptive answers instead (models trained
+    to be read that way: ``training.speaker_groups``)."""
     from scipy.optimize import minimize_scalar
 
     labels = np.asarray(labels)
@@ -46,7 +59,7 @@ def fit_temperature(logits, weights, owner, labels: np.ndarray) -> float:
     members = list(zip(logits, weights, owner)) if isinstance(logits, (list, tuple)) else [(logits, weights, owner)]
 
     def nll(log_t: float) -> float:
-        return negative_log_likelihood(ensemble_probabilities(members, len(labels), float(np.exp(log_t))), labels)
+        return negative_log_likelihood(_answers(members, len(labels), float(np.exp(log_t)), speakers), labels)
 
     res = minimize_scalar(nll, bounds=tuple(np.log(T_RANGE)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
@@ -70,13 +83,17 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def calibrate(logits: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, labels: np.ndarray) -> dict:
-    """Fit ``T`` and report NLL and ECE before and after: the ``calibration`` entry of a model config."""
+def calibrate(logits: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, labels: np.ndarray,
+              speakers=None) -> dict:
+    """Fit ``T`` and report NLL and ECE before and after: the ``calibration`` entry of a model config
+    (``speakers``: of the speaker-adaptive answers, see :func:`fit_temperature`)."""
     labels = np.asarray(labels)
-    t = fit_temperature(logits, weights, owner, labels)
-    before = clip_probabilities(logits, weights, owner, len(labels), 1.0)
-    after = clip_probabilities(logits, weights, owner, len(labels), t)
-    return {"temperature": round(t, 4), "fitted_on": f"{len(labels)} validation clips",
+    t = fit_temperature(logits, weights, owner, labels, speakers)
+    members = [(logits, weights, owner)]
+    before = _answers(members, len(labels), 1.0, speakers)
+    after = _answers(members, len(labels), t, speakers)
+    return {"temperature": round(t, 4),
+            "fitted_on": f"{len(labels)} validation clips" + (", speaker-adaptive answers" if speakers is not None else ""),
             "ece_before": round(expected_calibration_error(before, labels), 4),
             "ece_after": round(expected_calibration_error(after, labels), 4),
             "nll_before": round(negative_log_likelihood(before, labels), 4),

@@ -198,6 +198,11 @@ class RunConfig:
         weight = self.training.centred_weight
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight <= 1:
             raise ValueError(f"training.centred_weight must be a number in (0, 1], got {weight!r}")
+        if weight != 0.5 and not groups:
+            raise ValueError("training.centred_weight weighs speaker-centred training: set training.speaker_groups too")
+        if groups and self.training.batch_size % groups:
+            raise ValueError(f"training.batch_size ({self.training.batch_size}) must be a multiple of "
+                             f"training.speaker_groups ({groups}): batches hold whole speaker groups")
         if groups:
             if self.model.name == "functionals":
                 raise ValueError("training.speaker_groups trains a network's answers; the functionals model "

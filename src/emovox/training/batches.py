@@ -66,16 +66,28 @@ def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.nd
     return rng.choice(len(fs), size=len(fs), replace=True, p=p / p.sum())
 
 
+def speaker_index(fs: FeatureSet) -> dict[str, int]:
+    """Each training speaker's number (0, 1, ... in sorted order), keyed like :func:`speaker_of`."""
+    return {s: k for k, s in enumerate(sorted({speaker_of(u) for u in fs.utterances}))}
+
+
 def speaker_group_order(fs: FeatureSet, rng: np.random.Generator, size: int) -> np.ndarray:
-    """This epoch's clip order in runs of ``size`` clips of one speaker (each speaker's clips
-    shuffled and cut into runs, the runs shuffled): cut into batches, each holds a few
-    speakers' groups (speaker-centred training)."""
+    """This epoch's clip order in runs of exactly ``size`` clips of one speaker (each speaker's
+    clips shuffled and cut into runs, the runs shuffled); a speaker's short last run is topped up
+    with other clips of that speaker, so batches of a multiple of ``size`` hold whole runs and no
+    clip is ever alone with its speaker. At least every clip, some twice; the batches take the
+    first ``len(fs) // batch_size`` of them (speaker-centred training)."""
     by_speaker: dict[str, list[int]] = {}
     for i, u in enumerate(fs.utterances):
         by_speaker.setdefault(speaker_of(u), []).append(i)
     runs = []
     for s in sorted(by_speaker):
         idx = rng.permutation(by_speaker[s])
+        short = (-len(idx)) % size
+        if short:
+            others = idx[:len(idx) - (size - short)]  # not in the last run
+            pool = others if len(others) >= short else idx
+            idx = np.concatenate([idx, rng.choice(pool, short, replace=len(pool) < short)])
         runs += [idx[k:k + size] for k in range(0, len(idx), size)]
     return np.concatenate([runs[j] for j in rng.permutation(len(runs))])
 
@@ -119,6 +131,8 @@ class BatchMaker:
         if speaker_groups and (speaker_groups < 2 or mixup is not None or balance == "sampler"):
             raise ValueError("speaker groups need at least 2 clips each and do not combine with mixup or "
                              "the class sampler (both redraw the clips)")
+        if speaker_groups and batch_size % speaker_groups:
+            raise ValueError(f"a batch of {batch_size} clips does not hold whole speaker groups of {speaker_groups}")
         if paired and (mixup is not None or speaker_p > 0):
             raise ValueError("a clean view per clip (consistency) does not combine with mixup or speaker references")
         self.fs, self.pipeline, self.batch_size, self.seed = fs, pipeline, batch_size, seed
@@ -127,7 +141,7 @@ class BatchMaker:
         self.speaker_groups = speaker_groups
         self.speaker_ids = None
         if speaker_labels:
-            index = {s: k for k, s in enumerate(sorted({speaker_of(u) for u in fs.utterances}))}
+            index = speaker_index(fs)
             self.speaker_ids = torch.tensor([index[speaker_of(u)] for u in fs.utterances])
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"

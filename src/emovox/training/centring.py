@@ -5,13 +5,14 @@ At prediction a speaker's clips can be judged against that speaker's mean answer
 clips one at a time has to spend capacity on making each voice, microphone and room answer
 alike; one trained on the centred answers is told that a shift shared by all of a speaker's
 clips will be removed, and can spend it on what differs between them. Each batch holds groups
-of clips of one speaker (:class:`emovox.training.batches.BatchMaker` with ``speaker_groups``);
+of clips of one speaker, whole runs of ``speaker_groups`` clips (:class:`emovox.training.batches.BatchMaker`);
 every answer is also centred on its group's mean log-probability, with the floor inference uses,
 and the loss blends the two cross-entropies, the centred one's share ``training.centred_weight``
 (default half) and the clip's own the rest. The centred one alone (weight 1) leaves the answers'
 shared level free (a shift shared by all clips cancels): measured, the network then answered
 "neutral" for every clip on its own (test WA 6.7 %, the neutral share) while its centred answers
-were right: a model for speaker-adaptive use only.
+were right: a model for speaker-adaptive use only. Its epochs, temperature and validation
+confusion are chosen, fitted and drawn on the adapted validation answers.
 """
 
 from __future__ import annotations

@@ -224,6 +224,10 @@ class ShardedBatches:
                              f"{ctx.world} processes (e.g. {ctx.world * max(1, maker.batch_size // ctx.world)})")
         self.maker, self.ctx = maker, ctx
         self.share = maker.batch_size // ctx.world
+        groups = getattr(maker, "speaker_groups", 0)
+        if groups and self.share % groups:
+            raise ValueError(f"each of the {ctx.world} processes gets {self.share} clips of a batch: not whole "
+                             f"speaker groups of {groups} (make training.batch_size a multiple of {ctx.world * groups})")
 
     def __len__(self) -> int:
         return len(self.maker)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..augment import chain_from_config, mixup_from_config
 from ..augment import from_config as augment_from_config
-from ..adaptation import centre_by_speaker
+from ..adaptation import MIN_CLIPS, centre_by_speaker
 from ..config import RunConfig, TrainingConfig, differs_from_saved, save_config
 from ..features import FeatureExtractor
 from ..labels import EMOTIONS
@@ -40,7 +40,7 @@ from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from ..threads import step_threads, torch_threads
 from .adversary import SpeakerAdversary
-from .batches import Batch, BatchMaker, speaker_of
+from .batches import Batch, BatchMaker, speaker_index, speaker_of
 from .centring import centre_by_group
 from .consistency import js_divergence
 from .data import FeatureSet
@@ -90,7 +90,8 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
-    (:mod:`.consistency`); ``n_correct`` counts the augmented view. A batch with speaker groups
+    (:mod:`.consistency`); ``n_correct`` counts the augmented view (with speaker groups, its
+    centred answers; the loss then includes the adversary's speaker cross-entropy too, if any). A batch with speaker groups
     (``batch.groups``) also scores each answer centred on its group's mean (:mod:`.centring`;
     ``centred_weight`` its share of the loss). With
     ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
@@ -191,7 +192,8 @@ def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True)
 
 def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
             waves: list[np.ndarray] | None = None, soft: torch.Tensor | None = None) -> RangeTest:
-    """Smith's LR range test on the training data of ``cfg`` (with its loss: ``soft`` for distillation)."""
+    """Smith's LR range test on the training data of ``cfg`` (with its loss: ``soft`` for distillation;
+    a speaker adversary is left out: the range is that of the emotion loss)."""
     torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
     tcfg, lcfg = cfg.training, cfg.lr_find
@@ -297,8 +299,7 @@ def train(
     if tcfg.speaker_adversary:
         if dist.distributed:
             raise ValueError("training.speaker_adversary runs in one process: run it without torchrun")
-        adversary = SpeakerAdversary(model, len({speaker_of(u) for u in train_set.utterances}),
-                                     tcfg.speaker_adversary)
+        adversary = SpeakerAdversary(model, len(speaker_index(train_set)), tcfg.speaker_adversary)
     optimizer = make_optimizer(tcfg)(adversary if adversary is not None else model)  # the head learns too
     steps_per_epoch = max(1, len(train_set) // tcfg.batch_size)
     epochs = int(tcfg.epochs)
@@ -347,6 +348,15 @@ def train(
                      adversary, float(tcfg.centred_weight))
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
+    adapted = bool(tcfg.speaker_groups)  # validation reads the answers the way the model is trained to be read
+    if adapted and val_set is not None and len(val_set):
+        counts: dict[str, int] = {}
+        for u in val_set.utterances:
+            counts[speaker_of(u)] = counts.get(speaker_of(u), 0) + 1
+        lone = sorted(s for s, n in counts.items() if n < MIN_CLIPS)
+        if lone:
+            raise ValueError(f"training.speaker_groups chooses epochs on speaker-adaptive validation answers; "
+                             f"validation speakers {', '.join(lone)} have fewer than {MIN_CLIPS} clips")
     bar = tqdm(range(start_epoch, epochs + 1), desc=f"train {run_dir.name}", unit="epoch",
                initial=start_epoch - 1, total=epochs, disable=not progress)
     for epoch in bar:
@@ -365,7 +375,7 @@ def train(
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
                "lr": lr_trace[-1]}
         if val_set is not None and len(val_set):
-            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips, adapted=bool(tcfg.speaker_groups))
+            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips, adapted=adapted)
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)
@@ -395,11 +405,14 @@ def train(
     best = load_bundle(run_dir / "best")
     if val_set is not None and len(val_set):
         logits = validation_logits(best, val_set)  # once, for the confusion matrix and the calibration
-        pred = clip_probabilities(logits[0], logits[1], 1.0, logits[2], len(val_set)).argmax(1).numpy()
-        plot_confusion(confusion(val_set.labels, pred, n_classes), bundle.labels,
-                       run_dir / "confusion_val.png", title=f"validation, epoch {best_row['epoch']}")
+        probs = clip_probabilities(logits[0], logits[1], 1.0, logits[2], len(val_set)).numpy()
+        if adapted:  # the answers the epoch was chosen on
+            probs = centre_by_speaker(probs, [speaker_of(u) for u in val_set.utterances])
+        plot_confusion(confusion(val_set.labels, probs.argmax(1), n_classes), bundle.labels,
+                       run_dir / "confusion_val.png",
+                       title=f"validation{' (speaker-adaptive)' if adapted else ''}, epoch {best_row['epoch']}")
         if "calibration" not in best.extra:
-            best.extra["calibration"] = calibrate_on(best, val_set, logits)
+            best.extra["calibration"] = calibrate_on(best, val_set, logits, adapted=adapted)
             save_bundle(best, run_dir / "best")
     _write_report(run_dir, cfg, history, best_row, bf16, len(train_set), len(val_set) if val_set else 0)
     return TrainResult(run_dir, best, int(best_row["epoch"]), history)
@@ -422,12 +435,14 @@ def validation_logits(bundle: ModelBundle, fs: FeatureSet):
     return window_logits(ClipClassifier(bundle.model, bundle.pipeline, labels=bundle.labels), fs.images, fs.bounds)
 
 
-def calibrate_on(bundle: ModelBundle, fs: FeatureSet, logits=None) -> dict:
+def calibrate_on(bundle: ModelBundle, fs: FeatureSet, logits=None, adapted: bool = False) -> dict:
     """Temperature scaling of ``bundle`` on the clips of ``fs`` (validation actors);
-    ``logits``: its :func:`validation_logits` when already computed."""
+    ``logits``: its :func:`validation_logits` when already computed; ``adapted``: fitted on the
+    speaker-adaptive answers (a model trained on them: ``training.speaker_groups``)."""
     from ..calibration import calibrate
 
-    return calibrate(*(logits if logits is not None else validation_logits(bundle, fs)), fs.labels)
+    speakers = [speaker_of(u) for u in fs.utterances] if adapted else None
+    return calibrate(*(logits if logits is not None else validation_logits(bundle, fs)), fs.labels, speakers)
 
 
 def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenance: dict | None, row: dict) -> ModelBundle:
@@ -436,6 +451,8 @@ def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenanc
                             **{k: settings[k] for k in ("training", "augment", "data")},
                             **(provenance or {})},
              "validation": {k: row[k] for k in ("val_acc", "val_ua", "val_f1") if not math.isnan(row[k])}}
+    if cfg.training.speaker_groups:
+        extra["validation"]["speaker_adaptive"] = True  # the scores of answers judged against each speaker's mean
     return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
 
 
