@@ -96,6 +96,8 @@ def recipe(d: dict) -> str:
         parts.append("Intel AMX")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
+    if d.get("note"):  # e.g. a run made before a fix, with the commit that reproduces it
+        parts.append(d["note"])
     return ", ".join(parts + _trained_on(d, cfg))
 
 
