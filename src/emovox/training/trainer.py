@@ -19,6 +19,7 @@ import io
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,12 +91,11 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     loss blends the labels' cross-entropy with the teachers' soft targets (``batch.soft``). A
     batch with clean views (``batch.clean``) is classified with them in one pass: the mean of
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
-    (:mod:`.consistency`); ``n_correct`` counts the augmented view (with speaker groups, its
-    centred answers; the loss then includes the adversary's speaker cross-entropy too, if any). A batch with speaker groups
-    (``batch.groups``) also scores each answer centred on its group's mean (:mod:`.centring`;
-    ``centred_weight`` its share of the loss). With
+    (:mod:`.consistency`). A batch with speaker groups (``batch.groups``) also scores each answer
+    centred on its group's mean (:mod:`.centring`; ``centred_weight`` its share of the loss). With
     ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
-    added, its gradient reversed into the network (:mod:`.adversary`)."""
+    added, its gradient reversed into the network (:mod:`.adversary`). ``n_correct`` counts the
+    augmented view's answers (centred ones with speaker groups)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -222,11 +222,11 @@ class TrainResult:
 
 
 def _evaluate(classifier: ClipClassifier, fs: FeatureSet, n_classes: int,
-              predict: Callable = predict_clips, adapted: bool = False) -> tuple[dict, np.ndarray]:
-    """Validation scores; ``adapted``: of each speaker's answers judged against their mean answer."""
+              predict: Callable = predict_clips, speakers: list[str] | None = None) -> tuple[dict, np.ndarray]:
+    """Validation scores; ``speakers`` (each clip's): of each speaker's answers judged against their mean answer."""
     probs = predict(classifier, fs.images, fs.bounds)
-    if adapted:
-        probs = centre_by_speaker(probs, [speaker_of(u) for u in fs.utterances])
+    if speakers is not None:
+        probs = centre_by_speaker(probs, speakers)
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(fs)), fs.labels], 1e-12, None)).mean())
     s = scores(fs.labels, pred, n_classes)
@@ -349,11 +349,9 @@ def train(
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     adapted = bool(tcfg.speaker_groups)  # validation reads the answers the way the model is trained to be read
-    if adapted and val_set is not None and len(val_set):
-        counts: dict[str, int] = {}
-        for u in val_set.utterances:
-            counts[speaker_of(u)] = counts.get(speaker_of(u), 0) + 1
-        lone = sorted(s for s, n in counts.items() if n < MIN_CLIPS)
+    val_speakers = [speaker_of(u) for u in val_set.utterances] if adapted and val_set is not None else None
+    if val_speakers:
+        lone = sorted(s for s, n in Counter(val_speakers).items() if n < MIN_CLIPS)
         if lone:
             raise ValueError(f"training.speaker_groups chooses epochs on speaker-adaptive validation answers; "
                              f"validation speakers {', '.join(lone)} have fewer than {MIN_CLIPS} clips")
@@ -375,7 +373,7 @@ def train(
                "val_loss": math.nan, "val_acc": math.nan, "val_ua": math.nan, "val_f1": math.nan,
                "lr": lr_trace[-1]}
         if val_set is not None and len(val_set):
-            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips, adapted=adapted)
+            metrics, _ = _evaluate(classifier, val_set, n_classes, dist.predict_clips, val_speakers)
             row.update(metrics)
             if _better(row, best_row, select_on):
                 best_row = dict(row)
@@ -407,7 +405,7 @@ def train(
         logits = validation_logits(best, val_set)  # once, for the confusion matrix and the calibration
         probs = clip_probabilities(logits[0], logits[1], 1.0, logits[2], len(val_set)).numpy()
         if adapted:  # the answers the epoch was chosen on
-            probs = centre_by_speaker(probs, [speaker_of(u) for u in val_set.utterances])
+            probs = centre_by_speaker(probs, val_speakers)
         plot_confusion(confusion(val_set.labels, probs.argmax(1), n_classes), bundle.labels,
                        run_dir / "confusion_val.png",
                        title=f"validation{' (speaker-adaptive)' if adapted else ''}, epoch {best_row['epoch']}")
