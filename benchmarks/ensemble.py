@@ -32,7 +32,6 @@ from emovox.labels import EMOTIONS
 from emovox.models.folder import load_bundle
 from emovox.pipeline import ClipClassifier, window_logits
 from emovox.splits import make_folds
-from emovox.training.batches import speaker_of
 from emovox.training.data import load_dataset, machine
 from emovox.training.metrics import fold_means, scores
 
@@ -59,7 +58,7 @@ def member_logits(run: Path, protocol: str = "emobox") -> dict[str, dict]:
             part = part.subset(order.tolist())
             out[fold.name][split] = ([u.key for u in part.utterances], np.asarray(part.labels),
                                      window_logits(clf, part.images, part.bounds),
-                                     [speaker_of(u) for u in part.utterances])
+                                     part.speakers)
     return out
 
 

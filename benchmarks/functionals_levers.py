@@ -40,7 +40,6 @@ def load(config: Path) -> dict:
 
     from emovox.config import load_config
     from emovox.models.folder import new_bundle
-    from emovox.training.batches import speaker_of
     from emovox.training.crosscorpus import read_test_list, test_utterances
     from emovox.training.data import build_features, corpus_root
 
@@ -55,7 +54,7 @@ def load(config: Path) -> dict:
         with torch.inference_mode():
             f = model.functionals(fs.images, fs.bounds).double().numpy()
         out[name] = {"f": f, "y": np.array([u.emotion for u in fs.utterances]),
-                     "s": np.array([speaker_of(u) for u in fs.utterances])}
+                     "s": np.array(fs.speakers)}
         if name == "savee":
             listed = set(read_test_list(SAVEE_LIST, fs.utterances, corpus_root("savee", None)))
             out[name]["in4"] = np.array([i in listed for i in range(len(fs.utterances))])

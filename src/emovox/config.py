@@ -142,8 +142,7 @@ class RunConfig:
                              f"reads; model {self.model.name!r} takes one spectral image")
         augment = [k for k, v in dataclasses.asdict(self.augment).items() if v]
         copies = self.training.copies
-        if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
-            raise ValueError(f"training.copies must be a whole number >= 0, got {copies!r}")
+        _require_number("training.copies", copies, "a whole number >= 0", whole=True)
         if self.model.name == "functionals":  # its fit reads whole clips, not random windows
             windowed = [k for k in augment if k != "wave"]
             if windowed:
@@ -176,8 +175,7 @@ class RunConfig:
             except TypeError as err:
                 raise ValueError(f"augment: {err}") from None
         weight = self.training.consistency
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-            raise ValueError(f"training.consistency must be a number >= 0, got {weight!r}")
+        _require_number("training.consistency", weight)
         if weight > 0:
             if self.model.name == "functionals" or not self.augment.wave:
                 raise ValueError("training.consistency compares a network's answers on clean and augmented audio: "
@@ -186,18 +184,16 @@ class RunConfig:
                 raise ValueError("training.consistency does not combine with augment.mixup, training.speaker_p "
                                  "or training.distill")
         adversary = self.training.speaker_adversary
-        if not isinstance(adversary, (int, float)) or isinstance(adversary, bool) or adversary < 0:
-            raise ValueError(f"training.speaker_adversary must be a number >= 0, got {adversary!r}")
+        _require_number("training.speaker_adversary", adversary)
         if adversary and self.model.name == "functionals":
             raise ValueError("training.speaker_adversary trains a network's embedding; the functionals model has none")
         if adversary and self.augment.mixup:
             raise ValueError("training.speaker_adversary does not combine with augment.mixup (a blend of two speakers)")
         groups = self.training.speaker_groups
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0 or groups == 1:
-            raise ValueError(f"training.speaker_groups must be 0 (off) or a whole number >= 2, got {groups!r}")
+        _require_number("training.speaker_groups", groups, "0 (off) or a whole number >= 2", whole=True,
+                        ok=lambda g: g == 0 or g >= 2)
         weight = self.training.centred_weight
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight <= 1:
-            raise ValueError(f"training.centred_weight must be a number in (0, 1], got {weight!r}")
+        _require_number("training.centred_weight", weight, "a number in (0, 1]", ok=lambda w: 0 < w <= 1)
         if weight != 0.5 and not groups:
             raise ValueError("training.centred_weight weighs speaker-centred training: set training.speaker_groups too")
         if groups and self.training.batch_size % groups:
@@ -215,7 +211,7 @@ class RunConfig:
             if self.model.name != "functionals":
                 raise ValueError("training.c_grid lists the functionals model's C; networks have no C")
             if (not isinstance(grid, list) or not grid
-                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in grid)):
+                    or not all(_is_number(c) and c > 0 for c in grid)):
                 raise ValueError(f"training.c_grid must be a list of positive numbers, got {grid!r}")
         return self
 
@@ -254,6 +250,17 @@ def _merge(obj, update, where: str):
     return dataclasses.replace(obj, **changes) if is_settings else {**obj, **changes}
 
 
+def _is_number(value, whole: bool = False) -> bool:
+    """An int (or float unless ``whole``) and not a bool (YAML's ``true`` is an int to Python)."""
+    return isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+
+
+def _require_number(name: str, value, what: str = "a number >= 0", whole: bool = False,
+                    ok=lambda v: v >= 0) -> None:
+    if not _is_number(value, whole) or not ok(value):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
 def _check_type(name: str, default, value) -> None:
     """Numbers stay numbers and flags stay flags (``None`` defaults accept anything)."""
     if default is None or value is None:
@@ -263,7 +270,7 @@ def _check_type(name: str, default, value) -> None:
     if isinstance(default, (int, float)) and not isinstance(default, bool):
         if name.endswith("max_lr") and value == "auto":
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not _is_number(value):
             raise ValueError(f"config key {name!r} must be a number, not {value!r}")
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..features import FeatureExtractor, Stats
 from ..pipeline import Preprocessing, random_window
-from .data import FeatureSet
+from .data import FeatureSet, speaker_of
 
 
 class Batch(NamedTuple):
@@ -46,14 +46,9 @@ def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
     bounds)`` makes another kind), keyed like :func:`speaker_of`. Uses only audio, never
     labels: a test speaker's can be computed too."""
     groups: dict[str, list[int]] = {}
-    for i, u in enumerate(fs.utterances):
-        groups.setdefault(speaker_of(u), []).append(i)
+    for i, s in enumerate(fs.speakers):
+        groups.setdefault(s, []).append(i)
     return {s: pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
-
-
-def speaker_of(utt) -> str:
-    """A speaker id unique across corpora."""
-    return f"{utt.corpus}:{utt.speaker}"
 
 
 def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.ndarray:
@@ -68,7 +63,7 @@ def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.nd
 
 def speaker_index(fs: FeatureSet) -> dict[str, int]:
     """Each training speaker's number (0, 1, ... in sorted order), keyed like :func:`speaker_of`."""
-    return {s: k for k, s in enumerate(sorted({speaker_of(u) for u in fs.utterances}))}
+    return {s: k for k, s in enumerate(sorted(set(fs.speakers)))}
 
 
 def speaker_group_order(fs: FeatureSet, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -78,8 +73,8 @@ def speaker_group_order(fs: FeatureSet, rng: np.random.Generator, size: int) -> 
     clip is ever alone with its speaker. At least every clip, some twice; the batches take the
     first ``len(fs) // batch_size`` of them (speaker-centred training)."""
     by_speaker: dict[str, list[int]] = {}
-    for i, u in enumerate(fs.utterances):
-        by_speaker.setdefault(speaker_of(u), []).append(i)
+    for i, s in enumerate(fs.speakers):
+        by_speaker.setdefault(s, []).append(i)
     runs = []
     for s in sorted(by_speaker):
         idx = rng.permutation(by_speaker[s])
@@ -142,7 +137,7 @@ class BatchMaker:
         self.speaker_ids = None
         if speaker_labels:
             index = speaker_index(fs)
-            self.speaker_ids = torch.tensor([index[speaker_of(u)] for u in fs.utterances])
+            self.speaker_ids = torch.tensor([index[s] for s in fs.speakers])
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}

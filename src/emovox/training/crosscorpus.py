@@ -107,7 +107,7 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
         if by_features:
             refs = speaker_stats(fs, partial(clip_references, classifier))
             adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
-                                          speakers=[refs[speaker_of(u)] for u in fs.utterances]))
+                                          speakers=[refs[s] for s in fs.speakers]))
     out = {"per-clip": ensemble_mean(per_clip)}
     out["speaker-adaptive"] = (ensemble_mean(adaptive) if by_features
                                else centre_by_speaker(out["per-clip"], [speaker_of(u) for u in utts]))

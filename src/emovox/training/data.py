@@ -40,6 +40,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))) / "emovox" / "features"
 
 
+def speaker_of(utt: Utterance) -> str:
+    """A speaker id unique across corpora, and per sub-corpus: RAVDESS actor 01's speech and song
+    are two references, as singing changes the voice (the person is :attr:`Utterance.speaker_id`)."""
+    return f"{utt.corpus}:{utt.speaker}"
+
+
 @dataclass
 class FeatureSet:
     """Un-normalised dB images ``[bins, frames]`` (variable width), each clip's voiced frame
@@ -54,6 +60,11 @@ class FeatureSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def speakers(self) -> list[str]:
+        """Each clip's speaker, as :func:`speaker_of` names them."""
+        return [speaker_of(u) for u in self.utterances]
 
     def subset(self, indices) -> "FeatureSet":
         idx = list(indices)

@@ -152,9 +152,9 @@ def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_clas
 
     from ..adaptation import centre_by_speaker
     from ..pipeline import clip_references, predict_clips, speaker_adaptation
-    from .batches import speaker_of, speaker_stats
+    from .batches import speaker_stats
 
-    speakers = [speaker_of(u) for u in test.utterances]
+    speakers = test.speakers
     adaptation = speaker_adaptation([classifier])
     if adaptation == "features":
         refs = speaker_stats(test, partial(clip_references, classifier))

@@ -38,7 +38,6 @@ from ..config import RunConfig, save_config
 from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
 from ..models.functionals import Reference
 from ..pipeline import ClipClassifier
-from .batches import speaker_of
 from .data import FeatureSet
 from .metrics import scores
 
@@ -57,7 +56,7 @@ def _functionals(classifier: ClipClassifier, fs: FeatureSet) -> torch.Tensor:
 
 def speaker_standardised(f: torch.Tensor, fs: FeatureSet) -> torch.Tensor:
     """Each row standardised with the functionals of all its speaker's clips."""
-    return group_standardised(f, [speaker_of(u) for u in fs.utterances])
+    return group_standardised(f, fs.speakers)
 
 
 def group_standardised(f: torch.Tensor, groups: list) -> torch.Tensor:
@@ -90,7 +89,7 @@ class TrainingRows:
 
 def training_rows(cfg: RunConfig, classifier: ClipClassifier, train_set: FeatureSet, *, progress: bool = True) -> TrainingRows:
     f = [_functionals(classifier, train_set)]
-    speakers = [speaker_of(u) for u in train_set.utterances]
+    speakers = train_set.speakers
     groups = list(speakers)
     if cfg.training.copies:
         from .trainer import training_waves
@@ -229,11 +228,11 @@ def _speaker_calibration(adaptive: torch.Tensor, labels) -> dict:
 
 def _speaker_folds(fs: FeatureSet, k: int) -> list[np.ndarray]:
     """``k`` groups of the training speakers (sorted, dealt round robin): each a held-out fold."""
-    speakers = sorted({speaker_of(u) for u in fs.utterances})
+    speakers = sorted(set(fs.speakers))
     if not 2 <= k <= len(speakers):
         raise ValueError(f"training.cv_folds must be 0 or 2..{len(speakers)} (training speakers), got {k}")
     held = {s: i % k for i, s in enumerate(speakers)}
-    owner = np.array([held[speaker_of(u)] for u in fs.utterances])
+    owner = np.array([held[s] for s in fs.speakers])
     return [np.flatnonzero(owner == i) for i in range(k)]
 
 

@@ -41,7 +41,7 @@ from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from ..threads import step_threads, torch_threads
 from .adversary import SpeakerAdversary
-from .batches import Batch, BatchMaker, speaker_index, speaker_of
+from .batches import Batch, BatchMaker, speaker_index
 from .centring import centre_by_group
 from .consistency import js_divergence
 from .data import FeatureSet
@@ -349,7 +349,7 @@ def train(
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     adapted = bool(tcfg.speaker_groups)  # validation reads the answers the way the model is trained to be read
-    val_speakers = [speaker_of(u) for u in val_set.utterances] if adapted and val_set is not None else None
+    val_speakers = val_set.speakers if adapted and val_set is not None else None
     if val_speakers:
         lone = sorted(s for s, n in Counter(val_speakers).items() if n < MIN_CLIPS)
         if lone:
@@ -439,7 +439,7 @@ def calibrate_on(bundle: ModelBundle, fs: FeatureSet, logits=None, adapted: bool
     speaker-adaptive answers (a model trained on them: ``training.speaker_groups``)."""
     from ..calibration import calibrate
 
-    speakers = [speaker_of(u) for u in fs.utterances] if adapted else None
+    speakers = fs.speakers if adapted else None
     return calibrate(*(logits if logits is not None else validation_logits(bundle, fs)), fs.labels, speakers)
 
 
