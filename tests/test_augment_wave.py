@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from emovox.augment import (WAVE_AUGMENTATIONS, Babble, Band, Chain, Clipping, Codec, Gain, Noise, Reverb, Speed,
-                            Telephone, chain_from_config, coloured_noise)
+from emovox.augment import (WAVE_AUGMENTATIONS, Babble, Band, Chain, Clipping, Codec, Equaliser, Gain, Noise, Reverb,
+                            Speed, Telephone, chain_from_config, coloured_noise)
 from emovox.augment.waveform import room_impulse_responses
 
 SR = 16_000
@@ -155,3 +155,15 @@ def test_chain_from_config_order_and_errors():
     with pytest.raises(ValueError, match="p must be"):
         Noise(p=2)
     assert list(WAVE_AUGMENTATIONS)[0] == "speed"
+
+
+def test_equaliser_tilts_the_bands_and_keeps_the_level(rng):
+    x = voice(f0=100.0)
+    bass = Equaliser(low_shelf=(200, 200), high_shelf=None, peak=None, gain=(12, 12))(x, rng)
+    ratio = lambda y: band_energy(y, 50, 150) / band_energy(y, 2000, 6000)  # noqa: E731
+    assert ratio(bass) > 10 * ratio(x)  # the lowest band 10-12 dB up against the highs (the shelf's slope)
+    assert rms(bass) == pytest.approx(rms(x), rel=1e-3)
+    treble = Equaliser(low_shelf=None, high_shelf=(1000, 1000), peak=None, gain=(-12, -12))(x, rng)
+    assert ratio(treble) > 10 * ratio(x)  # highs cut: the same tilt from the other end
+    drawn = [Equaliser()(x, np.random.default_rng(i)) for i in range(2)]
+    assert not np.allclose(drawn[0], drawn[1]) and all(len(d) == len(x) and d.dtype == np.float32 for d in drawn)
