@@ -52,7 +52,8 @@ def predict(members: list, waves: list[np.ndarray], speakers: list[str] | None =
     their clips as given (degraded ones from degraded clips: one microphone, room or codec per speaker):
     their feature statistics when every member takes them, else their mean answer, as the recognizer does."""
     from emovox.adaptation import centre_by_speaker
-    from emovox.pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips, speaker_adaptation
+    from emovox.pipeline import (ClipClassifier, ensemble_mean, predict_clips, speaker_adaptation,
+                                 speaker_feature_probabilities)
 
     classifiers = [ClipClassifier.from_bundle(b) for b in members]
     by_features = speakers is not None and speaker_adaptation(classifiers) == "features"
@@ -60,12 +61,8 @@ def predict(members: list, waves: list[np.ndarray], speakers: list[str] | None =
     for clf in classifiers:
         analysed = [clf.analyse(w) for w in waves]
         images, bounds = [a[0] for a in analysed], [a[1] for a in analysed]
-        refs = None
-        if by_features:
-            by = {s: [i for i, t in enumerate(speakers) if t == s] for s in set(speakers)}
-            ref = {s: clip_references(clf, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in by.items()}
-            refs = [ref[s] for s in speakers]
-        probs.append(predict_clips(clf, images, bounds, speakers=refs))
+        probs.append(speaker_feature_probabilities(clf, images, bounds, speakers) if by_features
+                     else predict_clips(clf, images, bounds))
     probs = ensemble_mean(probs)
     if speakers is not None and not by_features:
         probs = centre_by_speaker(probs, speakers)

@@ -16,7 +16,7 @@ from emovox.features import deltas
 from emovox.labels import EMOTIONS as LABELS
 from emovox.models.folder import load_bundle
 from emovox.models.functionals import N_PITCH, N_STATS, QUANTILES, Reference, functionals, pitch_functionals
-from emovox.pipeline import ClipClassifier, clip_references, predict_clips
+from emovox.pipeline import ClipClassifier, clip_references, predict_clips, speaker_feature_probabilities
 
 from .conftest import tiny_files
 
@@ -181,6 +181,18 @@ def test_a_speaker_reference_replaces_the_training_clips_statistics(classifier):
     adaptive = predict_clips(classifier, list(images), list(bounds), speakers=[ref] * len(files))
     np.testing.assert_allclose(adaptive, expected.numpy(), atol=1e-5)
     assert not np.allclose(adaptive, predict_clips(classifier, list(images), list(bounds)), atol=1e-3)
+
+
+def test_an_evaluation_standardises_each_speaker_with_their_own_clips(classifier):
+    files = [f for f in tiny_files() if f.parent.name in ("Actor_01", "Actor_03")]
+    images, bounds = map(list, zip(*analysed(classifier, files)))
+    speakers = [f.parent.name for f in files]
+    got = speaker_feature_probabilities(classifier, images, bounds, speakers)
+    for actor in ("Actor_01", "Actor_03"):
+        idx = [i for i, s in enumerate(speakers) if s == actor]
+        mine = [images[i] for i in idx], [bounds[i] for i in idx]
+        alone = predict_clips(classifier, *mine, speakers=[clip_references(classifier, *mine)] * len(idx))
+        np.testing.assert_allclose(got[idx], alone, atol=1e-5)
 
 
 def test_the_recognizer_predicts_per_clip_and_per_speaker(functionals_model):

@@ -401,6 +401,18 @@ def speaker_references(classifiers: list[ClipClassifier], analysed: list[list]) 
             for i, c in enumerate(classifiers)]
 
 
+def speaker_feature_probabilities(classifier: ClipClassifier, images: list[torch.Tensor],
+                                  bounds: list[tuple[int, int]], speakers: list) -> np.ndarray:
+    """Probabilities of clips of several speakers (``speakers[i]``: clip ``i``'s), each clip
+    standardised with its speaker's feature statistics from all their clips here (the
+    speaker-adaptive protocol of an evaluation; needs a model that takes them)."""
+    groups: dict = {}
+    for i, s in enumerate(speakers):
+        groups.setdefault(s, []).append(i)
+    refs = {s: clip_references(classifier, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in groups.items()}
+    return predict_clips(classifier, images, bounds, speakers=[refs[s] for s in speakers])
+
+
 def clip_references(classifier: ClipClassifier, images: list[torch.Tensor], bounds: list[tuple[int, int]]):
     """One reference from several clips (a speaker's; audio only): their voiced frames pooled
     (:class:`Stats`, ``"bins"`` networks) or their functional vectors' mean and spread

@@ -41,14 +41,13 @@ class Batch(NamedTuple):
     speakers: torch.Tensor | None = None
 
 
-def speaker_stats(fs: FeatureSet, pool=Stats.pool) -> dict[str, Stats]:
-    """Each speaker's reference (by default their clips' voiced frames pooled; ``pool(images,
-    bounds)`` makes another kind), keyed like :func:`speaker_of`. Uses only audio, never
-    labels: a test speaker's can be computed too."""
+def speaker_stats(fs: FeatureSet) -> dict[str, Stats]:
+    """Each speaker's voiced frames pooled (``normalize: bins`` training with speaker references),
+    keyed like :func:`speaker_of`. Uses only audio, never labels."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(fs.speakers):
         groups.setdefault(s, []).append(i)
-    return {s: pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
+    return {s: Stats.pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
 
 
 def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.ndarray:

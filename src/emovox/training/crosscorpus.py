@@ -90,11 +90,9 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
     """Per-clip probabilities of a model (or the mean of an ensemble's ``members``) on ``utts``,
     and speaker-adaptive ones, as the recognizer makes them: each speaker's feature statistics
     when every member takes them, else each speaker's mean answer (:mod:`emovox.adaptation`)."""
-    from functools import partial
-
     from ..adaptation import centre_by_speaker
-    from ..pipeline import ClipClassifier, clip_references, ensemble_mean, predict_clips
-    from .batches import speaker_of, speaker_stats
+    from ..pipeline import ClipClassifier, ensemble_mean, predict_clips, speaker_feature_probabilities
+    from .batches import speaker_of
 
     by_features = speaker_adaptation(members) == "features"
     per_clip, adaptive = [], []
@@ -105,9 +103,7 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
         classifier = ClipClassifier.from_bundle(bundle)
         per_clip.append(predict_clips(classifier, fs.images, fs.bounds))
         if by_features:
-            refs = speaker_stats(fs, partial(clip_references, classifier))
-            adaptive.append(predict_clips(classifier, fs.images, fs.bounds,
-                                          speakers=[refs[s] for s in fs.speakers]))
+            adaptive.append(speaker_feature_probabilities(classifier, fs.images, fs.bounds, fs.speakers))
     out = {"per-clip": ensemble_mean(per_clip)}
     out["speaker-adaptive"] = (ensemble_mean(adaptive) if by_features
                                else centre_by_speaker(out["per-clip"], [speaker_of(u) for u in utts]))

@@ -148,17 +148,13 @@ def speaker_adaptive_scores(classifier: ClipClassifier, test: FeatureSet, n_clas
     their test clips (audio only, no labels): standardised with their statistics (``bins``
     networks, functionals models), else against their mean answer (:mod:`emovox.adaptation`;
     ``per_clip``: the clips' probabilities when already computed)."""
-    from functools import partial
-
     from ..adaptation import centre_by_speaker
-    from ..pipeline import clip_references, predict_clips, speaker_adaptation
-    from .batches import speaker_stats
+    from ..pipeline import predict_clips, speaker_adaptation, speaker_feature_probabilities
 
     speakers = test.speakers
     adaptation = speaker_adaptation([classifier])
     if adaptation == "features":
-        refs = speaker_stats(test, partial(clip_references, classifier))
-        probs = predict_clips(classifier, test.images, test.bounds, speakers=[refs[s] for s in speakers])
+        probs = speaker_feature_probabilities(classifier, test.images, test.bounds, speakers)
     else:
         if per_clip is None:
             per_clip = predict_clips(classifier, test.images, test.bounds)
