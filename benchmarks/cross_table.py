@@ -81,6 +81,8 @@ def recipe(d: dict) -> str:
         parts.append(f"speaker references p={t['speaker_p']}")
     if a.get("wave"):
         parts.append("waveform augmentation")
+        if a["wave"].get("eq"):
+            parts.append(f"**equaliser augmentation** (p={a['wave']['eq'].get('p', 1.0):g}: shelves and a peak, ±12 dB)")
     if t.get("consistency"):
         parts.append(consistency_label(t["consistency"]))
     if t.get("speaker_groups"):

@@ -267,7 +267,7 @@ def _check_type(name: str, default, value) -> None:
         return
     if isinstance(default, bool) and not isinstance(value, bool):
         raise ValueError(f"config key {name!r} must be true or false, not {value!r}")
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
+    if _is_number(default):
         if name.endswith("max_lr") and value == "auto":
             return
         if not _is_number(value):
