@@ -111,8 +111,9 @@ def _trained_on(d: dict, cfg: dict) -> list[str]:
 
 def main() -> int:
     print("| recipe (trained on 20 RAVDESS actors; ResNet18 w32 unless named) | protocol | SAVEE 4-emotion list, argmax over 4: WA | all 480, own answer: WA / UA | "
-          "all 480, argmax over 7: WA / UA | RAVDESS validation UA | source |")
-    print("|---|---|---|---|---|---|---|")
+          "all 480, argmax over 7: WA / UA | calm counted as neutral (`--emotions`): 4-emotion list WA; all 480 WA / UA | "
+          "RAVDESS validation UA | source |")
+    print("|---|---|---|---|---|---|---|---|")
     others = []
     for path in sorted(RESULTS.glob("*.json")):
         d = json.loads(path.read_text())
@@ -125,8 +126,10 @@ def main() -> int:
                 continue
             four = d["emobox-4"][protocol]["restricted"]
             own, seven = d["all"][protocol]["own"], d["all"][protocol]["restricted"]
+            f4, f7 = d["emobox-4"][protocol].get("folded"), d["all"][protocol].get("folded")
+            folded = f"{pct(f4['wa'])}; {pct(f7['wa'])} / {pct(f7['ua'])}" if f4 and f7 else "—"  # older results: not read
             print(f"| {recipe(d)} | {protocol_label(d, protocol)} | {pct(four['wa'])} | {pct(own['wa'])} / {pct(own['ua'])} | "
-                  f"{pct(seven['wa'])} / {pct(seven['ua'])} | {pct(val['val_ua']) if 'val_ua' in val else '—'} | "
+                  f"{pct(seven['wa'])} / {pct(seven['ua'])} | {folded} | {pct(val['val_ua']) if 'val_ua' in val else '—'} | "
                   f"`{path.relative_to(RESULTS.parents[1])}` |")
     if others:
         print("\n| direction | recipe | protocol | own answer: WA / UA | argmax over the test emotions: WA / UA | source |")

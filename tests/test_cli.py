@@ -48,6 +48,18 @@ def test_predict_csv_and_glob(folder, tiny_model, capsys):
     assert len(lines) == 2 and lines[1].startswith(str(folder / "a.flac"))
 
 
+def test_predict_among_your_emotions(folder, tiny_model, capsys):
+    code = main(["predict", str(folder / "*.flac"), "--format", "csv", "--model", str(tiny_model),
+                 "--emotions", "Angry, happy,neutral,sad"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert lines[0] == "path,answer,label,uncertain,speech,speech_seconds,angry,happy,neutral,sad"
+    row = lines[1].split(",")
+    assert row[2] in ("angry", "happy", "neutral", "sad") and sum(map(float, row[6:])) == pytest.approx(1.0, abs=1e-4)
+    assert main(["predict", str(folder / "*.flac"), "--model", str(tiny_model), "--emotions", "bored,sad"]) == 2
+    assert "unknown emotion 'bored'" in capsys.readouterr().err
+
+
 def test_missing_input_is_reported(tiny_model, tmp_path, capsys):
     assert main(["predict", "nope/*.wav", "--model", str(tiny_model)]) == 1
     err = capsys.readouterr().err

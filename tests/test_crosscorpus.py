@@ -121,6 +121,20 @@ def test_score_ways_own_and_restricted():
     assert res["own"]["predicted"]["calm"] == 2
     assert res["restricted"]["recall"] == {"neutral": 0.5, "happy": 1.0, "sad": 1.0}
     assert np.array(res["restricted"]["confusion"]).shape == (3, 3)
+    # calm folded into neutral: the first clip's 0.1 + 0.6 beat happy's 0.2 (right now), the rest unchanged
+    assert res["folded"]["wa"] == 1.0 and res["folded"]["predicted"]["neutral"] == 2
+
+
+def test_fold_into_gives_calm_to_neutral_only_where_it_has_no_place():
+    from emovox.labels import EMOTIONS, fold_into
+
+    p = np.array([0.10, 0.40, 0.05, 0.15, 0.10, 0.10, 0.05, 0.05])  # neutral calm happy sad angry fearful disgust surprised
+    four = fold_into(p, EMOTIONS, ["angry", "happy", "neutral", "sad"])
+    np.testing.assert_allclose(four, np.array([0.10, 0.05, 0.50, 0.15]) / 0.80)  # fearful, disgust, surprised dropped
+    np.testing.assert_allclose(fold_into(p, EMOTIONS, ["calm", "neutral"]), [0.8, 0.2])  # calm has its own place
+    np.testing.assert_allclose(fold_into(p[None], EMOTIONS, ["sad", "happy"]), [[0.75, 0.25]])  # no neutral: calm dropped
+    with pytest.raises(ValueError, match="unknown emotion 'bored'"):
+        fold_into(p, EMOTIONS, ["bored", "sad"])
 
 
 def test_read_test_list_matches_any_extension(tmp_path, tiny_savee):

@@ -50,6 +50,25 @@ def test_batches_equal_single_predictions_and_bad_files_are_reported(rec, tmp_pa
     np.testing.assert_allclose(list(out[2][1].probabilities.values()), list(single.values()), atol=1e-5)
 
 
+def test_answers_among_a_label_set_fold_calm_into_neutral(tiny_model):
+    from emovox.labels import fold_into
+
+    full = Recognizer.load(tiny_model, threads=1).predict(CLIP).probabilities
+    four = ("angry", "happy", "neutral", "sad")
+    rec = Recognizer.load(tiny_model, threads=1, emotions=four)
+    assert rec.answer_labels == four and rec.labels == tuple(EMOTIONS)
+    pred = rec.predict(CLIP)
+    expected = fold_into(np.array(list(full.values())), tuple(EMOTIONS), four)
+    assert list(pred.probabilities) == list(four)
+    np.testing.assert_allclose(list(pred.probabilities.values()), expected, atol=1e-5)
+    assert pred.label == four[int(np.argmax(expected))]
+    [(_, batched)] = list(rec.predict_many([CLIP]))
+    assert batched.probabilities == pytest.approx(pred.probabilities, abs=1e-5)
+    for bad, match in ((("angry", "bored"), "unknown emotion 'bored'"), (("sad",), "two or more")):
+        with pytest.raises(ValueError, match=match):
+            Recognizer.load(tiny_model, threads=1, emotions=bad)
+
+
 def test_bad_input_raises_audio_error(rec, tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")

@@ -79,14 +79,14 @@ def cmd_predict(args) -> int:
     given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold", "measure_speech")
              if getattr(args, k) is not None}  # the others keep the library's defaults
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads,
-                          speaker_adaptive=bool(args.speaker_norm), **given)
+                          speaker_adaptive=bool(args.speaker_norm), emotions=_emotions(args.emotions), **given)
     if args.speaker_norm and args.model is None:
         print("emovox: --speaker-norm: " + ("the bundled speaker-adaptive model" if rec.adapts_to_speakers else
                                             "the bundled model, judged against each speaker's mean answer"),
               file=sys.stderr)
     groups_from, done = files, set()  # a resumed run's references still come from every file
     if args.output:
-        writer = ResultsFile(args.output, rec.labels, fmt=args.format if args.format in FORMATS else None,
+        writer = ResultsFile(args.output, rec.answer_labels, fmt=args.format if args.format in FORMATS else None,
                              resume=args.resume)
         skipped = len(files)
         done = set(writer.done)
@@ -98,7 +98,7 @@ def cmd_predict(args) -> int:
     else:
         if args.resume:
             raise ValueError("--resume needs --output: the results file of the run to continue")
-        writer = Printer(args.format, rec.labels)
+        writer = Printer(args.format, rec.answer_labels)
     show_bar = not args.quiet and (args.output is not None or len(files) > 1) and len(files) > 0
     try:
         with _progress(len(files), show_bar) as bar:
@@ -124,6 +124,11 @@ def cmd_predict(args) -> int:
         for src, why in failures:
             print(f"  {src}: {why}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _emotions(text: str | None) -> tuple[str, ...] | None:
+    """``--emotions angry,happy,neutral,sad`` → the names, spaces and case forgiven."""
+    return tuple(e.strip().lower() for e in text.split(",") if e.strip()) if text else None
 
 
 def cmd_merge(args) -> int:
@@ -425,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "speech). Default model: the bundled speaker-adaptive one (torch); a --model that "
                          "takes feature statistics (functionals, normalize: bins; torch) uses them, any other "
                          "model the speaker's mean answer")
+    sp.add_argument("--emotions", metavar="LIST",
+                    help="answer among these emotions only, e.g. angry,happy,neutral,sad (your label set): calm "
+                         "counts as neutral where the list has neutral but not calm, other emotions left out are dropped")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--min-confidence", type=float,
                     help="answer 'uncertain' when the top (calibrated) probability is below this")

@@ -49,3 +49,25 @@ SYNONYMS: dict[str, str] = {
 def from_synonym(label: str) -> str | None:
     """The emovox emotion a label names (any case, see :data:`SYNONYMS`), or ``None``."""
     return SYNONYMS.get(label.strip().lower())
+
+
+#: Where an emotion's probability goes when a label set lacks it: RAVDESS's calm is its near-twin
+#: of neutral (low arousal, neither pleasant nor unpleasant), and corpora without calm (SAVEE,
+#: CREMA-D, EmoDB, TESS) call such speech neutral. A SAVEE neutral clip is "calm" to RAVDESS models.
+NEAREST: dict[str, str] = {"calm": "neutral"}
+
+
+def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray:
+    """Probabilities ``[..., len(labels)]`` over ``allowed`` emotions only (in ``allowed``'s
+    order): each keeps its own probability plus those of the model's emotions it stands for
+    (:data:`NEAREST`, when the set lacks them); emotions with no place in the set are dropped,
+    and the rest renormalised."""
+    allowed = tuple(allowed)
+    for e in allowed:
+        index_of(e, labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    out = np.stack([probs[..., labels.index(e)] for e in allowed], -1)
+    for src, dest in NEAREST.items():
+        if src in labels and src not in allowed and dest in allowed:
+            out[..., allowed.index(dest)] += probs[..., labels.index(src)]
+    return out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)

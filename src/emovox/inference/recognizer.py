@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import audio
 from ..adaptation import MIN_CLIPS, answer_reference
+from ..labels import fold_into
 from ..labels import probabilities as to_mapping
 from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
@@ -95,12 +96,22 @@ class Recognizer:
     stops listening once it has heard ``min_speech_seconds`` (the same answer, a third of the
     VAD's time on a RAVDESS clip), so a speech answer's ``speech_seconds`` is ``None``;
     ``measure_speech=True`` listens to the whole recording and reports them.
+
+    ``emotions``: answer among these emotions only (an application's or a corpus's label set):
+    the model's other emotions are folded into their nearest one there (calm into neutral:
+    :func:`emovox.labels.fold_into`) or dropped, and the rest renormalised; ``None``: all of the
+    model's (:attr:`labels`). Applies to :meth:`predict`, :meth:`predict_many` and
+    :meth:`predict_speakers`; :attr:`answer_labels` lists them.
     """
 
     def __init__(self, backend, min_confidence: float = 0.0, *, min_speech_seconds: float | None = None,
-                 vad_threshold: float = 0.5, measure_speech: bool = False) -> None:
+                 vad_threshold: float = 0.5, measure_speech: bool = False, emotions=None) -> None:
         self.backend = backend
         self.labels = backend.labels
+        self.answer_labels = tuple(emotions) if emotions else self.labels
+        if len(set(self.answer_labels)) < 2 or len(set(self.answer_labels)) != len(self.answer_labels):
+            raise ValueError(f"emotions must name two or more different emotions, got {', '.join(self.answer_labels)}")
+        fold_into(np.zeros(len(self.labels)), self.labels, self.answer_labels)  # an unknown name: a clear error now
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
         if not 0 <= min_confidence < 1:
@@ -123,7 +134,7 @@ class Recognizer:
     def load(cls, path: str | os.PathLike | None = None, *, backend: str = "torch",
              threads: int | None = None, min_confidence: float = 0.0,
              min_speech_seconds: float | None = None, vad_threshold: float = 0.5,
-             measure_speech: bool = False, speaker_adaptive: bool = False) -> "Recognizer":
+             measure_speech: bool = False, speaker_adaptive: bool = False, emotions=None) -> "Recognizer":
         """Load a model folder (or an ``.onnx`` file); ``None`` loads the bundled model (offline).
 
         ``speaker_adaptive=True``: the recognizer will judge clips against their speaker's
@@ -140,7 +151,8 @@ class Recognizer:
         ``uncertain``; recordings with less than ``min_speech_seconds`` of speech (silero VAD at
         ``vad_threshold``; ``None``: :data:`MIN_SPEECH_SECONDS`, 0.3 s) are answered ``no_speech``;
         ``measure_speech``: report every prediction's seconds of speech (the VAD hears the whole
-        recording instead of stopping once it has heard enough).
+        recording instead of stopping once it has heard enough). ``emotions``: answer among these
+        only (calm folded into neutral where it has no place; see :class:`Recognizer`).
         """
         from ..threads import inference_threads
 
@@ -156,7 +168,7 @@ class Recognizer:
                                         "--config configs/functionals-prosody.yaml)")
             raise FileNotFoundError(f"the bundled model is missing from {folder}; reinstall emovox")
         options = {"min_speech_seconds": min_speech_seconds, "vad_threshold": vad_threshold,
-                   "measure_speech": measure_speech}
+                   "measure_speech": measure_speech, "emotions": emotions}
         if backend == "onnx" or folder.suffix == ".onnx":
             rec = cls(OnnxBackend(folder, threads), min_confidence, **options)
         elif backend != "torch":
@@ -415,7 +427,9 @@ class Recognizer:
                               replay=replay, running=running)
 
     def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
-        return Prediction(self.labels[int(np.argmax(probs))], to_mapping(probs, self.labels), path,
+        if self.answer_labels != self.labels:
+            probs = fold_into(probs, self.labels, self.answer_labels)
+        return Prediction(self.answer_labels[int(np.argmax(probs))], to_mapping(probs, self.answer_labels), path,
                           uncertain=bool(np.max(probs) < self.min_confidence), speech_seconds=seconds)
 
     def _no_speech(self, seconds: float, path: str | None) -> Prediction:

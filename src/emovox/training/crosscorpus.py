@@ -5,7 +5,10 @@ once. Scores are reported two ways (EmoBox's cross-corpus track reads the second
 
 * ``own``: the model's answer over all its emotions (an answer the test corpus lacks, like
   RAVDESS's calm on SAVEE, counts as wrong);
-* ``restricted``: the argmax over the emotions of the test set only.
+* ``restricted``: the argmax over the emotions of the test set only;
+* ``folded``: the same after each model emotion the test set lacks is folded into its nearest
+  one there (RAVDESS's calm into neutral: :func:`emovox.labels.fold_into`, what
+  ``Recognizer(emotions=...)`` and ``emovox predict --emotions`` answer).
 
 Each way is given per clip (the clip alone) and speaker-adaptive (each test speaker judged
 against all their clips' audio, no labels: their feature statistics for models that take them,
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
+from ..labels import fold_into
 from ..corpora import open_corpus
 from ..safeio import atomic_write_text
 from .data import build_features, corpus_root, load_corpora, machine, parse_spec
@@ -76,7 +80,8 @@ def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ..
     out = {"test_labels": names}
     own = probs.argmax(1)
     restricted = np.asarray(present)[probs[:, present].argmax(1)]
-    for way, pred in (("own", own), ("restricted", restricted)):
+    folded = np.asarray(present)[fold_into(probs, tuple(model_labels), names).argmax(1)]
+    for way, pred in (("own", own), ("restricted", restricted), ("folded", folded)):
         s = scores(truth, pred, len(model_labels))
         cm = confusion(truth, pred, len(model_labels))
         s["recall"] = {model_labels[c]: float((pred[truth == c] == c).mean()) for c in present}
