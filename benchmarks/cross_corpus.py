@@ -61,10 +61,10 @@ def summary(res: dict) -> str:
         for protocol in ("per-clip", "speaker-adaptive"):
             if protocol in r:
                 own, rest = r[protocol]["own"], r[protocol]["restricted"]
-                fold = r[protocol].get("folded", rest)
+                fold = r[protocol].get("folded")  # results written before the reading existed: none
                 lines.append(f"{subset:9s} {protocol:17s} own WA {100 * own['wa']:5.1f} UA {100 * own['ua']:5.1f} | "
-                             f"restricted WA {100 * rest['wa']:5.1f} UA {100 * rest['ua']:5.1f} | "
-                             f"calm as neutral WA {100 * fold['wa']:5.1f} UA {100 * fold['ua']:5.1f}")
+                             f"restricted WA {100 * rest['wa']:5.1f} UA {100 * rest['ua']:5.1f} | calm as neutral "
+                             + (f"WA {100 * fold['wa']:5.1f} UA {100 * fold['ua']:5.1f}" if fold else "—"))
     return "\n".join(lines)
 
 

@@ -81,8 +81,10 @@ def recipe(d: dict) -> str:
         parts.append(f"speaker references p={t['speaker_p']}")
     if a.get("wave"):
         parts.append("waveform augmentation")
-        if a["wave"].get("eq"):
-            parts.append(f"**equaliser augmentation** (p={a['wave']['eq'].get('p', 1.0):g}: shelves and a peak, ±12 dB)")
+        eq = a["wave"].get("eq")
+        if eq is not None:
+            gain = eq.get("gain", (-12, 12))
+            parts.append(f"**equaliser augmentation** (p={eq.get('p', 1.0):g}: shelves and a peak, {gain[0]:g} to {gain[1]:g} dB)")
     if t.get("consistency"):
         parts.append(consistency_label(t["consistency"]))
     if t.get("speaker_groups"):

@@ -107,16 +107,18 @@ def emotion_mix_references(x, y, s, copies: int, rng) -> tuple[np.ndarray, np.nd
 
 
 def answer(clf, x: np.ndarray, allowed: list[str], calm_is_neutral: bool = False, speakers=None) -> np.ndarray:
-    """The argmax over ``allowed`` emotions (``calm_is_neutral``: calm's probability added to neutral's;
-    ``speakers``: each clip's answer then judged against its speaker's mean answer, emovox.adaptation)."""
+    """The argmax over ``allowed`` emotions (``calm_is_neutral``: calm's probability folded into
+    neutral's, emovox.labels.fold_into; ``speakers``: each clip's answer then judged against its
+    speaker's mean answer, emovox.adaptation)."""
     from emovox.adaptation import centre_by_speaker
+    from emovox.labels import fold_into
 
     p = clf.predict_proba(x).copy()
     if speakers is not None:
         p = centre_by_speaker(p, list(speakers))
-    cls = list(clf.classes_)
-    if calm_is_neutral and "calm" in cls:
-        p[:, cls.index("neutral")] += p[:, cls.index("calm")]
+    cls = tuple(clf.classes_)
+    if calm_is_neutral:
+        return np.array(allowed)[fold_into(p, cls, allowed).argmax(1)]
     return np.array(allowed)[p[:, [cls.index(e) for e in allowed]].argmax(1)]
 
 

@@ -167,3 +167,5 @@ def test_equaliser_tilts_the_bands_and_keeps_the_level(rng):
     assert ratio(treble) > 10 * ratio(x)  # highs cut: the same tilt from the other end
     drawn = [Equaliser()(x, np.random.default_rng(i)) for i in range(2)]
     assert not np.allclose(drawn[0], drawn[1]) and all(len(d) == len(x) and d.dtype == np.float32 for d in drawn)
+    with pytest.raises(ValueError, match="equaliser band"):
+        Equaliser(low_shelf=(0, 400))  # a cutoff of 0 Hz: refused when the chain is built, before any clip

@@ -108,7 +108,7 @@ def test_balance_by_sampling_and_by_loss_weights(tiny_config):
     assert drawn[0] / drawn.sum() > 1.5 * counts[0] / counts.sum()
 
 
-def test_score_ways_own_and_restricted():
+def test_score_ways_own_restricted_and_folded():
     labels = ("neutral", "calm", "happy", "sad")
     truth = np.array([0, 0, 2, 3])
     probs = np.array([[0.1, 0.6, 0.2, 0.1],   # own: calm (wrong); restricted: happy (wrong)

@@ -153,12 +153,13 @@ class ResultsFile:
             return set()
         columns, rows = _parse(self.path, data, drop_bad_last=True, fmt=self.fmt)
         if self.fmt == "csv" and columns != self.columns:
-            raise ValueError(f"{self.path} is not a results file for this model and emovox version "
-                             "(its columns differ)")
+            raise ValueError(f"{self.path} is not a results file for this model, --emotions list and emovox "
+                             "version (its columns differ)")
         if self.fmt != "csv":
             labels = next((list(r["probabilities"]) for r in rows if r.get("probabilities")), None)
             if labels is not None and labels != self.labels:
-                raise ValueError(f"{self.path} is not a results file for this model (its labels differ)")
+                raise ValueError(f"{self.path} is not a results file for this model and --emotions list "
+                                 "(its labels differ)")
         if self.fmt == "json":
             self._rows = rows
         return {r["path"] for r in rows}

@@ -127,8 +127,14 @@ def cmd_predict(args) -> int:
 
 
 def _emotions(text: str | None) -> tuple[str, ...] | None:
-    """``--emotions angry,happy,neutral,sad`` → the names, spaces and case forgiven."""
-    return tuple(e.strip().lower() for e in text.split(",") if e.strip()) if text else None
+    """``--emotions angry,happy,neutral,sad`` → the names (spaces, case and synonyms such as
+    "anger" forgiven; an unknown name is kept for the recognizer's clear error)."""
+    from .labels import from_synonym
+
+    if text is None:
+        return None
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    return tuple(from_synonym(e) or e for e in names)
 
 
 def cmd_merge(args) -> int:

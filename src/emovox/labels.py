@@ -58,11 +58,15 @@ NEAREST: dict[str, str] = {"calm": "neutral"}
 
 
 def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray:
-    """Probabilities ``[..., len(labels)]`` over ``allowed`` emotions only (in ``allowed``'s
-    order): each keeps its own probability plus those of the model's emotions it stands for
-    (:data:`NEAREST`, when the set lacks them); emotions with no place in the set are dropped,
-    and the rest renormalised."""
+    """Probabilities ``[..., len(labels)]`` → ``[..., len(allowed)]``, over ``allowed`` emotions
+    only (in its order): each keeps its own probability plus those of the model's emotions it
+    stands for (:data:`NEAREST`, when the set lacks them); emotions with no place in the set are
+    dropped, and the rest renormalised. ``allowed``: two or more different emotions of ``labels``."""
+    if isinstance(allowed, str):
+        raise ValueError(f"emotions must be a list of names, not the string {allowed!r}")
     allowed = tuple(allowed)
+    if len(allowed) < 2 or len(set(allowed)) != len(allowed):
+        raise ValueError(f"emotions must name two or more different emotions, got {', '.join(allowed) or 'none'}")
     for e in allowed:
         index_of(e, labels)
     probs = np.asarray(probs, dtype=np.float64)

@@ -184,11 +184,29 @@ class Band(WaveAugmentation):
         return signal.sosfilt(sos, wave)
 
 
+def biquad(kind: str, hz: float, gain_db: float, q: float = 2 ** -0.5) -> np.ndarray:
+    """One second-order section (scipy's ``sos`` row) of the Audio EQ Cookbook (R. Bristow-Johnson):
+    ``"low_shelf"``, ``"high_shelf"`` or ``"peak"`` at ``hz`` with ``gain_db``. Written out because
+    the libraries that ship these filters are GPL (pedalboard) or pull in much more (audiomentations)."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * hz / WORKING_RATE
+    cos, alpha = np.cos(w0), np.sin(w0) / (2.0 * q)
+    if kind == "peak":
+        b, den = (1 + alpha * a, -2 * cos, 1 - alpha * a), (1 + alpha / a, -2 * cos, 1 - alpha / a)
+    else:
+        s = 1.0 if kind == "low_shelf" else -1.0  # the high shelf is the low one with cos's sign flipped
+        r = 2.0 * np.sqrt(a) * alpha
+        b = (a * ((a + 1) - s * (a - 1) * cos + r), 2 * s * a * ((a - 1) - s * (a + 1) * cos),
+             a * ((a + 1) - s * (a - 1) * cos - r))
+        den = ((a + 1) + s * (a - 1) * cos + r, -2 * s * ((a - 1) + s * (a + 1) * cos), (a + 1) + s * (a - 1) * cos - r)
+    return np.array([*b, *den]) / den[0]
+
+
 class Equaliser(WaveAugmentation):
     """A microphone's, a room's or a mouth-to-microphone distance's colour: a low shelf (a close
     directional microphone's bass boost, a small loudspeaker's bass cut), a high shelf and one
-    peak, each at a frequency drawn log-uniformly from its ``(low, high)`` Hz (``None``: that
-    filter off) with a gain drawn from ``gain`` dB (pedalboard's biquads); the level is kept.
+    peak (Q 0.7-2), each at a frequency drawn log-uniformly from its ``(low, high)`` Hz (``None``:
+    that filter off) with a gain drawn from ``gain`` dB (:func:`biquad`); the level is kept.
     Corpora differ most in such fixed per-band gains (SAVEE's lowest bands lie ~14 dB above
     RAVDESS's): the network learns that they say nothing about the emotion."""
 
@@ -197,17 +215,23 @@ class Equaliser(WaveAugmentation):
         super().__init__(p)
         self.low_shelf, self.high_shelf, self.peak = (None if b is None else tuple(b) for b in (low_shelf, high_shelf, peak))
         self.gain = tuple(gain)
+        for band in (self.low_shelf, self.high_shelf, self.peak):
+            if band is not None and not 0 < band[0] <= band[1] < WORKING_RATE / 2:
+                raise ValueError(f"an equaliser band must be (low, high) Hz with 0 < low <= high < "
+                                 f"{WORKING_RATE // 2}, got {band}")
+        if len(self.gain) != 2 or self.gain[0] > self.gain[1]:
+            raise ValueError(f"the equaliser's gain must be (low, high) dB, got {gain}")
 
     def apply(self, wave, rng):
-        from pedalboard import HighShelfFilter, LowShelfFilter, PeakFilter, Pedalboard
-
-        filters = []
-        for band, make in ((self.low_shelf, LowShelfFilter), (self.high_shelf, HighShelfFilter), (self.peak, PeakFilter)):
+        sections = []
+        for band, kind in ((self.low_shelf, "low_shelf"), (self.high_shelf, "high_shelf"), (self.peak, "peak")):
             if band is not None:
                 hz = float(np.exp(rng.uniform(np.log(band[0]), np.log(band[1]))))
-                kw = {"q": float(rng.uniform(0.7, 2.0))} if make is PeakFilter else {}
-                filters.append(make(cutoff_frequency_hz=hz, gain_db=float(rng.uniform(*self.gain)), **kw))
-        out = Pedalboard(filters)(np.ascontiguousarray(wave, dtype=np.float32), WORKING_RATE)
+                q = float(rng.uniform(0.7, 2.0)) if kind == "peak" else 2 ** -0.5
+                sections.append(biquad(kind, hz, float(rng.uniform(*self.gain)), q))
+        if not sections:
+            return wave
+        out = signal.sosfilt(np.array(sections), wave)
         return out * np.float32(_rms(wave) / _rms(out))
 
 

@@ -42,8 +42,8 @@ class TooLittleSpeech(ValueError):
 class Prediction:
     """One clip's answer.
 
-    ``label`` is the model's most probable emotion and ``probabilities`` every emotion's
-    probability; both are ``None`` when the recording holds no speech (``speech`` false: under
+    ``label`` is the most probable emotion and ``probabilities`` every emotion's probability
+    (the model's emotions, or the recognizer's ``emotions``: :attr:`Recognizer.answer_labels`); both are ``None`` when the recording holds no speech (``speech`` false: under
     the recognizer's ``min_speech_seconds`` of speech found by the VAD), and the model is not
     run. ``answer`` is what to show: ``"no_speech"``, ``"uncertain"`` or the label.
     """
@@ -101,17 +101,17 @@ class Recognizer:
     the model's other emotions are folded into their nearest one there (calm into neutral:
     :func:`emovox.labels.fold_into`) or dropped, and the rest renormalised; ``None``: all of the
     model's (:attr:`labels`). Applies to :meth:`predict`, :meth:`predict_many` and
-    :meth:`predict_speakers`; :attr:`answer_labels` lists them.
+    :meth:`predict_speakers` (``min_confidence`` to the answer's probabilities among them);
+    :attr:`answer_labels` lists them. Timelines and explanations keep all of the model's.
     """
 
     def __init__(self, backend, min_confidence: float = 0.0, *, min_speech_seconds: float | None = None,
                  vad_threshold: float = 0.5, measure_speech: bool = False, emotions=None) -> None:
         self.backend = backend
         self.labels = backend.labels
-        self.answer_labels = tuple(emotions) if emotions else self.labels
-        if len(set(self.answer_labels)) < 2 or len(set(self.answer_labels)) != len(self.answer_labels):
-            raise ValueError(f"emotions must name two or more different emotions, got {', '.join(self.answer_labels)}")
-        fold_into(np.zeros(len(self.labels)), self.labels, self.answer_labels)  # an unknown name: a clear error now
+        if emotions is not None:  # a bad list (unknown names, one name, a bare string): a clear error now
+            fold_into(np.zeros(len(self.labels)), self.labels, emotions)
+        self.answer_labels = tuple(emotions) if emotions is not None else self.labels
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
         if not 0 <= min_confidence < 1:

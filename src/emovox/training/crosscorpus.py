@@ -1,7 +1,7 @@
 """Cross-corpus evaluation: train on some corpora, test on another, on the emotions both have.
 
 Model selection uses validation speakers of the training corpora only; the test corpus is read
-once. Scores are reported two ways (EmoBox's cross-corpus track reads the second):
+once. Scores are reported three ways (EmoBox's cross-corpus track reads the second):
 
 * ``own``: the model's answer over all its emotions (an answer the test corpus lacks, like
   RAVDESS's calm on SAVEE, counts as wrong);
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
-from ..labels import fold_into
 from ..corpora import open_corpus
+from ..labels import fold_into
 from ..safeio import atomic_write_text
-from .data import build_features, corpus_root, load_corpora, machine, parse_spec
+from .data import build_features, corpus_root, load_corpora, machine, parse_spec, speaker_of
 from .metrics import confusion, scores
 
 
@@ -71,7 +71,7 @@ def read_test_list(path: str | Path, utts: list, root: Path) -> list[int]:
 
 
 def score_ways(probs: np.ndarray, truth: np.ndarray, model_labels: tuple[str, ...]) -> dict:
-    """WA/UA/F1, per-class recall and confusion, ``own`` and ``restricted``.
+    """WA/UA/F1, per-class recall and confusion, ``own``, ``restricted`` and ``folded`` (see above).
 
     ``truth`` indexes ``model_labels``; the test emotions are those present in ``truth``.
     """
@@ -97,7 +97,6 @@ def test_predictions(members: list, utts: list, cache_dir=None) -> dict[str, np.
     when every member takes them, else each speaker's mean answer (:mod:`emovox.adaptation`)."""
     from ..adaptation import centre_by_speaker
     from ..pipeline import ClipClassifier, ensemble_mean, predict_clips, speaker_feature_probabilities
-    from .batches import speaker_of
 
     by_features = speaker_adaptation(members) == "features"
     per_clip, adaptive = [], []
