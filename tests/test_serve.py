@@ -99,6 +99,20 @@ def test_predict_matches_the_library(client, clips):
     assert max(abs(got[k] - want[k]) for k in want) < 1e-3
 
 
+def test_predict_among_a_label_set(client, clips):
+    from emovox.labels import EMOTIONS, fold_into
+
+    full = client.post("/v1/predict", files={"file": clips["angry"].open("rb")}).json()["probabilities"]
+    r = client.post("/v1/predict?emotions=angry,Happiness,neutral,sad", files={"file": clips["angry"].open("rb")}).json()
+    four = ("angry", "happy", "neutral", "sad")
+    assert list(r["probabilities"]) == list(four) and r["label"] in four
+    want = fold_into([full[e] for e in EMOTIONS], EMOTIONS, four)  # calm's share went to neutral
+    assert max(abs(r["probabilities"][e] - w) for e, w in zip(four, want)) < 2e-3
+    for bad in ("bored,sad", "sad"):
+        error_of(client.post(f"/v1/predict?emotions={bad}", files={"file": clips["angry"].open("rb")}),
+                 422, "invalid_request")
+
+
 def test_predict_webm_opus_from_a_browser(client, clips):
     r = client.post("/v1/predict", content=clips["webm"].read_bytes(),
                     headers={"Content-Type": "audio/webm;codecs=opus"})

@@ -56,6 +56,7 @@ def cmd_predict(args) -> int:
     from .audio import AudioError
     from .batch import FORMATS, Printer, ResultsFile, parse_shard, shard, shard_from_env, shard_path
     from .inference import Recognizer
+    from .labels import parse_emotions
 
     files, missing = expand_paths(args.paths)
     failures = [(m, "no such file, folder or glob match") for m in missing]
@@ -79,7 +80,7 @@ def cmd_predict(args) -> int:
     given = {k: getattr(args, k) for k in ("min_confidence", "min_speech_seconds", "vad_threshold", "measure_speech")
              if getattr(args, k) is not None}  # the others keep the library's defaults
     rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads,
-                          speaker_adaptive=bool(args.speaker_norm), emotions=_emotions(args.emotions), **given)
+                          speaker_adaptive=bool(args.speaker_norm), emotions=parse_emotions(args.emotions), **given)
     if args.speaker_norm and args.model is None:
         print("emovox: --speaker-norm: " + ("the bundled speaker-adaptive model" if rec.adapts_to_speakers else
                                             "the bundled model, judged against each speaker's mean answer"),
@@ -124,17 +125,6 @@ def cmd_predict(args) -> int:
         for src, why in failures:
             print(f"  {src}: {why}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def _emotions(text: str | None) -> tuple[str, ...] | None:
-    """``--emotions angry,happy,neutral,sad`` → the names (spaces, case and synonyms such as
-    "anger" forgiven; an unknown name is kept for the recognizer's clear error)."""
-    from .labels import from_synonym
-
-    if text is None:
-        return None
-    names = [e.strip() for e in text.split(",") if e.strip()]
-    return tuple(from_synonym(e) or e for e in names)
 
 
 def cmd_merge(args) -> int:

@@ -75,3 +75,13 @@ def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray
         if src in labels and src not in allowed and dest in allowed:
             out[..., allowed.index(dest)] += probs[..., labels.index(src)]
     return out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)
+
+
+def parse_emotions(text: str | None) -> tuple[str, ...] | None:
+    """``"angry, Happy,neutral,sad"`` (a command line's or a query's list) → the names, spaces,
+    case and synonyms such as "anger" forgiven (an unknown name is kept for :func:`fold_into`'s
+    clear error); ``None`` → ``None``."""
+    if text is None:
+        return None
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    return tuple(from_synonym(e) or e for e in names)

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..audio import AudioError
 from ..inference.recognizer import TooLittleSpeech
+from ..labels import parse_emotions
 from . import schemas
 from .gate import Busy, Gate, Timeout
 from .service import Service, TooLong
@@ -137,11 +139,21 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
 
     @api.post("/predict", response_model=schemas.PredictResponse, openapi_extra=AUDIO_BODY,
               summary="Emotion of one recording")
-    async def predict(request: Request, spectrogram: bool = spectrogram_query):
+    async def predict(request: Request, spectrogram: bool = spectrogram_query,
+                      emotions: Optional[str] = Query(None, description="answer among these emotions only, e.g. "
+                                                      "angry,happy,neutral,sad (your label set): calm counts as "
+                                                      "neutral where the list has neutral but not calm, other "
+                                                      "emotions left out are dropped")):
         """The emotion heard in the recording with every emotion's probability, or
         ``no_speech`` / ``uncertain``. Long recordings are averaged over 2.5 s windows; use
         ``/v1/timeline`` to see how the emotion changes."""
-        return await answer(request, "predict", spectrogram)
+        names = parse_emotions(emotions)
+        if names is not None:
+            try:
+                service().answering(names)  # a bad list is refused before the upload is read
+            except ValueError as err:
+                raise HTTPException(422, f"emotions: {err}") from None
+        return await answer(request, "predict", spectrogram, names)
 
     @api.post("/timeline", response_model=schemas.TimelineResponse, openapi_extra=AUDIO_BODY,
               summary="Emotion over time in a longer recording")

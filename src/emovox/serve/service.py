@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Service:
         from ..features import FeatureExtractor
 
         self._extractor = FeatureExtractor(self.info["_mel"])  # now, not on the first request (librosa import)
+        self._by_emotions: dict = {}  # answer label sets asked for (?emotions=), each a recognizer on self.rec's backend
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ input
     def check_header(self, path: Path) -> float | None:
@@ -87,10 +90,31 @@ class Service:
         return np.concatenate(blocks)
 
     # ------------------------------------------------------------------ answers
-    def predict(self, path: Path, spectrogram: bool = False) -> dict:
+    def answering(self, emotions: tuple[str, ...] | None):
+        """The recognizer that answers among ``emotions`` (``None``: the model's own): the loaded
+        model's, or one more around the same backend (no second model in memory); a bad list
+        raises ``ValueError`` before any audio is read."""
+        if emotions is None:
+            return self.rec
+        emotions = tuple(emotions)
+        with self._lock:
+            rec = self._by_emotions.get(emotions)
+            if rec is None:
+                if len(self._by_emotions) >= 64:  # clients' lists are free-form: keep the cache bounded
+                    self._by_emotions.clear()
+                from ..inference import Recognizer
+
+                r = self.rec
+                rec = Recognizer(r.backend, r.min_confidence, min_speech_seconds=r.min_speech_seconds,
+                                 vad_threshold=r.vad_threshold, measure_speech=r.measure_speech, emotions=emotions)
+                self._by_emotions[emotions] = rec
+        return rec
+
+    def predict(self, path: Path, spectrogram: bool = False, emotions: tuple[str, ...] | None = None) -> dict:
         start = time.perf_counter()
+        rec = self.answering(emotions)
         wave = self.decode(path)
-        pred = self.rec.predict(wave, sample_rate=self.rec.sample_rate)  # the no-speech answer is the Recognizer's
+        pred = rec.predict(wave, sample_rate=rec.sample_rate)  # the no-speech answer is the Recognizer's
         out = {**pred.to_dict(), "duration": round(len(wave) / self.rec.sample_rate, 3),
                "model_id": self.info["model_id"]}
         del out["path"]
