@@ -111,6 +111,9 @@ def test_predict_among_a_label_set(client, clips):
     for bad in ("bored,sad", "sad"):
         error_of(client.post(f"/v1/predict?emotions={bad}", files={"file": clips["angry"].open("rb")}),
                  422, "invalid_request")
+    tl = client.post("/v1/timeline?emotions=angry,happy,neutral,sad", files={"file": clips["long"].open("rb")}).json()
+    assert tl["labels"] == list(four) and all(c["probabilities"] is None or list(c["probabilities"]) == list(four)
+                                              for c in tl["cells"])
 
 
 def test_predict_webm_opus_from_a_browser(client, clips):

@@ -150,6 +150,20 @@ def test_timeline_marks_silence_and_classifies_speech(rec, conversation):
     assert len(tl.envelope) == -(-len(wave) // 160)
 
 
+def test_a_timeline_among_a_label_set(tiny_model, rec, conversation):
+    path, _ = conversation
+    four = ("angry", "happy", "neutral", "sad")
+    full = rec.timeline(path, hop=1.0)
+    rec4 = Recognizer.load(tiny_model, threads=1, emotions=four)
+    for tl in (rec4.timeline(path, hop=1.0), rec4.timeline(path, hop=1.0, speaker_norm=True)):
+        assert tuple(tl.labels) == four and tl.probabilities.shape == (len(full.starts), 4)
+        speech = ~np.isnan(tl.probabilities).any(axis=1)
+        assert np.array_equal(speech, ~np.isnan(full.probabilities).any(axis=1))  # the same speech cells
+        np.testing.assert_allclose(tl.probabilities[speech].sum(axis=1), 1, atol=1e-5)
+        assert {s.label for s in tl.segments} <= set(four) | {SILENCE, "uncertain"}
+        assert tl.to_dict()["labels"] == list(four)
+
+
 def test_streaming_agrees_with_offline(rec, conversation):
     path, wave = conversation
     offline = rec.timeline(path)
@@ -198,3 +212,7 @@ def test_cli_timeline_json_csv_and_plot(tiny_model, conversation, tmp_path, caps
     rows = (tmp_path / "tl.csv").read_text().splitlines()
     assert rows[0] == "start,end,label,confidence" and len(rows) == len(out["segments"]) + 1
     assert main(["timeline", str(tmp_path / "nope.wav"), "--model", str(tiny_model), "-q"]) == 2
+    assert main(["timeline", str(path), "--model", str(tiny_model), "-q", "--format", "json",
+                 "--emotions", "angry,happy,neutral,sad"]) == 0
+    among = json.loads(capsys.readouterr().out)
+    assert among["labels"] == ["angry", "happy", "neutral", "sad"] and len(among["cells"]) == len(out["cells"])

@@ -216,8 +216,10 @@ def cmd_timeline(args) -> int:
 
     from .audio import duration
     from .inference import Recognizer
+    from .labels import parse_emotions
 
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, speaker_adaptive=args.speaker_norm)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, speaker_adaptive=args.speaker_norm,
+                          emotions=parse_emotions(args.emotions))
     total = duration(args.recording)
     with tqdm(total=round(total, 1) if total else None, unit="s", desc="timeline", disable=args.quiet,
               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]") as bar:
@@ -469,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "statistics are judged against the recording's mean answer)")
     sp.add_argument("recording")
     timeline_opts(sp)
+    sp.add_argument("--emotions", metavar="LIST", help="segments and cells among these emotions only (as predict's)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     model_opts(sp)
     sp.set_defaults(func=cmd_timeline)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .adaptation import RunningReference, centre_answers
 from .audio import WORKING_RATE
+from .labels import fold_into
 from .vad import FRAME, SpeechDetector
 
 SILENCE = "silence"
@@ -209,11 +210,13 @@ class TimelineEngine:
     probabilities (``"answers"``, for one adapted on its answers), which the second pass then
     replays (``replay``) instead of running the model again. ``running``: one speaker throughout a
     live session, each speech window judged against the mean answer of the speech windows so far
-    (:class:`emovox.adaptation.RunningReference`) from the ``running``-th on; 0: off."""
+    (:class:`emovox.adaptation.RunningReference`) from the ``running``-th on; 0: off. ``emotions``:
+    cells and segments among these emotions only (:func:`emovox.labels.fold_into`; references
+    and the collecting pass keep the model's own)."""
 
     def __init__(self, backend, config: TimelineConfig | None = None, *, clip_seconds: float = 2.5,
                  batch_windows: int = 8, source: str | None = None, speaker=None, collect: bool | str = False,
-                 replay: list | None = None, running: int = 0) -> None:
+                 replay: list | None = None, running: int = 0, emotions=None) -> None:
         if running and (speaker is not None or collect or replay is not None):
             raise ValueError("a running speaker reference replaces a given one: pass one or the other")
         self.backend = backend
@@ -222,7 +225,10 @@ class TimelineEngine:
         self.collected: list | None = [] if collect else None
         self._collect_answers = collect == "answers"
         self._replay = iter(replay) if replay is not None else None
-        self.labels = tuple(backend.labels)
+        self.model_labels = tuple(backend.labels)
+        if emotions is not None:
+            fold_into(np.zeros(len(self.model_labels)), self.model_labels, emotions)  # a bad list: an error now
+        self.labels = tuple(emotions) if emotions is not None else self.model_labels
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
         hop = config.hop if config.hop is not None else window / 2
@@ -342,6 +348,8 @@ class TimelineEngine:
                 continue
             if self.running is not None:  # in time order: each window meets the speech before it and itself
                 probs = [self.running.judge(p) for p in probs]
+            if self.labels != self.model_labels:  # last: references above stay in the model's emotions
+                probs = fold_into(np.stack(probs), self.model_labels, self.labels)
             for (k, s, e), p in zip(chunk, probs):
                 for c in range(s // self.H, (e - 1) // self.H + 1):
                     overlap = min(e, (c + 1) * self.H) - max(s, c * self.H)

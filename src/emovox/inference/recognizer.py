@@ -100,9 +100,10 @@ class Recognizer:
     ``emotions``: answer among these emotions only (an application's or a corpus's label set):
     the model's other emotions are folded into their nearest one there (calm into neutral:
     :func:`emovox.labels.fold_into`) or dropped, and the rest renormalised; ``None``: all of the
-    model's (:attr:`labels`). Applies to :meth:`predict`, :meth:`predict_many` and
-    :meth:`predict_speakers` (``min_confidence`` to the answer's probabilities among them);
-    :attr:`answer_labels` lists them. Timelines and explanations keep all of the model's.
+    model's (:attr:`labels`). Applies to :meth:`predict`, :meth:`predict_many`,
+    :meth:`predict_speakers`, :meth:`timeline` and :meth:`stream` (``min_confidence`` to the
+    answer's probabilities among them); :attr:`answer_labels` lists them. Explanations keep all
+    of the model's.
     """
 
     def __init__(self, backend, min_confidence: float = 0.0, *, min_speech_seconds: float | None = None,
@@ -423,8 +424,9 @@ class Recognizer:
         config = config or TimelineConfig(min_confidence=self.min_confidence, vad_threshold=self.vad_threshold)
         if options:
             config = TimelineConfig(**{**config.__dict__, **options})
+        emotions = self.answer_labels if self.answer_labels != self.labels else None
         return TimelineEngine(self.backend, config, clip_seconds=self.clip_seconds, speaker=speaker, collect=collect,
-                              replay=replay, running=running)
+                              replay=replay, running=running, emotions=emotions)
 
     def _prediction(self, probs: np.ndarray, path: str | None, seconds: float | None = None) -> Prediction:
         if self.answer_labels != self.labels:

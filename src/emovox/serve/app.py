@@ -137,23 +137,26 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
 
     spectrogram_query = Query(False, description="also return the mel-spectrogram of the audio as a PNG (base64)")
 
-    @api.post("/predict", response_model=schemas.PredictResponse, openapi_extra=AUDIO_BODY,
-              summary="Emotion of one recording")
-    async def predict(request: Request, spectrogram: bool = spectrogram_query,
-                      emotions: Optional[str] = Query(None, description="answer among these emotions only, e.g. "
-                                                      "angry,happy,neutral,sad (your label set): calm counts as "
-                                                      "neutral where the list has neutral but not calm, other "
-                                                      "emotions left out are dropped")):
-        """The emotion heard in the recording with every emotion's probability, or
-        ``no_speech`` / ``uncertain``. Long recordings are averaged over 2.5 s windows; use
-        ``/v1/timeline`` to see how the emotion changes."""
+    emotions_query = Query(None, description="answer among these emotions only, e.g. angry,happy,neutral,sad "
+                                             "(your label set): calm counts as neutral where the list has neutral "
+                                             "but not calm, other emotions left out are dropped")
+
+    def label_set(emotions: Optional[str], speaker_norm: bool = False):
         names = parse_emotions(emotions)
         if names is not None:
             try:
-                service().answering(names)  # a bad list is refused before the upload is read
+                service().answering(names, speaker_norm)  # a bad list is refused before the upload is read
             except ValueError as err:
                 raise HTTPException(422, f"emotions: {err}") from None
-        return await answer(request, "predict", spectrogram, names)
+        return names
+
+    @api.post("/predict", response_model=schemas.PredictResponse, openapi_extra=AUDIO_BODY,
+              summary="Emotion of one recording")
+    async def predict(request: Request, spectrogram: bool = spectrogram_query, emotions: Optional[str] = emotions_query):
+        """The emotion heard in the recording with every emotion's probability, or
+        ``no_speech`` / ``uncertain``. Long recordings are averaged over 2.5 s windows; use
+        ``/v1/timeline`` to see how the emotion changes."""
+        return await answer(request, "predict", spectrogram, label_set(emotions))
 
     @api.post("/timeline", response_model=schemas.TimelineResponse, openapi_extra=AUDIO_BODY,
               summary="Emotion over time in a longer recording")
@@ -164,10 +167,11 @@ def create_app(settings: Settings | None = None, recognizer=None) -> FastAPI:
                                                   "(torch backend); any other model answers itself: with its "
                                                   "feature statistics if it takes them (torch), else judged "
                                                   "against the recording's mean answer (/v1/model: "
-                                                  "speaker_adaptation)")):
+                                                  "speaker_adaptation)"),
+                       emotions: Optional[str] = emotions_query):
         """Segments (start, end, emotion or silence, confidence) and per-cell probabilities:
         voice activity detection, then overlapping windows, as ``emovox timeline``."""
-        return await answer(request, "timeline", spectrogram, speaker_norm)
+        return await answer(request, "timeline", spectrogram, speaker_norm, label_set(emotions, speaker_norm))
 
     @api.get("/model", response_model=schemas.ModelInfo, summary="The loaded model")
     async def model():

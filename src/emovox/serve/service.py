@@ -90,24 +90,25 @@ class Service:
         return np.concatenate(blocks)
 
     # ------------------------------------------------------------------ answers
-    def answering(self, emotions: tuple[str, ...] | None):
+    def answering(self, emotions: tuple[str, ...] | None, speaker_norm: bool = False):
         """The recognizer that answers among ``emotions`` (``None``: the model's own): the loaded
-        model's, or one more around the same backend (no second model in memory); a bad list
-        raises ``ValueError`` before any audio is read."""
+        one (:attr:`speaker_rec` with ``speaker_norm``), or one more around the same backend (no
+        second model in memory); a bad list raises ``ValueError`` before any audio is read."""
+        base = self.speaker_rec if speaker_norm else self.rec
         if emotions is None:
-            return self.rec
-        emotions = tuple(emotions)
+            return base
+        key = (speaker_norm, tuple(emotions))
         with self._lock:
-            rec = self._by_emotions.get(emotions)
+            rec = self._by_emotions.get(key)
             if rec is None:
                 if len(self._by_emotions) >= 64:  # clients' lists are free-form: keep the cache bounded
                     self._by_emotions.clear()
                 from ..inference import Recognizer
 
-                r = self.rec
-                rec = Recognizer(r.backend, r.min_confidence, min_speech_seconds=r.min_speech_seconds,
-                                 vad_threshold=r.vad_threshold, measure_speech=r.measure_speech, emotions=emotions)
-                self._by_emotions[emotions] = rec
+                rec = Recognizer(base.backend, base.min_confidence, min_speech_seconds=base.min_speech_seconds,
+                                 vad_threshold=base.vad_threshold, measure_speech=base.measure_speech,
+                                 emotions=key[1])
+                self._by_emotions[key] = rec
         return rec
 
     def predict(self, path: Path, spectrogram: bool = False, emotions: tuple[str, ...] | None = None) -> dict:
@@ -125,9 +126,10 @@ class Service:
         out["inference_ms"] = round(1000 * (time.perf_counter() - start), 1)
         return out
 
-    def timeline(self, path: Path, spectrogram: bool = False, speaker_norm: bool = False) -> dict:
+    def timeline(self, path: Path, spectrogram: bool = False, speaker_norm: bool = False,
+                 emotions: tuple[str, ...] | None = None) -> dict:
         start = time.perf_counter()
-        rec = self.speaker_rec if speaker_norm else self.rec
+        rec = self.answering(emotions, speaker_norm)
         wave = self.decode(path)
         tl = rec.timeline(wave, sample_rate=rec.sample_rate, speaker_norm=speaker_norm)
         out = tl.to_dict()
