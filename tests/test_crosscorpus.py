@@ -135,6 +135,9 @@ def test_fold_into_gives_calm_to_neutral_only_where_it_has_no_place():
     np.testing.assert_allclose(fold_into(p[None], EMOTIONS, ["sad", "happy"]), [[0.75, 0.25]])  # no neutral: calm dropped
     with pytest.raises(ValueError, match="unknown emotion 'bored'"):
         fold_into(p, EMOTIONS, ["bored", "sad"])
+    only_dropped = np.array([0, 0, 0, 0, 0, 1.0, 0, 0])  # all on fearful: nothing said about the four
+    np.testing.assert_allclose(fold_into(only_dropped, EMOTIONS, ["angry", "happy", "neutral", "sad"]), [0.25] * 4)
+    np.testing.assert_allclose(fold_into(p, EMOTIONS, (e for e in ("sad", "happy"))), [0.75, 0.25])  # any iterable
 
 
 def test_read_test_list_matches_any_extension(tmp_path, tiny_savee):

@@ -164,6 +164,21 @@ def test_a_timeline_among_a_label_set(tiny_model, rec, conversation):
         assert tl.to_dict()["labels"] == list(four)
 
 
+def test_a_running_reference_judges_the_models_answers_before_they_are_folded(tiny_model, rec, conversation):
+    from emovox.labels import fold_into
+
+    _, wave = conversation
+    four = ("angry", "happy", "neutral", "sad")
+    cells = []
+    for r in (rec, Recognizer.load(tiny_model, threads=1, emotions=four)):
+        engine = r.stream(window=2.5, hop=2.5, running=4)  # one window per cell: cells are window answers
+        engine.push(wave)
+        cells.append(engine.finish().probabilities)
+    speech = ~np.isnan(cells[0]).any(axis=1)
+    assert speech.sum() >= 4
+    np.testing.assert_allclose(cells[1][speech], fold_into(cells[0][speech], tuple(rec.labels), four), atol=1e-5)
+
+
 def test_streaming_agrees_with_offline(rec, conversation):
     path, wave = conversation
     offline = rec.timeline(path)

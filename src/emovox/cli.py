@@ -257,7 +257,7 @@ def cmd_listen(args) -> int:
               f"from the {RUNNING_WARMUP}th speech window on (one speaker throughout)", file=sys.stderr)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     blocks = file_blocks(args.input, realtime=not args.fast) if args.input else Microphone(device)
-    display = LiveDisplay(rec.labels, plain=args.plain or not sys.stdout.isatty(), smooth=engine.config.smooth)
+    display = LiveDisplay(engine.labels, plain=args.plain or not sys.stdout.isatty(), smooth=engine.config.smooth)
     interrupted = False
     try:
         with display:

@@ -74,7 +74,9 @@ def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray
     for src, dest in NEAREST.items():
         if src in labels and src not in allowed and dest in allowed:
             out[..., allowed.index(dest)] += probs[..., labels.index(src)]
-    return out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)
+    total = out.sum(-1, keepdims=True)
+    # an answer all on dropped emotions says nothing about these: uniform, not zeros
+    return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / len(allowed))
 
 
 def parse_emotions(text: str | None) -> tuple[str, ...] | None:

@@ -226,9 +226,10 @@ class TimelineEngine:
         self._collect_answers = collect == "answers"
         self._replay = iter(replay) if replay is not None else None
         self.model_labels = tuple(backend.labels)
-        if emotions is not None:
-            fold_into(np.zeros(len(self.model_labels)), self.model_labels, emotions)  # a bad list: an error now
-        self.labels = tuple(emotions) if emotions is not None else self.model_labels
+        if emotions is not None:  # a bad list: an error now
+            emotions = emotions if isinstance(emotions, str) else tuple(emotions)
+            fold_into(np.zeros(len(self.model_labels)), self.model_labels, emotions)
+        self.labels = emotions if emotions is not None else self.model_labels
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
         hop = config.hop if config.hop is not None else window / 2

@@ -111,8 +111,9 @@ class Recognizer:
         self.backend = backend
         self.labels = backend.labels
         if emotions is not None:  # a bad list (unknown names, one name, a bare string): a clear error now
+            emotions = emotions if isinstance(emotions, str) else tuple(emotions)
             fold_into(np.zeros(len(self.labels)), self.labels, emotions)
-        self.answer_labels = tuple(emotions) if emotions is not None else self.labels
+        self.answer_labels = emotions if emotions is not None else self.labels
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
         if not 0 <= min_confidence < 1:
@@ -178,6 +179,14 @@ class Recognizer:
             raise FileNotFoundError(f"no model folder at {folder}")
         else:
             rec = cls(TorchBackend(folder, threads), min_confidence, **options)
+        return rec
+
+    def with_emotions(self, emotions) -> "Recognizer":
+        """The same model and settings answering among ``emotions`` (see :class:`Recognizer`):
+        another recognizer around this one's backend and speech detectors, no second model."""
+        rec = Recognizer(self.backend, self.min_confidence, min_speech_seconds=self.min_speech_seconds,
+                         vad_threshold=self.vad_threshold, measure_speech=self.measure_speech, emotions=emotions)
+        rec._vad = self._vad  # one detector per thread, used one call at a time: shared, not built again
         return rec
 
     @property

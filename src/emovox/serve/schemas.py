@@ -44,7 +44,8 @@ class PredictResponse(BaseModel):
     speech_seconds: Optional[float] = Field(description="seconds of speech found by the voice activity detector; "
                                             "null for a speech answer unless the server measures them "
                                             "(--measure-speech): the VAD stops once it has heard enough")
-    probabilities: Optional[dict[str, float]] = Field(description="every emotion's probability; null without speech")
+    probabilities: Optional[dict[str, float]] = Field(description="every emotion's probability (the model's emotions, "
+                                                      "or those of ?emotions=); null without speech")
     duration: float = Field(description="seconds of audio decoded")
     model_id: str
     inference_ms: float = Field(description="decoding, speech detection and the model, in milliseconds")
@@ -64,7 +65,7 @@ class Cell(BaseModel):
     end: float
     speech: float = Field(description="voiced fraction of the cell")
     label: str
-    probabilities: Optional[dict[str, float]] = Field(description="null for silent cells")
+    probabilities: Optional[dict[str, float]] = Field(description="null for silent cells; the emotions of `labels`")
 
 
 class TimelineConfig(BaseModel):
@@ -78,7 +79,7 @@ class TimelineConfig(BaseModel):
 
 class TimelineResponse(BaseModel):
     duration: float
-    labels: list[str]
+    labels: list[str] = Field(description="the model's emotions, or those of ?emotions=")
     config: TimelineConfig
     speech: bool = Field(description="false when no cell holds speech")
     segments: list[Segment]

@@ -97,18 +97,15 @@ class Service:
         base = self.speaker_rec if speaker_norm else self.rec
         if emotions is None:
             return base
-        key = (speaker_norm, tuple(emotions))
+        if not hasattr(base, "with_emotions"):
+            raise ValueError("this server's recognizer cannot answer among a label set")
+        key = (id(base), tuple(emotions))
         with self._lock:
             rec = self._by_emotions.get(key)
             if rec is None:
                 if len(self._by_emotions) >= 64:  # clients' lists are free-form: keep the cache bounded
                     self._by_emotions.clear()
-                from ..inference import Recognizer
-
-                rec = Recognizer(base.backend, base.min_confidence, min_speech_seconds=base.min_speech_seconds,
-                                 vad_threshold=base.vad_threshold, measure_speech=base.measure_speech,
-                                 emotions=key[1])
-                self._by_emotions[key] = rec
+                rec = self._by_emotions[key] = base.with_emotions(key[1])
         return rec
 
     def predict(self, path: Path, spectrogram: bool = False, emotions: tuple[str, ...] | None = None) -> dict:
