@@ -60,6 +60,14 @@ def centre_answers(probs: np.ndarray, reference: AnswerReference) -> np.ndarray:
     return (out / out.sum(1, keepdims=True)).astype(np.float32)
 
 
+def indices_by(keys: Sequence[Hashable]) -> dict:
+    """Each key's positions in ``keys`` (a speaker's clips), keys in first-seen order."""
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    return groups
+
+
 def centre_by_speaker(probs: np.ndarray, speakers: Sequence[Hashable]) -> np.ndarray:
     """Each speaker's clips judged against the reference of all their clips (the
     speaker-adaptive protocol of an evaluation): ``speakers[i]`` is clip ``i``'s speaker."""
@@ -67,10 +75,7 @@ def centre_by_speaker(probs: np.ndarray, speakers: Sequence[Hashable]) -> np.nda
     if len(speakers) != len(probs):
         raise ValueError(f"{len(probs)} clips but {len(speakers)} speakers")
     out = np.empty(probs.shape, np.float32)
-    groups: dict = {}
-    for i, s in enumerate(speakers):
-        groups.setdefault(s, []).append(i)
-    for idx in groups.values():
+    for idx in indices_by(speakers).values():
         out[idx] = centre_answers(probs[idx], answer_reference(probs[idx]))
     return out
 

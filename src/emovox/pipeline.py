@@ -406,10 +406,10 @@ def speaker_feature_probabilities(classifier: ClipClassifier, images: list[torch
     """Probabilities of clips of several speakers (``speakers[i]``: clip ``i``'s), each clip
     standardised with its speaker's feature statistics from all their clips here (the
     speaker-adaptive protocol of an evaluation; needs a model that takes them)."""
-    groups: dict = {}
-    for i, s in enumerate(speakers):
-        groups.setdefault(s, []).append(i)
-    refs = {s: clip_references(classifier, [images[i] for i in idx], [bounds[i] for i in idx]) for s, idx in groups.items()}
+    from .adaptation import indices_by
+
+    refs = {s: clip_references(classifier, [images[i] for i in idx], [bounds[i] for i in idx])
+            for s, idx in indices_by(speakers).items()}
     return predict_clips(classifier, images, bounds, speakers=[refs[s] for s in speakers])
 
 

@@ -16,6 +16,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import torch
 
+from ..adaptation import indices_by
 from ..features import FeatureExtractor, Stats
 from ..pipeline import Preprocessing, random_window
 from .data import FeatureSet, speaker_of
@@ -44,10 +45,8 @@ class Batch(NamedTuple):
 def speaker_stats(fs: FeatureSet) -> dict[str, Stats]:
     """Each speaker's voiced frames pooled (``normalize: bins`` training with speaker references),
     keyed like :func:`speaker_of`. Uses only audio, never labels."""
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(fs.speakers):
-        groups.setdefault(s, []).append(i)
-    return {s: Stats.pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx]) for s, idx in groups.items()}
+    return {s: Stats.pool([fs.images[i] for i in idx], [fs.bounds[i] for i in idx])
+            for s, idx in indices_by(fs.speakers).items()}
 
 
 def class_order(fs: FeatureSet, rng: np.random.Generator, balance: str) -> np.ndarray:
@@ -71,9 +70,7 @@ def speaker_group_order(fs: FeatureSet, rng: np.random.Generator, size: int) -> 
     with other clips of that speaker, so batches of a multiple of ``size`` hold whole runs and no
     clip is ever alone with its speaker. At least every clip, some twice; the batches take the
     first ``len(fs) // batch_size`` of them (speaker-centred training)."""
-    by_speaker: dict[str, list[int]] = {}
-    for i, s in enumerate(fs.speakers):
-        by_speaker.setdefault(s, []).append(i)
+    by_speaker = indices_by(fs.speakers)
     runs = []
     for s in sorted(by_speaker):
         idx = rng.permutation(by_speaker[s])

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..adaptation import indices_by
 from ..calibration import calibrate
 from ..config import RunConfig, save_config
 from ..models.folder import ModelBundle, load_bundle, new_bundle, save_bundle
@@ -63,10 +64,7 @@ def group_standardised(f: torch.Tensor, groups: list) -> torch.Tensor:
     """Each row standardised with the functionals of every row of its group (a speaker, or a
     speaker's clips through one degradation)."""
     out = torch.empty_like(f)
-    members: dict = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    for g, idx in members.items():
+    for g, idx in indices_by(groups).items():
         if len(idx) < 2:
             raise ValueError(f"speaker {g} has one clip: speaker standardisation needs several")
         ref = Reference.of(f[idx])
