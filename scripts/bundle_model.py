@@ -205,7 +205,11 @@ def _cross_corpus() -> str:
     return (f"**Other voices** (cross-corpus, SAVEE: 4 male British speakers it never heard; a development "
             f"figure): {100 * four['wa']:.1f} % on EmoBox's balanced 4-emotion list (chance 25 %), "
             f"{100 * own['wa']:.1f} % over all 480 clips with its own answer (chance 14 %); it answers sad for "
-            f"{own['predicted']['sad']} of them. `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
+            f"{own['predicted']['sad']} of them"
+            + (f"; answering among SAVEE's 7 emotions with calm counted as neutral (`--emotions`), "
+               f"{100 * d['all']['per-clip']['folded']['wa']:.1f} % (4-emotion list "
+               f"{100 * d['emobox-4']['per-clip']['folded']['wa']:.1f} %)" if "folded" in d["all"]["per-clip"] else "")
+            + f". `python benchmarks/cross_corpus.py --model src/emovox/assets/model "
             f"{path.stem}`; see the README's cross-corpus table.\n")
 
 
