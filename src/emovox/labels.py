@@ -57,11 +57,9 @@ def from_synonym(label: str) -> str | None:
 NEAREST: dict[str, str] = {"calm": "neutral"}
 
 
-def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray:
-    """Probabilities ``[..., len(labels)]`` → ``[..., len(allowed)]``, over ``allowed`` emotions
-    only (in its order): each keeps its own probability plus those of the model's emotions it
-    stands for (:data:`NEAREST`, when the set lacks them); emotions with no place in the set are
-    dropped, and the rest renormalised. ``allowed``: two or more different emotions of ``labels``."""
+def check_emotions(allowed, labels: tuple[str, ...]) -> tuple[str, ...]:
+    """``allowed`` (any iterable of names) as a tuple, or a clear ``ValueError``: it must name two
+    or more different emotions of ``labels`` (a bare string is refused, not read letter by letter)."""
     if isinstance(allowed, str):
         raise ValueError(f"emotions must be a list of names, not the string {allowed!r}")
     allowed = tuple(allowed)
@@ -69,6 +67,15 @@ def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray
         raise ValueError(f"emotions must name two or more different emotions, got {', '.join(allowed) or 'none'}")
     for e in allowed:
         index_of(e, labels)
+    return allowed
+
+
+def fold_into(probs: np.ndarray, labels: tuple[str, ...], allowed) -> np.ndarray:
+    """Probabilities ``[..., len(labels)]`` → ``[..., len(allowed)]``, over ``allowed`` emotions
+    only (in its order): each keeps its own probability plus those of the model's emotions it
+    stands for (:data:`NEAREST`, when the set lacks them); emotions with no place in the set are
+    dropped, and the rest renormalised. ``allowed``: see :func:`check_emotions`."""
+    allowed = check_emotions(allowed, labels)
     probs = np.asarray(probs, dtype=np.float64)
     out = np.stack([probs[..., labels.index(e)] for e in allowed], -1)
     for src, dest in NEAREST.items():

@@ -23,7 +23,7 @@ import numpy as np
 
 from .adaptation import RunningReference, centre_answers
 from .audio import WORKING_RATE
-from .labels import fold_into
+from .labels import check_emotions, fold_into
 from .vad import FRAME, SpeechDetector
 
 SILENCE = "silence"
@@ -226,10 +226,7 @@ class TimelineEngine:
         self._collect_answers = collect == "answers"
         self._replay = iter(replay) if replay is not None else None
         self.model_labels = tuple(backend.labels)
-        if emotions is not None:  # a bad list: an error now
-            emotions = emotions if isinstance(emotions, str) else tuple(emotions)
-            fold_into(np.zeros(len(self.model_labels)), self.model_labels, emotions)
-        self.labels = emotions if emotions is not None else self.model_labels
+        self.labels = check_emotions(emotions, self.model_labels) if emotions is not None else self.model_labels
         self.config = config = config or TimelineConfig()
         window = config.window if config.window is not None else clip_seconds
         hop = config.hop if config.hop is not None else window / 2

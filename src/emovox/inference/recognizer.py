@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import audio
 from ..adaptation import MIN_CLIPS, answer_reference
-from ..labels import fold_into
+from ..labels import check_emotions, fold_into
 from ..labels import probabilities as to_mapping
 from ..models.folder import CONFIG_NAME
 from .backends import OnnxBackend, TorchBackend
@@ -43,9 +43,10 @@ class Prediction:
     """One clip's answer.
 
     ``label`` is the most probable emotion and ``probabilities`` every emotion's probability
-    (the model's emotions, or the recognizer's ``emotions``: :attr:`Recognizer.answer_labels`); both are ``None`` when the recording holds no speech (``speech`` false: under
-    the recognizer's ``min_speech_seconds`` of speech found by the VAD), and the model is not
-    run. ``answer`` is what to show: ``"no_speech"``, ``"uncertain"`` or the label.
+    (the model's emotions, or the recognizer's ``emotions``: :attr:`Recognizer.answer_labels`);
+    both are ``None`` when the recording holds no speech (``speech`` false: under the
+    recognizer's ``min_speech_seconds`` of speech found by the VAD), and the model is not run.
+    ``answer`` is what to show: ``"no_speech"``, ``"uncertain"`` or the label.
     """
 
     label: str | None
@@ -110,10 +111,7 @@ class Recognizer:
                  vad_threshold: float = 0.5, measure_speech: bool = False, emotions=None) -> None:
         self.backend = backend
         self.labels = backend.labels
-        if emotions is not None:  # a bad list (unknown names, one name, a bare string): a clear error now
-            emotions = emotions if isinstance(emotions, str) else tuple(emotions)
-            fold_into(np.zeros(len(self.labels)), self.labels, emotions)
-        self.answer_labels = emotions if emotions is not None else self.labels
+        self.answer_labels = check_emotions(emotions, self.labels) if emotions is not None else self.labels
         self.sample_rate = backend.sample_rate
         self.clip_seconds = getattr(backend, "clip_seconds", 2.5)
         if not 0 <= min_confidence < 1:
