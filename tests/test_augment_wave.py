@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from emovox.augment import (WAVE_AUGMENTATIONS, Babble, Band, Chain, Clipping, Codec, Equaliser, Gain, Noise, Reverb,
-                            Speed, Telephone, chain_from_config, coloured_noise)
+from emovox.augment import (WAVE_AUGMENTATIONS, Babble, Band, Chain, Clipping, Codec, Equaliser, Gain, Noise,
+                            PitchShift, Reverb, Speed, Telephone, chain_from_config, coloured_noise)
 from emovox.augment.waveform import room_impulse_responses
 
 SR = 16_000
@@ -39,6 +39,21 @@ def test_speed_changes_length_by_the_factor(rng):
     x = voice()
     y = Speed(1.1, 1.1)(x, rng)
     assert abs(len(y) - len(x) / 1.1) <= 2 and y.dtype == np.float32
+
+
+def test_pitch_shift_moves_the_harmonics_and_keeps_the_tempo(rng):
+    x = voice(f0=150.0)
+    y = PitchShift(4.0, 4.0)(x, rng)  # + 4 semitones: 150 Hz -> 189 Hz
+    f, px = signal.welch(x, SR, nperseg=4096)
+    _, py = signal.welch(y, SR, nperseg=4096)
+    lowest = (f > 100) & (f < 250)
+    assert abs(f[lowest][np.argmax(px[lowest])] - 150) < 5
+    assert abs(f[lowest][np.argmax(py[lowest])] - 150 * 2 ** (4 / 12)) < 5
+    assert len(y) == len(x) and y.dtype == np.float32
+    env_x, env_y = (np.convolve(np.abs(s), np.ones(800) / 800, "same") for s in (x, y))
+    assert np.corrcoef(env_x, env_y)[0, 1] > 0.85  # the syllables stay where they were
+    env_fast = np.convolve(np.abs(Speed(1.26, 1.26)(x, rng)), np.ones(800) / 800, "same")
+    assert np.corrcoef(env_x[:len(env_fast)], env_fast)[0, 1] < 0.5  # which speed perturbation moves
 
 
 def test_gain_scales_exactly(rng):

@@ -55,6 +55,29 @@ class Speed(WaveAugmentation):
         return soxr.resample(wave, WORKING_RATE * factor, WORKING_RATE, quality="MQ")
 
 
+class PitchShift(WaveAugmentation):
+    """Pitch and formants moved by ``[low, high]`` semitones at the same tempo: other voices
+    without :class:`Speed`'s change of speaking rate, itself a cue to emotion. ±3 semitones scale
+    formants by 0.84-1.19, the spread between speakers of one gender and beyond. A phase-vocoder
+    stretch (librosa, 32 ms frames: a few ms per second of audio, 6x faster than
+    ``librosa.effects.pitch_shift``'s 128 ms frames) then a resampling back to the length."""
+
+    def __init__(self, low: float = -3.0, high: float = 3.0, p: float = 1.0) -> None:
+        super().__init__(p)
+        self.low, self.high = low, high
+
+    def apply(self, wave, rng):
+        import librosa
+
+        factor = 2.0 ** (rng.uniform(self.low, self.high) / 12.0)
+        n_fft, hop = 512, 128
+        stft = librosa.stft(wave, n_fft=n_fft, hop_length=hop)
+        longer = librosa.istft(librosa.phase_vocoder(stft, rate=1.0 / factor, hop_length=hop),
+                               hop_length=hop, n_fft=n_fft)
+        shifted = soxr.resample(longer, WORKING_RATE * factor, WORKING_RATE, quality="MQ")
+        return librosa.util.fix_length(shifted, size=len(wave))
+
+
 class Gain(WaveAugmentation):
     """A gain in dB drawn from ``[low, high]`` (no clipping: see :class:`Clipping`)."""
 
@@ -339,9 +362,9 @@ class Chain:
         return f"Chain({self.augmentations!r})"
 
 
-#: config name → class, in the order a chain applies them: the talker (speed), the room
+#: config name → class, in the order a chain applies them: the talker (speed, pitch), the room
 #: (reverb, babble, noise), the microphone and line (eq, band, clipping, telephone, codec), the level.
-WAVE_AUGMENTATIONS = {"speed": Speed, "reverb": Reverb, "babble": Babble, "noise": Noise, "eq": Equaliser,
+WAVE_AUGMENTATIONS = {"speed": Speed, "pitch": PitchShift, "reverb": Reverb, "babble": Babble, "noise": Noise, "eq": Equaliser,
                       "band": Band, "clipping": Clipping, "telephone": Telephone, "codec": Codec, "gain": Gain}
 
 
