@@ -135,6 +135,21 @@ def test_cli_listen_session_matches_timeline(tiny_model, session, tmp_path, caps
     assert (tmp_path / "s.png").stat().st_size > 10_000
 
 
+def test_cli_listen_with_an_emotion_list_matches_that_timeline(tiny_model, session, tmp_path, capsys):
+    path, _ = session
+    saved = tmp_path / "session.json"
+    assert main(["listen", "--input", str(path), "--fast", "--plain", "--model", str(tiny_model),
+                 "--emotions", "sad,neutral,angry", "--save", str(saved)]) == 0
+    assert "calm" not in capsys.readouterr().out  # the panel shows the list's emotions only
+    live = json.loads(saved.read_text())
+    assert main(["timeline", str(path), "--model", str(tiny_model), "-q", "--format", "json",
+                 "--emotions", "sad,neutral,angry"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert live["labels"] == offline["labels"] == ["sad", "neutral", "angry"]  # in the order given
+    assert live["segments"] == offline["segments"]
+    assert {s["label"] for s in live["segments"]} <= {"angry", "neutral", "sad", "silence"}
+
+
 def test_the_live_display_and_inputs_import_neither_torch_nor_matplotlib():
     code = ("import sys, numpy as np; from emovox.labels import EMOTIONS; from emovox.live_input import file_blocks; "
             "from emovox.live_display import LiveDisplay; from emovox.timeline import Cell; "

@@ -249,8 +249,9 @@ def cmd_listen(args) -> int:
     from .live_display import LiveDisplay
 
     from .inference.recognizer import RUNNING_WARMUP
+    from .labels import parse_emotions
 
-    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads)
+    rec = Recognizer.load(args.model, backend=args.backend, threads=args.threads, emotions=parse_emotions(args.emotions))
     engine = rec.stream(running=RUNNING_WARMUP if args.speaker_norm else 0, **_timeline_options(args))
     if args.speaker_norm:
         print(f"emovox: --speaker-norm: each speech window judged against the mean answer of the speech so far, "
@@ -486,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--speaker-norm", action="store_true",
                     help="one speaker throughout: judge each window against that speaker's mean answer so far "
                          "(from a few seconds of speech on)")
+    sp.add_argument("--emotions", metavar="LIST", help="show and save these emotions only (as predict's)")
     segment_opts(sp)
     model_opts(sp)
     sp.set_defaults(func=cmd_listen)
