@@ -1,7 +1,8 @@
 """Build the bundled model from evaluated configurations: each member is retrained on all 24
 RAVDESS speech actors with exactly the config of its 6-fold evaluation run, stored in float16,
 and calibrated with the median temperature its folds fitted on their validation actors (no
-actor is left to fit it on once all are trained on). Several members make an ensemble folder.
+actor is left to fit it on once all are trained on). Several members make an ensemble folder;
+one makes a plain model folder (give it --ensemble-results of its own run for the card).
 
     python scripts/bundle_model.py --member mel runs/bench/mel-mixup \\
         --member mfcc runs/bench/mfcc-mixup --member spectrogram runs/bench/spectrogram-mixup \\
@@ -10,6 +11,8 @@ actor is left to fit it on once all are trained on). Several members make an ens
         --teacher runs/teacher-v1      # one network distilled from a copy of the v1 ensemble
     python scripts/bundle_model.py --keep mel-deltas --keep mfcc \\
         --ensemble-results benchmarks/results/ablations/ens-meldeltas-mfcc.json   # drop members, no retraining
+    python scripts/bundle_model.py --member mfcc runs/amx/mfcc-consistent-e60 \\
+        --ensemble-results benchmarks/results/ablations/mfcc60-consistent-amx.json   # one network (v6)
     python scripts/bundle_model.py --keep mel-deltas --member mfcc runs/zen4/mfcc-consistent \\
         --ensemble-results ENS.json   # keep one member, retrain another
     python scripts/bundle_model.py --card-only     # refresh MODEL_CARD.md
@@ -139,7 +142,7 @@ def write_card() -> None:
     for n, cfg in members:
         prov, cal = cfg["provenance"], cfg.get("calibration", {})
         em = prov.get("emobox", {})
-        rows.append(f"| {n} | {_features(cfg['preprocessing']['features'])} | {_augment(prov)} | "
+        rows.append(f"| {n or prov.get('name', 'network')} | {_features(cfg['preprocessing']['features'])} | {_augment(prov)} | "
                     f"{pct(em, 'wa') if em else '—'} / {pct(em, 'ua') if em else '—'} |")
     ens = top.get("emobox")
     first = members[0][1]
@@ -167,8 +170,8 @@ test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]
 
 **How well it does** (measured with the same configuration on held-out actors; this file itself
 has seen every actor, so no figure can be measured on it honestly):
-{"- the ensemble, actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
-- each member alone: the table above.
+{"- the " + ("ensemble" if len(members) > 1 else "network") + ", actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
+{"- each member alone: the table above." if len(members) > 1 else ""}
 
 {_cross_corpus()}{_speaker_adaptive(ens)}{_robustness()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
@@ -420,6 +423,9 @@ if __name__ == "__main__":
             p.error("a member is either kept or retrained, not both")
         if args.keep and not args.ensemble_results:
             p.error("--keep needs --ensemble-results: the kept members' shared temperature and figures")
+        if len(args.keep or []) + len(args.member or []) == 1 and not args.ensemble_results:
+            p.error("one network needs --ensemble-results too (benchmarks/ensemble.py NAME RUN on its evaluation "
+                    "run): its temperature, figures and speaker-adaptive figures for the card")
         if args.teacher and args.teacher.resolve() == ASSETS.resolve():
             p.error("--teacher must not be the assets folder this script replaces: copy it first")
         from emovox.models.folder import load_bundle
@@ -440,7 +446,13 @@ if __name__ == "__main__":
             extra["emobox"] = {k: r.get(k) for k in ("wa", "wa_std", "ua", "ua_std", "test_ece_before",
                                                     "test_ece_after")}
             extra["emobox"]["source"] = args.ensemble_results
-        save_ensemble(members, ASSETS, half=True, extra=extra)
+        if len(members) == 1:  # one network: a plain model folder, its figures beside its weights
+            (bundle,) = members.values()
+            if "emobox" in extra:
+                bundle.extra["emobox"] = extra["emobox"]
+            save_bundle(bundle, ASSETS, half=True)
+        else:
+            save_ensemble(members, ASSETS, half=True, extra=extra)
         export_bundled_onnx()
         print(f"wrote {ASSETS}")
     write_card()
