@@ -171,6 +171,31 @@ def test_one_speaker_timeline_is_judged_against_the_recordings_own_voice(page, t
     assert page.locator("#segments li").count() >= 2
 
 
+def test_a_label_set_of_ticked_emotions(page, tmp_path):
+    """Unticking emotions asks for an answer among the rest (?emotions=): the bars and the
+    timeline show those only; fewer than two ticked is refused on the page."""
+    enter_key(page)
+    urls = []
+    page.on("request", lambda r: urls.append(r.url) if "/v1/" in r.url and "/v1/model" not in r.url else None)
+    page.click("#emotions-box summary")
+    assert page.locator("#emotions input:checked").count() == 8
+    for label in ("calm", "fearful", "disgust", "surprised"):
+        page.uncheck(f"#emotions input[value={label}]")
+    page.set_input_files("#file", str(conversation(tmp_path / "conversation.wav")))
+    page.wait_for_selector("#timeline:not([hidden])", timeout=60_000)
+    assert urls[0].endswith("/v1/predict?spectrogram=true&emotions=neutral,happy,sad,angry")
+    assert urls[1].endswith("/v1/timeline?emotions=neutral,happy,sad,angry")
+    assert sorted(page.locator("#bars li .name").all_inner_texts()) == ["angry", "happy", "neutral", "sad"]
+    kinds = {t.split(": ")[1].split(" (")[0] for t in page.locator("#segments li").all_inner_texts()}
+    assert kinds <= {"angry", "happy", "neutral", "sad", "silence"}
+
+    for label in ("neutral", "happy", "sad"):
+        page.uncheck(f"#emotions input[value={label}]")
+    page.set_input_files("#file", str(ANGRY))
+    _wait(page, "document.getElementById('status').textContent.includes('two or more')")
+    assert len(urls) == 2  # nothing sent
+
+
 def test_fake_microphone_recording(page, tmp_path):
     enter_key(page)
     page.focus("#record")

@@ -45,12 +45,37 @@ async function loadModel() {
     const lim = m.limits;
     $("limits").textContent = `Up to ${secs(lim.max_seconds)} and ${lim.max_upload_mb} MB.`;
     $("model-id").textContent = `model ${m.model_id}`;
+    showEmotions(m.labels);
     const card = m.card || {};
     $("about").textContent = [card.what_it_does, card.limits, card.data_licence].filter(Boolean).join(" ")
       || `Emotions: ${m.labels.join(", ")}.`;
   } catch (e) {
     $("about").textContent = "Cannot reach the server.";
   }
+}
+
+function showEmotions(labels) {
+  // one box per emotion of the model, all ticked (the model's own answer); kept as the user left them
+  const box = $("emotions");
+  if (box.querySelector("input")) return;
+  for (const label of labels) {
+    const input = Object.assign(document.createElement("input"), { type: "checkbox", value: label, checked: true });
+    const item = document.createElement("label");
+    item.append(input, label);
+    box.appendChild(item);
+  }
+}
+
+function emotionsQuery() {
+  // "" for every emotion, "emotions=a,b" for a label set, null when fewer than two are ticked
+  const boxes = [...document.querySelectorAll("#emotions input")];
+  const ticked = boxes.filter((b) => b.checked).map((b) => b.value);
+  if (ticked.length === boxes.length) return "";
+  return ticked.length < 2 ? null : `emotions=${ticked.join(",")}`;
+}
+
+function withQuery(path, query) {
+  return query ? `${path}${path.includes("?") ? "&" : "?"}${query}` : path;
 }
 
 async function errorOf(response) {
@@ -87,18 +112,24 @@ async function post(path, blob, name) {
 
 async function analyse(blob, name) {
   if (state.busy) return;
+  const emotions = emotionsQuery();
+  if (emotions === null) {
+    say("Tick two or more emotions under \"Emotions to choose from\".", true);
+    $("emotions-box").open = true;
+    return;
+  }
   state.busy = true;
   setButtons(false);
   $("result").hidden = true;
   $("timeline").hidden = true;
   say(`Listening to ${name || "your recording"}…`);
   try {
-    const p = await post("/v1/predict?spectrogram=true", blob, name);
+    const p = await post(withQuery("/v1/predict?spectrogram=true", emotions), blob, name);
     showPrediction(p, name);
     const clip = state.model ? state.model.clip_seconds : 2.5;
     if (p.speech && p.duration > 2 * clip) {
       say("Building the timeline…");
-      showTimeline(...await timeline(blob, name));
+      showTimeline(...await timeline(blob, name, emotions));
     }
     say(p.speech ? "Done." : "No speech heard in this recording.", !p.speech);
   } catch (e) {
@@ -148,16 +179,17 @@ function showPrediction(p, name) {
   $("result-title").focus();
 }
 
-async function timeline(blob, name) {
+async function timeline(blob, name, emotions) {
   // speaker-adaptive when asked: the recording is its own speaker's reference; with too little
   // speech for one, the plain timeline, and the page says so
-  if (!$("one-speaker").checked) return [await post("/v1/timeline", blob, name), ""];
+  const plain = withQuery("/v1/timeline", emotions);
+  if (!$("one-speaker").checked) return [await post(plain, blob, name), ""];
   try {
-    return [await post("/v1/timeline?speaker_norm=1", blob, name),
+    return [await post(withQuery("/v1/timeline?speaker_norm=1", emotions), blob, name),
       "Each window judged against this recording's own voice (speaker-adaptive)."];
   } catch (e) {
     if (e.code !== "too_little_speech") throw e;
-    return [await post("/v1/timeline", blob, name),
+    return [await post(plain, blob, name),
       "Too little speech to judge against the speaker's own voice: each window judged on its own."];
   }
 }
