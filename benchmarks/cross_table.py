@@ -47,6 +47,8 @@ def recipe(d: dict) -> str:
             f", {d['epochs']} epochs" if d.get("epochs") and d["epochs"] != 40 else "")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
+            if d["members"] == ["model"]:  # a plain model folder (v6 on): one network
+                return f"**bundled model {version}**: one network on {', '.join(d.get('features') or ['?'])}{trained} (24 actors)"
             return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{trained} (24 actors)"
         if d.get("members"):  # one member of a bundled model, named bundled-vN-MEMBER
             version = d["name"].removeprefix("bundled-").split("-")[0]
@@ -82,6 +84,10 @@ def recipe(d: dict) -> str:
     if a.get("wave"):
         parts.append("waveform augmentation")
         eq = a["wave"].get("eq")
+        pitch = a["wave"].get("pitch")
+        if pitch is not None:
+            parts.append(f"**pitch shifting** (p={pitch.get('p', 1.0):g}: {pitch.get('low', -3):g} to "
+                         f"{pitch.get('high', 3):g} semitones at the same tempo)")
         if eq is not None:
             gain = eq.get("gain", (-12, 12))
             parts.append(f"**equaliser augmentation** (p={eq.get('p', 1.0):g}: shelves and a peak, {gain[0]:g} to {gain[1]:g} dB)")
