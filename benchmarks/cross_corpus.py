@@ -103,7 +103,9 @@ def main(argv=None) -> int:
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,
            "wave_augment": wave_augmentations(members) if args.model else None,
            "consistency": consistency_weight(members) if args.model else None,
-           "epochs": training_epochs(members) if args.model else None, **res}
+           "epochs": training_epochs(members) if args.model else None,
+           "features": [m.pipeline.features.kind + (" + deltas" if m.pipeline.features.deltas else "") for m in members]
+           if args.model else None, **res}
     out = ROOT / "benchmarks" / "results" / "cross" / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")

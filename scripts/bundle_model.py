@@ -127,7 +127,8 @@ def _onnx_note() -> str:
     if check is not None:
         r = json.loads(check.read_text())
         text += (f" Checked on this recipe's fold models ({', '.join(Path(s).name for s in r['sources'])}, each "
-                 f"fold's ensemble calibrated on its training actors) against float32: EmoBox WA "
+                 f"fold's {'ensemble' if len(r['sources']) > 1 else 'network'} calibrated on its training actors) against "
+                 f"float32: EmoBox WA "
                  f"{100 * r['int8_wa']:.1f} against {100 * r['float32_wa']:.1f}, the same label for "
                  f"{100 * r['agreement']:.0f} % of test clips (`{r['command']}`).")
     return text
@@ -146,6 +147,7 @@ def write_card() -> None:
                     f"{pct(em, 'wa') if em else '—'} / {pct(em, 'ua') if em else '—'} |")
     ens = top.get("emobox")
     first = members[0][1]
+    many = len(members) > 1
     card = f"""# emovox bundled model{' — ensemble of ' + str(len(members)) if len(members) > 1 else ''}
 
 **What it does.** Recognises one of eight acted emotions ({", ".join(top["labels"])}) in
@@ -153,17 +155,17 @@ English speech and returns the probability of each.
 
 **Model.** {"An average of " + str(len(members)) + " ResNet18s, one per feature type" if len(members) > 1 else "A ResNet18"}
 ({first["model"]["width"]} channels in the first stage; the first convolution takes one channel,
-the last layer has one output per emotion), trained from scratch (no external weights). Each
-member turns the voiced part of the clip (ends quieter than {first["preprocessing"]["trim_db"]} dB below the
+the last layer has one output per emotion), trained from scratch (no external weights). {"Each member" if many else "It"}
+turns the voiced part of the clip (ends quieter than {first["preprocessing"]["trim_db"]} dB below the
 loudest frame cut) into {first["preprocessing"]["clip_seconds"]} s windows of its feature image, each
-standardised; a clip's prediction averages its windows, then the members. Weights stored in
+standardised; a clip's prediction averages its windows{", then the members" if many else ""}. Weights stored in
 float16 ({size_mb:.1f} MB), loaded as float32. {_onnx_note()}
 {_distilled(first)}
-| member | features | augmentation | EmoBox 6 folds WA / UA (this member's config alone) |
+| {"member" if many else "network"} | features | augmentation | EmoBox 6 folds WA / UA{" (this member's config alone)" if many else ""} |
 |---|---|---|---|
 {chr(10).join(rows)}
 
-**Training.** `python scripts/bundle_model.py` (command in its docstring) — each member with the
+**Training.** `python scripts/bundle_model.py` (command in its docstring) — {"each member" if many else "the network"} with the
 exact config of its evaluation run, on RAVDESS speech, all 24 actors (1440 clips),
 {first["provenance"]["training"]["epochs"]} epochs of the one-cycle policy between the bounds of an LR range
 test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]}, seed {first["provenance"]["seed"]}, on a 2-core CPU.
@@ -440,7 +442,7 @@ if __name__ == "__main__":
             for bundle in members.values():  # one temperature shared by the members (see ensemble.py)
                 bundle.extra["calibration"].update({
                     "temperature": round(r["temperature_median"], 4),
-                    "fitted_on": "median of the 6 EmoBox folds' ensemble temperatures, each fitted on that "
+                    "fitted_on": f"median of the 6 EmoBox folds' {'ensemble ' if len(members) > 1 else ''}temperatures, each fitted on that "
                                  "fold's validation actors", "fold_temperatures": [f["temperature"] for f in r["folds"]],
                     "test_ece_before": r["test_ece_before"], "test_ece_after": r["test_ece_after"]})
             extra["emobox"] = {k: r.get(k) for k in ("wa", "wa_std", "ua", "ua_std", "test_ece_before",

@@ -58,15 +58,31 @@ def test_explain_needs_the_torch_backend():
         Recognizer(onnx_like).explain(tiny_files()[0])
 
 
-def test_the_bundled_ensemble_is_explained_member_by_member_with_predicts_numbers(tmp_path, capsys):
-    silence = tmp_path / "silence.wav"  # where member 1 alone said disgust 0.92, the ensemble 0.32
+def test_the_bundled_model_is_explained_with_predicts_numbers(tmp_path, capsys):
+    silence = tmp_path / "silence.wav"  # no speech: the model's own answer, where members used to disagree
     sf.write(silence, np.zeros(5 * 16_000, np.float32), 16_000)
     assert main(["predict", str(silence), "--min-speech-seconds", "0"]) == 0  # the model's answer, not no_speech
     predicted = capsys.readouterr().out
     assert main(["explain", str(silence), "-o", str(tmp_path / "why.png")]) == 0
     explained = capsys.readouterr().out.splitlines()
     assert explained[0] + "\n" == predicted
-    assert "maps of mel + deltas, mfcc" in explained[1]  # one map per member of the bundled ensemble
+    assert "maps of mfcc;" in explained[1]  # the bundled model (v6) is one MFCC network
+
+
+def test_an_ensemble_is_explained_member_by_member_with_predicts_numbers(tiny_model, tmp_path, capsys):
+    from emovox.models import load_bundle, save_ensemble
+
+    sharp, soft = load_bundle(tiny_model), load_bundle(tiny_model)
+    soft.extra["calibration"] = {**sharp.extra["calibration"], "temperature": 3 * sharp.extra["calibration"]["temperature"]}
+    folder = save_ensemble({"sharp": sharp, "soft": soft}, tmp_path / "ens")
+    clip = str(tiny_files()[2])
+    assert main(["predict", clip, "--model", str(folder)]) == 0
+    predicted = capsys.readouterr().out
+    assert main(["explain", clip, "--model", str(folder), "-o", str(tmp_path / "why.png")]) == 0
+    explained = capsys.readouterr().out.splitlines()
+    assert explained[0] + "\n" == predicted  # the ensemble's numbers, not one member's
+    maps = explained[1].split("maps of ")[1].split(";")[0]
+    assert len(maps.split(", ")) == 2  # one map per member
 
 
 def test_cli_explain_writes_a_figure(tiny_model, tmp_path, capsys):

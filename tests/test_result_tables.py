@@ -28,6 +28,9 @@ def test_bundled_rows_name_version_members_and_training(cross_table):
     assert cross_table.recipe(member) == ("bundled model v4, its mfcc member alone, waveform augmentation, "
                                           "consistency training (weight 12) (24 actors)")
     assert cross_table.recipe(plain) == "**bundled model v2**: ensemble of mel-deltas, mfcc (24 actors)"
+    one = {**ensemble, "name": "bundled-v6", "members": ["model"], "features": ["mfcc"], "epochs": 60}
+    assert cross_table.recipe(one) == ("**bundled model v6**: one network on mfcc, waveform augmentation, "
+                                       "consistency training (weight 12), 60 epochs (24 actors)")
 
 
 def test_v1_results_recorded_no_members(cross_table):
