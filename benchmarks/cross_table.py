@@ -47,7 +47,7 @@ def recipe(d: dict) -> str:
             f", {d['epochs']} epochs" if d.get("epochs") and d["epochs"] != 40 else "")
         if d.get("members") and parts[-1] == "model":  # recorded since v2: the folder changes, the JSON stays
             version = d["name"].removeprefix("bundled-")
-            if d["members"] == ["model"]:  # a plain model folder (v6 on): one network
+            if d["members"] == [parts[-1]]:  # a plain model folder (v6 on): one network
                 return f"**bundled model {version}**: one network on {', '.join(d.get('features') or ['?'])}{trained} (24 actors)"
             return f"**bundled model {version}**: ensemble of {', '.join(d['members'])}{trained} (24 actors)"
         if d.get("members"):  # one member of a bundled model, named bundled-vN-MEMBER

@@ -42,7 +42,7 @@ def main() -> str:
               "the 10x goal. What would move it: computing |X|^2 in one pass (`view_as_real(...).square().sum(-1)`),",
               "or several threads (the batched path scales with threads; librosa's per-clip loop does not)."]
     lines += ["", "## Inference (`python benchmarks/speed.py inference`)", "",
-              f"One {i['clip_seconds']} s clip, one thread, the bundled model (since issue 4 an ensemble of three ResNet18s, "
+              f"One {i['clip_seconds']} s clip, one thread, the bundled model of the time (from issue 4 to v1 an ensemble of three ResNet18s, "
               "width 32, on mel+deltas, MFCC and spectrogram windows: three times the work of the single mel model, "
               "which measured 0.0024 torch / 0.0018 onnxruntime), "
               "decoding excluded; best of 20:", "",

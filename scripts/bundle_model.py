@@ -9,6 +9,7 @@ one makes a plain model folder (give it --ensemble-results of its own run for th
         --ensemble-results benchmarks/results/ablations/ens-mixup.json
     python scripts/bundle_model.py --member distilled runs/bench/distilled \\
         --teacher runs/teacher-v1      # one network distilled from a copy of the v1 ensemble
+    # --keep reuses members of a bundled *ensemble* (v1-v5; v6 is one network, see git history for those):
     python scripts/bundle_model.py --keep mel-deltas --keep mfcc \\
         --ensemble-results benchmarks/results/ablations/ens-meldeltas-mfcc.json   # drop members, no retraining
     python scripts/bundle_model.py --member mfcc runs/amx/mfcc-consistent-e60 \\
@@ -349,7 +350,7 @@ of one speaker (a folder, a call, a speaker column: `emovox predict --speaker-no
 `Recognizer.predict_speakers`, `timeline(speaker_norm=True)`, the server's `?speaker_norm=1`) and
 each clip's statistics are standardised with that speaker's, so "high pitch" means higher than
 this speaker's usual. Alone, a clip is standardised with the training clips' statistics (per
-clip), and it is worse than the bundled network ensemble that way: use that one for single clips.
+clip), and it is worse than the bundled network that way: use that one for single clips.
 
 **Model.** Utterance functionals + multinomial logistic regression (no network). Per clip, over
 its voiced frames (ends quieter than {cfg["preprocessing"]["trim_db"]} dB below the loudest frame cut):
@@ -428,6 +429,15 @@ if __name__ == "__main__":
         if len(args.keep or []) + len(args.member or []) == 1 and not args.ensemble_results:
             p.error("one network needs --ensemble-results too (benchmarks/ensemble.py NAME RUN on its evaluation "
                     "run): its temperature, figures and speaker-adaptive figures for the card")
+        if args.ensemble_results and args.member and not args.keep:  # before any training: T and figures must be these members'
+            runs = sorted(Path(run).resolve() for _, run in args.member)
+            measured = sorted((ROOT / run).resolve() for run in json.loads(Path(args.ensemble_results).read_text()).get("ensemble_of", []))
+            if runs != measured:
+                p.error(f"{args.ensemble_results} measured {[str(m) for m in measured]}, not the members' runs "
+                        f"{[str(m) for m in runs]}")
+        if args.keep and not is_ensemble(ASSETS):
+            p.error(f"--keep needs the bundled model to be an ensemble; {ASSETS} is one network: retrain the members "
+                    "you want with --member NAME EVAL_RUN (or restore an ensemble from git history first)")
         if args.teacher and args.teacher.resolve() == ASSETS.resolve():
             p.error("--teacher must not be the assets folder this script replaces: copy it first")
         from emovox.models.folder import load_bundle

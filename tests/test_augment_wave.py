@@ -56,6 +56,11 @@ def test_pitch_shift_moves_the_harmonics_and_keeps_the_tempo(rng):
     assert np.corrcoef(env_x[:len(env_fast)], env_fast)[0, 1] < 0.5  # which speed perturbation moves
 
 
+def test_pitch_shift_leaves_a_wave_shorter_than_its_frame_alone(rng):
+    x = voice(0.02)  # 320 samples: under one 512-sample frame
+    np.testing.assert_array_equal(PitchShift(3.0, 3.0)(x, rng), x)
+
+
 def test_gain_scales_exactly(rng):
     x = voice()
     y = Gain(-20, -20)(x, rng)

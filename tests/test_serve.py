@@ -137,9 +137,25 @@ def test_spectrogram_is_the_models_mel_image(client, clips):
     spec = r["spectrogram"]
     image = Image.open(io.BytesIO(base64.b64decode(spec["png_base64"])))
     assert image.format == "PNG" and image.size == (spec["width"], spec["height"])
-    # the mel member's settings: 64 bands, 256-sample hop at 16 kHz (3.4 s -> 213 frames)
+    # the model's own STFT and bands (a mel member's, else the first member's): 64 bands, 256-sample hop at
+    # 16 kHz (3.4 s -> 213 frames)
     assert spec["n_mels"] == spec["height"] == 64 and spec["hop_length"] == 256
     assert spec["width"] == 1 + int(3.403 * 16_000) // 256
+
+
+def test_an_ensemble_is_described_member_by_member(tiny_model, tmp_path):
+    """/v1/model's description of an ensemble folder (the bundled model is one network since v6)."""
+    from emovox import Recognizer
+    from emovox.models import load_bundle, save_ensemble
+    from emovox.serve.service import describe
+
+    sharp, soft = load_bundle(tiny_model), load_bundle(tiny_model)
+    folder = save_ensemble({"sharp": sharp, "soft": soft}, tmp_path / "ens", extra={"provenance": {"name": "tiny-ens"}})
+    info = describe(Recognizer.load(folder), folder)
+    assert [m["name"] for m in info["members"]] == ["sharp", "soft"]
+    assert info["calibration"]["temperature"] == sharp.extra["calibration"]["temperature"]
+    one = describe(Recognizer.load(tiny_model), tiny_model)
+    assert len(one["members"]) == 1 and one["members"][0]["preprocessing"] == info["members"][0]["preprocessing"]
 
 
 def test_an_onnx_server_answers_speaker_norm_itself_against_the_mean_answer(client, clips):

@@ -193,6 +193,8 @@ def test_a_label_set_of_ticked_emotions(page, tmp_path):
         page.uncheck(f"#emotions input[value={label}]")
     page.set_input_files("#file", str(ANGRY))
     _wait(page, "document.getElementById('status').textContent.includes('two or more')")
+    page.click("#record")  # refused before recording, not after: nothing recorded to lose
+    assert page.get_attribute("#record", "aria-pressed") == "false"
     assert len(urls) == 2  # nothing sent
 
 

@@ -60,7 +60,9 @@ class PitchShift(WaveAugmentation):
     without :class:`Speed`'s change of speaking rate, itself a cue to emotion. ±3 semitones scale
     formants by 0.84-1.19, the spread between speakers of one gender and beyond. A phase-vocoder
     stretch (librosa, 32 ms frames: a few ms per second of audio, 6x faster than
-    ``librosa.effects.pitch_shift``'s 128 ms frames) then a resampling back to the length."""
+    ``librosa.effects.pitch_shift``'s 128 ms frames) then a resampling back to the length. The level
+    falls by about 1-3 dB (phase-vocoder smearing); the gain augmentation covers far more. Waves
+    shorter than one frame are returned as they are."""
 
     def __init__(self, low: float = -3.0, high: float = 3.0, p: float = 1.0) -> None:
         super().__init__(p)
@@ -69,8 +71,10 @@ class PitchShift(WaveAugmentation):
     def apply(self, wave, rng):
         import librosa
 
-        factor = 2.0 ** (rng.uniform(self.low, self.high) / 12.0)
         n_fft, hop = 512, 128
+        factor = 2.0 ** (rng.uniform(self.low, self.high) / 12.0)
+        if len(wave) < n_fft:
+            return wave
         stft = librosa.stft(wave, n_fft=n_fft, hop_length=hop)
         longer = librosa.istft(librosa.phase_vocoder(stft, rate=1.0 / factor, hop_length=hop),
                                hop_length=hop, n_fft=n_fft)

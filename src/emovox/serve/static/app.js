@@ -55,11 +55,16 @@ async function loadModel() {
 }
 
 function showEmotions(labels) {
-  // one box per emotion of the model, all ticked (the model's own answer); kept as the user left them
+  // one box per emotion of the model, all ticked (the model's own answer); rebuilt only when the
+  // model's labels change, keeping the user's ticks by name
   const box = $("emotions");
-  if (box.querySelector("input")) return;
+  const boxes = [...box.querySelectorAll("input")];
+  if (boxes.map((b) => b.value).join(",") === labels.join(",")) return;
+  const unticked = new Set(boxes.filter((b) => !b.checked).map((b) => b.value));
+  box.querySelectorAll("label").forEach((l) => l.remove());
   for (const label of labels) {
-    const input = Object.assign(document.createElement("input"), { type: "checkbox", value: label, checked: true });
+    const input = Object.assign(document.createElement("input"),
+      { type: "checkbox", value: label, checked: !unticked.has(label) });
     const item = document.createElement("label");
     item.append(input, label);
     box.appendChild(item);
@@ -69,9 +74,17 @@ function showEmotions(labels) {
 function emotionsQuery() {
   // "" for every emotion, "emotions=a,b" for a label set, null when fewer than two are ticked
   const boxes = [...document.querySelectorAll("#emotions input")];
-  const ticked = boxes.filter((b) => b.checked).map((b) => b.value);
+  const ticked = boxes.filter((b) => b.checked).map((b) => encodeURIComponent(b.value));
   if (ticked.length === boxes.length) return "";
   return ticked.length < 2 ? null : `emotions=${ticked.join(",")}`;
+}
+
+function tooFewEmotions() {
+  // said before any upload or recording: a recording made with too few ticked would be lost
+  if (emotionsQuery() !== null) return false;
+  say("Tick two or more emotions under \"Emotions to choose from\".", true);
+  $("emotions-box").open = true;
+  return true;
 }
 
 function withQuery(path, query) {
@@ -112,12 +125,8 @@ async function post(path, blob, name) {
 
 async function analyse(blob, name) {
   if (state.busy) return;
+  if (tooFewEmotions()) return;
   const emotions = emotionsQuery();
-  if (emotions === null) {
-    say("Tick two or more emotions under \"Emotions to choose from\".", true);
-    $("emotions-box").open = true;
-    return;
-  }
   state.busy = true;
   setButtons(false);
   $("result").hidden = true;
@@ -228,6 +237,7 @@ function setButtons(enabled) {
 // ---------------------------------------------------------------- recording
 async function toggleRecording() {
   if (state.recorder) { state.recorder.stop(); return; }
+  if (tooFewEmotions()) return;
   if (!navigator.mediaDevices || !window.MediaRecorder) {
     say("Recording is not available in this browser (it needs a secure page: https or localhost).", true);
     return;
