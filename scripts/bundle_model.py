@@ -2,7 +2,8 @@
 RAVDESS speech actors with exactly the config of its 6-fold evaluation run, stored in float16,
 and calibrated with the median temperature its folds fitted on their validation actors (no
 actor is left to fit it on once all are trained on). Several members make an ensemble folder;
-one makes a plain model folder (give it --ensemble-results of its own run for the card).
+one makes a plain model folder (its --ensemble-results, from benchmarks/ensemble.py on its one run, add
+the speaker-adaptive figures to the card).
 
     python scripts/bundle_model.py --member mel runs/bench/mel-mixup \\
         --member mfcc runs/bench/mfcc-mixup --member spectrogram runs/bench/spectrogram-mixup \\
@@ -149,12 +150,12 @@ def write_card() -> None:
     ens = top.get("emobox")
     first = members[0][1]
     many = len(members) > 1
-    card = f"""# emovox bundled model{' — ensemble of ' + str(len(members)) if len(members) > 1 else ''}
+    card = f"""# emovox bundled model{' — ensemble of ' + str(len(members)) if many else ''}
 
 **What it does.** Recognises one of eight acted emotions ({", ".join(top["labels"])}) in
 English speech and returns the probability of each.
 
-**Model.** {"An average of " + str(len(members)) + " ResNet18s, one per feature type" if len(members) > 1 else "A ResNet18"}
+**Model.** {"An average of " + str(len(members)) + " ResNet18s, one per feature type" if many else "A ResNet18"}
 ({first["model"]["width"]} channels in the first stage; the first convolution takes one channel,
 the last layer has one output per emotion), trained from scratch (no external weights). {"Each member" if many else "It"}
 turns the voiced part of the clip (ends quieter than {first["preprocessing"]["trim_db"]} dB below the
@@ -173,8 +174,8 @@ test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]
 
 **How well it does** (measured with the same configuration on held-out actors; this file itself
 has seen every actor, so no figure can be measured on it honestly):
-{"- the " + ("ensemble" if len(members) > 1 else "network") + ", actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
-{"- each member alone: the table above." if len(members) > 1 else ""}
+{"- the " + ("ensemble" if many else "network") + ", actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
+{"- each member alone: the table above." if many else ""}
 
 {_cross_corpus()}{_speaker_adaptive(ens)}{_robustness()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
@@ -426,9 +427,6 @@ if __name__ == "__main__":
             p.error("a member is either kept or retrained, not both")
         if args.keep and not args.ensemble_results:
             p.error("--keep needs --ensemble-results: the kept members' shared temperature and figures")
-        if len(args.keep or []) + len(args.member or []) == 1 and not args.ensemble_results:
-            p.error("one network needs --ensemble-results too (benchmarks/ensemble.py NAME RUN on its evaluation "
-                    "run): its temperature, figures and speaker-adaptive figures for the card")
         if args.ensemble_results and args.member and not args.keep:  # before any training: T and figures must be these members'
             runs = sorted(Path(run).resolve() for _, run in args.member)
             measured = sorted((ROOT / run).resolve() for run in json.loads(Path(args.ensemble_results).read_text()).get("ensemble_of", []))
