@@ -195,9 +195,8 @@ def describe(rec, path: Path) -> dict:
     info["members"] = members
     card = path / "MODEL_CARD.md" if path.is_dir() else None
     info["card"] = model_card(card.read_text()) if card is not None and card.is_file() else {}
-    mel = next((m["preprocessing"].get("features", {}) for m in members
-                if m["preprocessing"].get("features", {}).get("kind") == "mel"), None)
-    mel = mel or (members[0]["preprocessing"].get("features") if members else None)  # e.g. MFCC: its STFT and bands
+    feats = [m["preprocessing"].get("features", {}) for m in members]  # a mel member's, else the first's STFT and bands
+    mel = next((f for f in feats if f.get("kind") == "mel"), feats[0] if feats else None)
     base = FeatureConfig.from_dict(mel) if mel else FeatureConfig(sample_rate=rec.sample_rate)
     info["_mel"] = dataclasses.replace(base, kind="mel", normalize=False, deltas=False)
     return info
