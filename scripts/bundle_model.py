@@ -56,6 +56,23 @@ def fold_temperatures(run: Path) -> list[float]:
             for p in sorted(run.glob("*/best/config.json")) if "calibration" in json.loads(p.read_text())]
 
 
+def training_corpora(cfg) -> list[dict]:
+    """Each corpus a member learns from (its config's ``data.corpus``, every speaker): what it is, how many
+    clips, and the licence it passes on — for the member's provenance and the card."""
+    from emovox.corpora import CORPORA, open_corpus
+    from emovox.training.data import corpus_root, parse_spec
+
+    out = []
+    for spec in cfg.data.corpus if isinstance(cfg.data.corpus, list) else [cfg.data.corpus]:
+        name, root = parse_spec(spec)
+        utts = open_corpus(name, corpus_root(name, root)).utterances()
+        who = "actors" if name.startswith("ravdess") else "speakers"
+        out.append({"corpus": name, "terms": CORPORA[name].terms,
+                    "what": f"{CORPORA[name].description.split(':')[0]}, all {len({u.speaker_id for u in utts})} "
+                            f"{who} ({len(utts)} clips)"})
+    return out
+
+
 def train_member(name: str, eval_run: Path, out: Path, resume: bool, teacher: Path | None = None):
     cfg = load_config(eval_run / "config.yaml", ["training.val_speakers=0"])  # every actor trains
     if cfg.training.distill:  # the folds' teachers heard 20 actors each; this member learns from one that heard all 24
@@ -74,8 +91,10 @@ def train_member(name: str, eval_run: Path, out: Path, resume: bool, teacher: Pa
                                    "fold_temperatures": temps,
                                    "test_ece_before": results.get("test_ece_before"),
                                    "test_ece_after": results.get("test_ece_after")}
-    bundle.extra["provenance"].update({"data": "RAVDESS speech, all 24 actors (1440 clips)",
-                                       "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
+    corpora = training_corpora(cfg)
+    bundle.extra["provenance"].update({"data": "; ".join(c["what"] for c in corpora), "corpora": corpora,
+                                       "licence": "; ".join(f"{c['terms'].split(' (')[0]} (inherited from "
+                                                            f"{c['what'].split(',')[0]})" for c in corpora if c["terms"]),
                                        "evaluated_as": str(eval_run.relative_to(ROOT) if eval_run.is_absolute() else eval_run),
                                        "emobox": {k: results[k] for k in ("wa", "wa_std", "ua", "ua_std")}})
     print(f"{name}: {cfg.name}, T = {bundle.extra['calibration']['temperature']}")
@@ -168,7 +187,7 @@ float16 ({size_mb:.1f} MB), loaded as float32. {_onnx_note()}
 {chr(10).join(rows)}
 
 **Training.** `python scripts/bundle_model.py` (command in its docstring) — {"each member" if many else "the network"} with the
-exact config of its evaluation run, on RAVDESS speech, all 24 actors (1440 clips),
+exact config of its evaluation run, on {"; ".join(c["what"] for c in _corpora(first))},
 {first["provenance"]["training"]["epochs"]} epochs of the one-cycle policy between the bounds of an LR range
 test, AdamW, label smoothing {first["provenance"]["training"]["label_smoothing"]}, seed {first["provenance"]["seed"]}, on a 2-core CPU.
 
@@ -186,14 +205,39 @@ threshold.
 
 **Data licence.** RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391, Zenodo 1188976)
 is licensed CC BY-NC-SA 4.0. This model is derived from it and carries the same terms:
-attribution, **non-commercial use only**, share-alike.
+attribution, **non-commercial use only**, share-alike.{_other_licences(first)}
 
 **Limits.** Trained on 24 professional North-American actors saying two fixed sentences with
-acted emotions in a studio. Expect much lower accuracy on spontaneous, conversational, noisy,
+acted emotions in a studio{_other_voices(first)}. Expect much lower accuracy on spontaneous, conversational, noisy,
 accented or non-English speech, on children and on telephone audio. Emotions are acted
 categories, not a measure of what someone feels: do not use it to make decisions about people.
 """
     (ASSETS / "MODEL_CARD.md").write_text(card)
+
+
+def _corpora(cfg: dict) -> list[dict]:
+    """The corpora a member's provenance names (models bundled before it did: RAVDESS speech)."""
+    return cfg["provenance"].get("corpora") or [{"corpus": "ravdess", "terms": None,
+                                                 "what": cfg["provenance"].get("data", "RAVDESS speech")}]
+
+
+def _others(cfg: dict) -> list[dict]:
+    return [c for c in _corpora(cfg) if not c["corpus"].startswith("ravdess")]
+
+
+def _other_licences(cfg: dict) -> str:
+    """The card's licence lines for corpora beside RAVDESS (each one's terms apply too)."""
+    lines = [f"\nIt also learned from {c['what'].split(',')[0]}, whose terms it carries too: "
+             f"{c['terms'] or 'see that corpus'}." for c in _others(cfg)]
+    if any("research use" in (c["terms"] or "") for c in _others(cfg)):
+        lines.append(" Together: **non-commercial research use only**.")
+    return "".join(lines)
+
+
+def _other_voices(cfg: dict) -> str:
+    from emovox.corpora import CORPORA
+
+    return "".join(f", and on {CORPORA[c['corpus']].description.split(' (')[0]}" for c in _others(cfg))
 
 
 def _newest_bundled(kind: str) -> Path | None:

@@ -34,6 +34,7 @@ class CorpusEntry:
     folder: str | None   # under ../shared/data; None: no default location (your own data)
     env: str | None      # the EMOVOX_<NAME> variable naming its location
     description: str
+    terms: str | None = None  # the licence a model trained on it inherits (None: unknown, or your own data)
 
 
 #: name → entry; filled by :func:`register`.
@@ -41,23 +42,29 @@ CORPORA: dict[str, CorpusEntry] = {}
 
 
 def register(name: str, opener: Callable[[Path], Corpus], *, folder: str | None, env: str | None,
-             description: str) -> None:
-    """Make ``open_corpus(name)`` call ``opener(root)``."""
-    CORPORA[name] = CorpusEntry(opener, folder, env, description)
+             description: str, terms: str | None = None) -> None:
+    """Make ``open_corpus(name)`` call ``opener(root)``; ``terms``: its licence, for model cards."""
+    CORPORA[name] = CorpusEntry(opener, folder, env, description, terms)
+
+
+_RAVDESS_TERMS = ("CC BY-NC-SA 4.0 (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391, Zenodo 1188976): "
+                  "attribution, non-commercial use only, share-alike")
 
 
 register("ravdess", lambda root: Ravdess(root, channels=("speech",)), folder="ravdess", env="EMOVOX_RAVDESS",
-         description="RAVDESS speech: 24 actors, 8 emotions")
+         description="RAVDESS speech: 24 actors, 8 emotions", terms=_RAVDESS_TERMS)
 register("ravdess-song", lambda root: Ravdess(root, channels=("song",)), folder="ravdess", env="EMOVOX_RAVDESS",
-         description="RAVDESS song: 23 actors, 6 emotions")
+         description="RAVDESS song: 23 actors, 6 emotions", terms=_RAVDESS_TERMS)
 register("ravdess-all", lambda root: Ravdess(root, channels=("speech", "song")), folder="ravdess",
-         env="EMOVOX_RAVDESS", description="RAVDESS speech and song")
+         env="EMOVOX_RAVDESS", description="RAVDESS speech and song", terms=_RAVDESS_TERMS)
 register("savee", Savee, folder="savee", env="EMOVOX_SAVEE",
-         description="SAVEE: 4 male British speakers, 7 emotions (research use)")
+         description="SAVEE: 4 male British speakers, 7 emotions (research use)",
+         terms="research use only, as the University of Surrey gives it out free of charge (Haq & Jackson 2009, AVSP)")
 register("tess", Tess, folder="tess", env="EMOVOX_TESS",
-         description="TESS: 2 female Canadian speakers, 7 emotions")
+         description="TESS: 2 female Canadian speakers, 7 emotions",
+         terms="CC BY-NC-ND 4.0 (Pichora-Fuller & Dupuis 2020)")
 register("crema-d", CremaD, folder="crema-d", env="EMOVOX_CREMA_D",
-         description="CREMA-D: 91 actors, 6 emotions")
+         description="CREMA-D: 91 actors, 6 emotions", terms="Open Database License (Cao et al. 2014)")
 register("emodb", EmoDB, folder="emodb", env="EMOVOX_EMODB",
          description="EmoDB: 10 German actors, 6 emotions (boredom skipped)")
 register("folder", FolderTree, folder=None, env=None,
