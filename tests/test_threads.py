@@ -243,3 +243,13 @@ def test_bf16_follows_a_onednn_isa_cap(monkeypatch, cap, native):
     own = trainer.bf16_available()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert trainer.bf16_available() is (own if native is None else native)
+
+
+def test_machine_names_the_cpu_family_and_model():
+    """VMs often call the CPU only "AMD EPYC": its family and model tell the kinds apart beside every figure."""
+    from emovox.training.data import machine
+
+    cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+               "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\nprocessor\t: 1\ncpu family\t: 99\nmodel\t\t: 9\n")
+    assert machine(cpuinfo).startswith("AMD EPYC family 26 model 2 (avx2 avx512f avx512_bf16), ")
+    assert machine("model name\t: Some CPU\nflags\t\t: sse2\n").startswith("Some CPU (no AVX2), ")

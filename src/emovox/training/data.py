@@ -298,18 +298,27 @@ def load_waves(utts: list[Utterance], sample_rate: int, *, cache_dir: str | Path
     return waves
 
 
-def machine() -> str:
+def machine(cpuinfo: str | None = None) -> str:
     """CPU model, its vector extensions that matter for training speed, cores and torch version
-    (named beside every measured figure: the same run is several times faster on another CPU)."""
-    model, flags = platform.processor() or platform.machine(), set()
+    (named beside every measured figure: the same run is several times faster on another CPU).
+    ``cpuinfo``: the text of /proc/cpuinfo (read when not given)."""
+    model, flags, ids = platform.processor() or platform.machine(), set(), {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+        for line in text.splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name":
+                model = value
+            elif key == "flags":
+                flags = set(value.split())
+            elif key in ("cpu family", "model") and key not in ids:
+                ids[key] = value
+            if key == "flags":  # the first processor's lines are enough
+                break
     except OSError:
         pass
+    if len(ids) == 2:  # VMs often say only "AMD EPYC": family and model tell Zen 4 (25/17) from Zen 5 (26/2)
+        model += f" family {ids['cpu family']} model {ids['model']}"
     vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return (f"{model} ({' '.join(vector) or 'no AVX2'}), {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs, "
             f"torch {torch.__version__}")
