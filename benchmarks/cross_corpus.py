@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/cross_corpus.py NAME CONFIG [key=value ...] [--train ravdess] [--test savee]
     python benchmarks/cross_corpus.py --model DIR NAME      # an existing model folder (e.g. the bundled one)
+    python benchmarks/cross_corpus.py --model DIR --model DIR NAME   # several, averaged (e.g. two seeds' runs)
 
 One training (reused when the run folder already holds it), then the test corpus twice: all its
 clips, and EmoBox's balanced 4-emotion list when the test corpus is SAVEE. Each with the per-clip
@@ -73,7 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("name")
     ap.add_argument("config", nargs="?")
     ap.add_argument("overrides", nargs="*")
-    ap.add_argument("--model", help="evaluate this model folder instead of training one")
+    ap.add_argument("--model", action="append",
+                    help="evaluate this model folder instead of training one (repeatable: the folders' average)")
     ap.add_argument("--train", action="append", help="training corpus (repeatable; default ravdess)")
     ap.add_argument("--test", default="savee")
     args = ap.parse_args(argv)
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
 
     if args.model:
         torch.set_num_threads(1)
-        members, cfg, train = load_members(args.model), None, None
+        members, cfg, train = [m for folder in args.model for m in load_members(folder)], None, None
     else:
         cfg = load_config(args.config, args.overrides)
         torch.set_num_threads(cfg.threads)
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
         members = load_members(run / "train" / "best")
     res = evaluate_model(members, args.test, cfg.data.cache_dir if cfg else None)
     doc = {"name": args.name, "protocol": "cross-corpus (development: SAVEE)", "train": train, "test": args.test,
-           "model": args.model, "members": [f.name for f in member_folders(args.model)] if args.model else None,
+           "model": (args.model[0] if len(args.model) == 1 else args.model) if args.model else None,
+           "members": [f.name for folder in args.model for f in member_folders(folder)] if args.model else None,
            "config": cfg.to_dict() if cfg else None, "command": "python benchmarks/cross_corpus.py " + " ".join(argv or sys.argv[1:]),
            "machine": machine(), "seed": cfg.seed if cfg else None,
            "validation": members[0].extra.get("validation", {}) if len(members) == 1 else None,

@@ -37,3 +37,9 @@ def test_v1_results_recorded_no_members(cross_table):
     """v1's JSONs predate the members list: the folder name is all there is."""
     old = {"name": "bundled-v1-mfcc", "model": "src/emovox/assets/model/mfcc", "config": None}
     assert cross_table.recipe(old) == "bundled model v1, its mfcc member alone (24 actors)"
+
+
+def test_an_average_of_runs_models_names_each_run(cross_table):
+    d = {"name": "two-seeds", "config": None, "members": ["best", "best"],
+         "model": ["runs/bench/cross/mfcc-s0/train/best", "runs/bench/cross/mfcc-s1/train/best"]}
+    assert cross_table.recipe(d) == "average of the `mfcc-s0`, `mfcc-s1` runs' models (20 RAVDESS actors each)"
