@@ -90,6 +90,8 @@ def main(argv=None) -> int:
     if args.model:
         torch.set_num_threads(1)
         members, cfg, train = [m for folder in args.model for m in load_members(folder)], None, None
+        if len({tuple(m.labels) for m in members}) > 1:
+            raise SystemExit("the model folders answer with different emotion lists: they cannot be averaged")
     else:
         cfg = load_config(args.config, args.overrides)
         torch.set_num_threads(cfg.threads)

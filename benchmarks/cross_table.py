@@ -36,8 +36,8 @@ def recipe(d: dict) -> str:
     """What the run changed, read from its config (bundled models: their folder name)."""
     cfg = d.get("config")
     if not cfg and isinstance(d["model"], list):  # several folders averaged: runs' models, e.g. two seeds
-        names = [m.rstrip("/").split("/")[-3] for m in d["model"]]
-        return f"average of the {', '.join(f'`{n}`' for n in names)} runs' models (20 RAVDESS actors each)"
+        names = [Path(m).parts[-3] if Path(m).parts[-2:] == ("train", "best") else m for m in d["model"]]
+        return f"average of the {', '.join(f'`{n}`' for n in names)} runs' models"
     if not cfg:
         parts = d["model"].rstrip("/").split("/")
         if "assets" not in parts:  # a run's model, e.g. runs/bench/cross/mfcc/train/best
@@ -107,7 +107,7 @@ def recipe(d: dict) -> str:
         parts.append(f"{t['epochs']} epochs")
     if "amx" in (d.get("machine") or ""):  # the table's rows are AMD EPYC unless they say so
         parts.append("Intel AMX")
-    elif "family 26 " in (d.get("machine") or ""):
+    elif "AMD" in (d.get("machine") or "") and "family 26 " in d["machine"]:
         parts.append("AMD Zen 5")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")

@@ -62,15 +62,25 @@ def training_corpora(cfg) -> list[dict]:
     from emovox.corpora import CORPORA, open_corpus
     from emovox.training.data import corpus_root, parse_spec
 
+    single = not isinstance(cfg.data.corpus, list)  # then data.root names its folder, as in training
     out = []
-    for spec in cfg.data.corpus if isinstance(cfg.data.corpus, list) else [cfg.data.corpus]:
+    for spec in [cfg.data.corpus] if single else cfg.data.corpus:
         name, root = parse_spec(spec)
-        utts = open_corpus(name, corpus_root(name, root)).utterances()
+        utts = open_corpus(name, corpus_root(name, root or (cfg.data.root if single else None))).utterances()
         who = "actors" if name.startswith("ravdess") else "speakers"
         out.append({"corpus": name, "terms": CORPORA[name].terms,
                     "what": f"{CORPORA[name].description.split(':')[0]}, all {len({u.speaker_id for u in utts})} "
                             f"{who} ({len(utts)} clips)"})
     return out
+
+
+def licence_of(corpora: list[dict]) -> str:
+    """The provenance's licence: each distinct set of terms once, with the corpora it comes from."""
+    by_terms: dict[str, list[str]] = {}
+    for c in corpora:
+        if c["terms"]:
+            by_terms.setdefault(c["terms"].split(" (")[0], []).append(c["what"].split(",")[0])
+    return "; ".join(f"{terms} (inherited from {' and '.join(names)})" for terms, names in by_terms.items())
 
 
 def train_member(name: str, eval_run: Path, out: Path, resume: bool, teacher: Path | None = None):
@@ -93,8 +103,7 @@ def train_member(name: str, eval_run: Path, out: Path, resume: bool, teacher: Pa
                                    "test_ece_after": results.get("test_ece_after")}
     corpora = training_corpora(cfg)
     bundle.extra["provenance"].update({"data": "; ".join(c["what"] for c in corpora), "corpora": corpora,
-                                       "licence": "; ".join(f"{c['terms'].split(' (')[0]} (inherited from "
-                                                            f"{c['what'].split(',')[0]})" for c in corpora if c["terms"]),
+                                       "licence": licence_of(corpora),
                                        "evaluated_as": str(eval_run.relative_to(ROOT) if eval_run.is_absolute() else eval_run),
                                        "emobox": {k: results[k] for k in ("wa", "wa_std", "ua", "ua_std")}})
     print(f"{name}: {cfg.name}, T = {bundle.extra['calibration']['temperature']}")
@@ -155,7 +164,8 @@ def _onnx_note() -> str:
     return text
 
 
-def write_card() -> None:
+def card_text() -> str:
+    """The bundled model's MODEL_CARD.md, from its folder and the benchmark results it cites."""
     top = json.loads((ASSETS / CONFIG_NAME).read_text())
     names = top["members"] if is_ensemble(ASSETS) else [""]
     members = [(n, json.loads((ASSETS / n / CONFIG_NAME).read_text())) for n in names]
@@ -196,7 +206,7 @@ has seen every actor, so no figure can be measured on it honestly):
 {"- the " + ("ensemble" if many else "network") + ", actor-disjoint EmoBox 6 folds: WA " + pct(ens, "wa") + ", UA " + pct(ens, "ua") + " (`" + _ensemble_command(ens, members) + "`; per-fold figures in `" + ens.get("source", "") + "`)" if ens else ""}
 {"- each member alone: the table above." if many else ""}
 
-{_cross_corpus()}{_speaker_adaptive(ens)}{_robustness()}
+{_cross_corpus(first)}{_speaker_adaptive(ens, first)}{_robustness()}
 **Calibration.** Probabilities are temperature-scaled, T = {first.get("calibration", {}).get("temperature", 1.0)}
 ({first.get("calibration", {}).get("fitted_on", "not calibrated")}).
 {_ece(top, members)}
@@ -212,7 +222,11 @@ acted emotions in a studio{_other_voices(first)}. Expect much lower accuracy on 
 accented or non-English speech, on children and on telephone audio. Emotions are acted
 categories, not a measure of what someone feels: do not use it to make decisions about people.
 """
-    (ASSETS / "MODEL_CARD.md").write_text(card)
+    return card
+
+
+def write_card() -> None:
+    (ASSETS / "MODEL_CARD.md").write_text(card_text())
 
 
 def _corpora(cfg: dict) -> list[dict]:
@@ -229,6 +243,9 @@ def _other_licences(cfg: dict) -> str:
     """The card's licence lines for corpora beside RAVDESS (each one's terms apply too)."""
     lines = [f"\nIt also learned from {c['what'].split(',')[0]}, whose terms it carries too: "
              f"{c['terms'] or 'see that corpus'}." for c in _others(cfg)]
+    if any("-ND" in (c["terms"] or "") for c in _others(cfg)):
+        lines.append(" A NoDerivatives licence may not allow sharing a model derived from that corpus at all: "
+                     "check before distributing it.")
     if any("research use" in (c["terms"] or "") for c in _others(cfg)):
         lines.append(" Together: **non-commercial research use only**.")
     return "".join(lines)
@@ -246,8 +263,16 @@ def _newest_bundled(kind: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _cross_corpus() -> str:
+def _heard_savee(cfg: dict) -> bool:
+    return any(c["corpus"] == "savee" for c in _corpora(cfg))
+
+
+def _cross_corpus(cfg: dict) -> str:
     """The bundled model on a corpus it never heard (benchmarks/cross_corpus.py --model ... bundled-vN)."""
+    if _heard_savee(cfg):  # the development corpus is in its training data: nothing left here to measure it on
+        return ("**Other voices**: SAVEE, the development corpus, is in its training data, so no corpus here is left "
+                "to measure other voices on; the recipe's cross-corpus figures (trained without SAVEE) are in the "
+                "README's cross-corpus table.\n")
     path = _newest_bundled("cross")
     if path is None:
         return ""
@@ -264,23 +289,24 @@ def _cross_corpus() -> str:
             f"{path.stem}`; see the README's cross-corpus table.\n")
 
 
-def _speaker_adaptive(ens: dict | None) -> str:
+def _speaker_adaptive(ens: dict | None, cfg: dict) -> str:
     """The same model judging several clips of one speaker against their mean answer (emovox.adaptation)."""
     source = ROOT / ens["source"] if ens and ens.get("source") else None
     r = json.loads(source.read_text()) if source is not None and source.is_file() else {}
-    cross = _newest_bundled("cross")
+    cross = None if _heard_savee(cfg) else _newest_bundled("cross")  # SAVEE heard in training: no SAVEE figure
     d = json.loads(cross.read_text()) if cross is not None else {}
-    if "speaker_adaptive_wa" not in r or "speaker-adaptive" not in d.get("emobox-4", {}):
+    if "speaker_adaptive_wa" not in r or (cross is not None and "speaker-adaptive" not in d.get("emobox-4", {})):
         return ""
-    four = d["emobox-4"]["speaker-adaptive"]["restricted"]
+    savee = (f"; SAVEE's 4-emotion list, each speaker against their listed clips: "
+             f"{100 * d['emobox-4']['speaker-adaptive']['restricted']['wa']:.1f} % (development)" if d else "")
     return (f"**Several clips of one speaker** (`--speaker-norm`, `Recognizer.predict_speakers`, "
             f"`timeline(speaker_norm=True)`, `?speaker_norm=1`): each clip judged against the speaker's mean answer "
             f"(audio only; at least 2 clips of speech, best of several emotions). Actor-disjoint EmoBox 6 folds, each "
             f"test actor against all their test clips: WA {100 * r['speaker_adaptive_wa']:.1f} ± "
-            f"{100 * r['speaker_adaptive_wa_std']:.1f} %, UA {100 * r['speaker_adaptive_ua']:.1f} %; SAVEE's 4-emotion "
-            f"list, each speaker against their listed clips: {100 * four['wa']:.1f} % (development). The bundled "
-            "speaker-adaptive model (prosody functionals, `src/emovox/assets/speaker-model/`) does better on SAVEE "
-            "and is what `--speaker-norm` uses when no model is named (torch backend).\n")
+            f"{100 * r['speaker_adaptive_wa_std']:.1f} %, UA {100 * r['speaker_adaptive_ua']:.1f} %{savee}. The bundled "
+            "speaker-adaptive model (prosody functionals, `src/emovox/assets/speaker-model/`)"
+            + (" does better on SAVEE and" if d else "") + " is what `--speaker-norm` uses when no model is named "
+            "(torch backend).\n")
 
 
 def _robustness() -> str:

@@ -42,4 +42,17 @@ def test_v1_results_recorded_no_members(cross_table):
 def test_an_average_of_runs_models_names_each_run(cross_table):
     d = {"name": "two-seeds", "config": None, "members": ["best", "best"],
          "model": ["runs/bench/cross/mfcc-s0/train/best", "runs/bench/cross/mfcc-s1/train/best"]}
-    assert cross_table.recipe(d) == "average of the `mfcc-s0`, `mfcc-s1` runs' models (20 RAVDESS actors each)"
+    assert cross_table.recipe(d) == "average of the `mfcc-s0`, `mfcc-s1` runs' models"
+    d["model"] = ["src/emovox/assets/model", "mine"]  # not a run's model: named by its path
+    assert cross_table.recipe(d) == "average of the `src/emovox/assets/model`, `mine` runs' models"
+
+
+def test_rows_name_the_machine_kind(cross_table):
+    from emovox.config import load_config
+
+    cfg = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc.yaml").to_dict()
+    zen5 = {"config": cfg, "machine": "AMD EPYC family 26 model 2 (avx2 avx512f avx512_bf16), 2 CPUs, torch 2.13.0+cpu"}
+    amx = {"config": cfg, "machine": "Intel(R) Xeon(R) Processor family 6 model 143 (avx2 avx512f avx512_bf16 amx_bf16)"}
+    zen4 = {"config": cfg, "machine": "AMD EPYC family 25 model 17 (avx2 avx512f avx512_bf16)"}
+    assert cross_table.recipe(zen5).endswith("AMD Zen 5") and cross_table.recipe(amx).endswith("Intel AMX")
+    assert "Zen" not in cross_table.recipe(zen4) and "AMX" not in cross_table.recipe(zen4)
