@@ -105,6 +105,8 @@ def recipe(d: dict) -> str:
         parts.append(f"**speaker-adversarial training** (weight {t['speaker_adversary']:g})")
     if t.get("epochs", 40) != 40:
         parts.append(f"{t['epochs']} epochs")
+    if cfg["model"].get("width", 32) != 32:  # the table's networks are ResNet18 w32 unless named
+        parts.append(f"**ResNet18 w{cfg['model']['width']}**")
     if "amx" in (d.get("machine") or ""):  # the table's rows are AMD EPYC unless they say so
         parts.append("Intel AMX")
     elif "AMD" in (d.get("machine") or "") and "family 26 " in d["machine"]:

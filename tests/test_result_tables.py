@@ -56,3 +56,5 @@ def test_rows_name_the_machine_kind(cross_table):
     zen4 = {"config": cfg, "machine": "AMD EPYC family 25 model 17 (avx2 avx512f avx512_bf16)"}
     assert cross_table.recipe(zen5).endswith("AMD Zen 5") and cross_table.recipe(amx).endswith("Intel AMX")
     assert "Zen" not in cross_table.recipe(zen4) and "AMX" not in cross_table.recipe(zen4)
+    narrow = {**zen4, "config": {**cfg, "model": {**cfg["model"], "width": 16}}}
+    assert "**ResNet18 w16**" in cross_table.recipe(narrow) and "w16" not in cross_table.recipe(zen4)
