@@ -68,9 +68,9 @@ def training_corpora(cfg) -> list[dict]:
         name, root = parse_spec(spec)
         utts = open_corpus(name, corpus_root(name, root or (cfg.data.root if single else None))).utterances()
         who = "actors" if name.startswith("ravdess") else "speakers"
-        out.append({"corpus": name, "terms": CORPORA[name].terms,
-                    "what": f"{CORPORA[name].description.split(':')[0]}, all {len({u.speaker_id for u in utts})} "
-                            f"{who} ({len(utts)} clips)"})
+        label = CORPORA[name].description.split(":")[0]  # "RAVDESS speech", "SAVEE"
+        out.append({"corpus": name, "label": label, "terms": CORPORA[name].terms,
+                    "what": f"{label}, all {len({u.speaker_id for u in utts})} {who} ({len(utts)} clips)"})
     return out
 
 
@@ -79,7 +79,7 @@ def licence_of(corpora: list[dict]) -> str:
     by_terms: dict[str, list[str]] = {}
     for c in corpora:
         if c["terms"]:
-            by_terms.setdefault(c["terms"].split(" (")[0], []).append(c["what"].split(",")[0])
+            by_terms.setdefault(c["terms"].split(" (")[0], []).append(c["label"])
     return "; ".join(f"{terms} (inherited from {' and '.join(names)})" for terms, names in by_terms.items())
 
 
@@ -231,7 +231,7 @@ def write_card() -> None:
 
 def _corpora(cfg: dict) -> list[dict]:
     """The corpora a member's provenance names (models bundled before it did: RAVDESS speech)."""
-    return cfg["provenance"].get("corpora") or [{"corpus": "ravdess", "terms": None,
+    return cfg["provenance"].get("corpora") or [{"corpus": "ravdess", "label": "RAVDESS speech", "terms": None,
                                                  "what": cfg["provenance"].get("data", "RAVDESS speech")}]
 
 
@@ -241,7 +241,7 @@ def _others(cfg: dict) -> list[dict]:
 
 def _other_licences(cfg: dict) -> str:
     """The card's licence lines for corpora beside RAVDESS (each one's terms apply too)."""
-    lines = [f"\nIt also learned from {c['what'].split(',')[0]}, whose terms it carries too: "
+    lines = [f"\nIt also learned from {c['label']}, whose terms it carries too: "
              f"{c['terms'] or 'see that corpus'}." for c in _others(cfg)]
     if any("-ND" in (c["terms"] or "") for c in _others(cfg)):
         lines.append(" A NoDerivatives licence may not allow sharing a model derived from that corpus at all: "

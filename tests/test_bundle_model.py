@@ -58,6 +58,6 @@ def test_savee_in_training_makes_the_model_research_only(bundle_model):
 
 
 def test_a_no_derivatives_corpus_gets_a_warning(bundle_model):
-    member = {"provenance": {"corpora": [{"corpus": "tess", "terms": "CC BY-NC-ND 4.0 (Pichora-Fuller & Dupuis 2020)",
+    member = {"provenance": {"corpora": [{"corpus": "tess", "label": "TESS", "terms": "CC BY-NC-ND 4.0 (Pichora-Fuller & Dupuis 2020)",
                                           "what": "TESS, all 2 speakers (2800 clips)"}]}}
     assert "NoDerivatives" in bundle_model._other_licences(member)

@@ -309,11 +309,10 @@ def machine(cpuinfo: str | None = None) -> str:
             key, _, value = (part.strip() for part in line.partition(":"))
             if key == "model name":
                 model = value
-            elif key == "flags":
-                flags = set(value.split())
-            elif key in ("cpu family", "model") and key not in ids:
+            elif key in ("cpu family", "model"):
                 ids[key] = value
-            if key == "flags":  # the first processor's lines are enough
+            elif key == "flags":  # the first processor's lines are enough
+                flags = set(value.split())
                 break
     except OSError:
         pass
