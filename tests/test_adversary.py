@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from emovox.config import load_config
-from emovox.training.adversary import SpeakerAdversary, reverse_gradient
+from emovox.training.adversary import reverse_gradient
+from emovox.training.heads import TrainingHeads
 from emovox.training.batches import BatchMaker
 from emovox.training.data import load_dataset
 from emovox.training.trainer import bundle_from, make_optimizer, make_step
@@ -24,19 +25,20 @@ def test_the_step_adds_the_speaker_loss_and_the_head_learns(tiny_config):
     batch = next(iter(maker.epoch(0)))
     assert batch.speakers is not None and int(batch.speakers.max()) < 3  # the tiny corpus's 3 actors
     model = bundle_from(tiny_config, data.label_names).model.eval()  # one answer: no dropout
-    adversary = SpeakerAdversary(model, 3, weight=0.3)
+    adversary = TrainingHeads(model, n_speakers=3, adversary=0.3)
     extractor = tiny_config.preprocessing.extractor()
     x = extractor.finish(batch.windows)
     with torch.no_grad():
-        logits, speakers = adversary(x)
+        logits, heads = adversary(x)
+        speakers = heads["speaker"]
         assert torch.allclose(logits, model(x), atol=1e-5)  # the emotion answer is the network's own
         expected = (torch.nn.functional.cross_entropy(logits, batch.y)
                     + torch.nn.functional.cross_entropy(speakers, batch.speakers)).item()
-    head = [p.detach().clone() for p in adversary.head.parameters()]
-    step = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False, adversary=adversary)
+    head = [p.detach().clone() for p in adversary.speaker_head.parameters()]
+    step = make_step(extractor, bf16=False, label_smoothing=0.0, channels_last=False, heads=adversary)
     loss, _ = step(model, make_optimizer(tiny_config.training)(adversary), batch)
     assert loss == pytest.approx(expected, rel=1e-4)
-    assert all(not torch.equal(a, b) for a, b in zip(head, adversary.head.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(head, adversary.speaker_head.parameters()))
 
 
 def test_the_network_learns_from_the_speaker_loss_reversed(tiny_config):
@@ -45,11 +47,11 @@ def test_the_network_learns_from_the_speaker_loss_reversed(tiny_config):
     who = torch.tensor([0, 1, 2, 0, 1, 2])
 
     def conv_grad(weight):
-        adversary = SpeakerAdversary(model, 3, weight)
+        adversary = TrainingHeads(model, n_speakers=3, adversary=weight)
         torch.manual_seed(0)
-        adversary.head = torch.nn.Sequential(torch.nn.Linear(model.fc.in_features, 3))  # the same head each time
+        adversary.speaker_head = torch.nn.Sequential(torch.nn.Linear(model.fc.in_features, 3))  # the same head each time
         model.zero_grad()
-        torch.nn.functional.cross_entropy(adversary(x)[1], who).backward()
+        torch.nn.functional.cross_entropy(adversary(x)[1]["speaker"], who).backward()
         return model.conv1.weight.grad.clone()
 
     g = conv_grad(0.5)
@@ -70,7 +72,7 @@ def test_a_run_keeps_the_head_out_of_the_model(tiny_config, tmp_path):
     plain = bundle_from(cfg, data.label_names).model.state_dict().keys()
     assert load_bundle(tmp_path / "run" / "best").model.state_dict().keys() == plain
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert state["adversary"] is not None  # a resumed run gets its head back
+    assert state["heads"]  # a resumed run gets its head back
 
 
 @pytest.mark.parametrize("overrides, message", [

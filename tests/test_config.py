@@ -18,11 +18,11 @@ def test_defaults_are_the_dataclasses_in_the_layout_run_folders_hold():
     assert list(d) == ["name", "seed", "threads", "data", "preprocessing", "model", "training", "lr_find", "augment"]
     assert d["data"] == {"corpus": "ravdess", "root": None, "test_corpora": None, "cache_dir": None, "labels": "all"}
     assert d["preprocessing"] == Preprocessing().to_dict()  # one copy of the preprocessing defaults
-    assert d["model"] == {"name": "resnet18", "width": 32, "dropout": 0.2, "pretrained": None}
+    assert d["model"] == {"name": "resnet18", "width": 32, "dropout": 0.2, "pooling": "avg", "pretrained": None}
     assert list(d["training"]) == ["epochs", "batch_size", "max_lr", "div_factor", "final_div_factor", "pct_start",
                                    "weight_decay", "label_smoothing", "bf16", "channels_last", "val_speakers",
                                    "select_on", "balance", "speaker_p", "cv_folds", "c_grid", "copies", "distill",
-                                   "speaker_groups", "speaker_adversary", "centred_weight", "consistency"]
+                                   "speaker_groups", "speaker_adversary", "centred_weight", "intensity_head", "consistency"]
     assert d["lr_find"] == {"start_lr": 1e-6, "end_lr": 1.0, "steps": 100}
     assert d["augment"] == {"spec_augment": None, "mixup": None, "wave": None}
     assert load_config() == RunConfig() and RunConfig.from_dict(d) == RunConfig()

@@ -39,18 +39,22 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: a registry ``name``, its ``width`` and ``dropout``, and ``pretrained``, a
-    torchvision ResNet18 state-dict file to start from (``None``: from scratch)."""
+    """The network: a registry ``name``, its ``width``, ``dropout`` and ``pooling`` over the last
+    maps (:data:`emovox.models.resnet.POOLINGS`), and ``pretrained``, a torchvision ResNet18
+    state-dict file to start from (``None``: from scratch)."""
 
     name: str = "resnet18"
     width: int = 32
     dropout: float = 0.2
+    pooling: str = "avg"
     pretrained: str | None = None
 
     @property
     def options(self) -> dict:
-        """The keyword arguments of the registry's builder (everything but the name and the weights)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "pretrained")}
+        """The keyword arguments of the registry's builder (everything but the name and the weights;
+        ``pooling`` only when it is not the default, so earlier model folders read as they were)."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("name", "pretrained") and not (k == "pooling" and v == "avg")}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class TrainingConfig:
     speaker_groups: int = 0        # networks: batches of runs of this many clips of one speaker, each answer's loss also taken centred on its speaker's mean answer in the batch, epochs chosen on speaker-adaptive validation (emovox.training.centring; 0: off)
     speaker_adversary: float = 0.0 # networks: a head guesses the training speaker from the embedding, its gradient reversed × this into the network (emovox.training.adversary; 0: off)
     centred_weight: float = 0.5    # with speaker_groups: the centred answers' share of the loss, the rest the clips' own (1: centred only, answers on their own untrained)
+    intensity_head: float = 0.0    # networks: a head guesses each clip's intensity (RAVDESS normal / strong) from the embedding, × this in the loss; clips without one are left out (emovox.training.heads; 0: off)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -189,6 +194,16 @@ class RunConfig:
             raise ValueError("training.speaker_adversary trains a network's embedding; the functionals model has none")
         if adversary and self.augment.mixup:
             raise ValueError("training.speaker_adversary does not combine with augment.mixup (a blend of two speakers)")
+        intensity = self.training.intensity_head
+        _require_number("training.intensity_head", intensity)
+        if intensity and (self.model.name == "functionals" or self.augment.mixup):
+            raise ValueError("training.intensity_head trains a network's embedding on unblended clips: not with the "
+                             "functionals model or augment.mixup")
+        from .models.resnet import POOLINGS
+
+        if self.model.pooling not in POOLINGS or (self.model.pooling != "avg" and self.model.name != "resnet18"):
+            raise ValueError(f"model.pooling must be one of {', '.join(POOLINGS)} (other than avg: resnet18 only), "
+                             f"not {self.model.pooling!r}")
         groups = self.training.speaker_groups
         _require_number("training.speaker_groups", groups, "0 (off) or a whole number >= 2", whole=True,
                         ok=lambda g: g == 0 or g >= 2)

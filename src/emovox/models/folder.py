@@ -214,7 +214,14 @@ def _check_config(cfg: dict, where: Path, Preprocessing):
         raise ModelFolderError(f"{where}: 'model' must be an object with a 'name'")
     model_cfg = dict(model_cfg)
     name = model_cfg.pop("name")
+    from .resnet import POOLINGS
+
+    if "pooling" in model_cfg and model_cfg["pooling"] not in POOLINGS:  # the one setting that is a name
+        raise ModelFolderError(f"{where}: model pooling must be one of {', '.join(POOLINGS)}, "
+                               f"got {model_cfg['pooling']!r}")
     for key, value in model_cfg.items():
+        if key == "pooling":
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ModelFolderError(f"{where}: model setting {key!r} must be a finite number, got {value!r}")
     if "width" in model_cfg and (not isinstance(model_cfg["width"], int)

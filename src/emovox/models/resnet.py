@@ -35,6 +35,34 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
+class StatsPooling(nn.Module):
+    """The last maps averaged over frequency, then the mean and standard deviation of each channel
+    over time (x-vector pooling, Snyder et al. 2018): how a voice varies, beside its average.
+    ``attention``: the time steps weighted by a learned score (attentive statistics pooling, Okabe et
+    al. 2018), so steps of padding or silence can count for little. Computed in float32 (the
+    variance of bf16 values is too coarse)."""
+
+    def __init__(self, channels: int, attention: bool = False, hidden: int = 64) -> None:
+        super().__init__()
+        self.score = None
+        if attention:
+            self.score = nn.Sequential(nn.Conv1d(channels, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float().mean(2)  # [B, C, T]
+        if self.score is None:
+            w = torch.full_like(h[:, :1], 1.0 / h.shape[-1])
+        else:
+            w = torch.softmax(self.score(h).float(), dim=-1)  # [B, 1, T]
+        mean = (h * w).sum(-1)
+        var = ((h - mean.unsqueeze(-1)) ** 2 * w).sum(-1)
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], 1)
+
+
+#: how the last maps become one embedding: ``avg`` (torchvision's), ``stats``, ``attention``
+POOLINGS = ("avg", "stats", "attention")
+
+
 class ResNet(nn.Module):
     """ResNet with a ``in_channels`` stem and a ``num_classes`` head.
 
@@ -45,6 +73,9 @@ class ResNet(nn.Module):
     in_channels : 1 for a single feature image (the recipe), 3 for stacked features.
     width : channels of the first stage (64 in torchvision); stages double it.
     dropout : dropout before the classifier.
+    pooling : one of :data:`POOLINGS`: the average over frequency and time (``avg``, the recipe's),
+        or the mean and standard deviation over time (``stats``; ``attention``: attention-weighted),
+        which doubles the embedding.
     """
 
     def __init__(
@@ -54,8 +85,11 @@ class ResNet(nn.Module):
         in_channels: int = 1,
         width: int = 64,
         dropout: float = 0.0,
+        pooling: str = "avg",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -70,7 +104,11 @@ class ResNet(nn.Module):
             setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
             planes *= 2
         self.n_stages = len(layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        if pooling == "avg":
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        else:
+            self.pool = StatsPooling(in_planes, attention=pooling == "attention")
+            in_planes *= 2
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_planes, num_classes)
         for m in self.modules():
@@ -94,15 +132,16 @@ class ResNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled embedding the classifier reads (what a speaker adversary sees)."""
-        return self.avgpool(self.features(x)).flatten(1)
+        return self.pool(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.embed(x)))
 
 
-def resnet18(num_classes: int = 8, in_channels: int = 1, width: int = 64, dropout: float = 0.0) -> ResNet:
+def resnet18(num_classes: int = 8, in_channels: int = 1, width: int = 64, dropout: float = 0.0,
+             pooling: str = "avg") -> ResNet:
     """The recipe's network: ResNet18, one-channel stem, one output per emotion."""
-    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, dropout)
+    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, dropout, pooling)
 
 
 def load_torchvision_weights(model: ResNet, path: str | Path) -> list[str]:

@@ -20,6 +20,7 @@ from ..adaptation import indices_by
 from ..features import FeatureExtractor, Stats
 from ..pipeline import Preprocessing, random_window
 from .data import FeatureSet, speaker_of
+from .heads import intensity_targets
 
 
 class Batch(NamedTuple):
@@ -28,7 +29,8 @@ class Batch(NamedTuple):
     with distillation the teachers' soft targets (blended like the windows), and for consistency
     training a window of each clip's clean recording with its reference, and for speaker-centred
     training each clip's speaker group within the batch (:mod:`.centring`), for speaker-adversarial
-    training each clip's training speaker (an index: :mod:`.adversary`)."""
+    training each clip's training speaker (an index: :mod:`.heads`), for the intensity head each
+    clip's intensity (:func:`.heads.intensity_targets`)."""
 
     windows: torch.Tensor
     y: torch.Tensor
@@ -40,6 +42,7 @@ class Batch(NamedTuple):
     clean_stats: Stats | None = None
     groups: torch.Tensor | None = None
     speakers: torch.Tensor | None = None
+    intensity: torch.Tensor | None = None
 
 
 def speaker_stats(fs: FeatureSet) -> dict[str, Stats]:
@@ -108,6 +111,7 @@ class BatchMaker:
     speaker_groups : clips of one speaker drawn together in runs of this many, each batch's clips
         grouped by speaker (speaker-centred training, :mod:`.centring`); 0: clips drawn alone.
     speaker_labels : each clip's training speaker as an index (speaker-adversarial training).
+    intensity_labels : each clip's intensity as an index (the intensity head).
     soft : each clip's soft target ``[N, C]`` from the teachers (distillation), or None.
     paired : also a window of each clip's clean recording (the cached image), neither
         waveform- nor SpecAugmented: the second view of consistency training.
@@ -116,7 +120,7 @@ class BatchMaker:
     def __init__(self, fs: FeatureSet, pipeline: Preprocessing, batch_size: int, seed: int, *, augment=None,
                  mixup=None, waves: list[np.ndarray] | None = None, wave_augment=None, speaker_p: float = 0.0,
                  balance: str = "none", soft: torch.Tensor | None = None, paired: bool = False,
-                 speaker_groups: int = 0, speaker_labels: bool = False) -> None:
+                 speaker_groups: int = 0, speaker_labels: bool = False, intensity_labels: bool = False) -> None:
         if wave_augment is not None and waves is None:
             raise ValueError("waveform augmentation needs the clips' waveforms")
         if speaker_groups and (speaker_groups < 2 or mixup is not None or balance == "sampler"):
@@ -134,6 +138,7 @@ class BatchMaker:
         if speaker_labels:
             index = speaker_index(fs)
             self.speaker_ids = torch.tensor([index[s] for s in fs.speakers])
+        self.intensities = intensity_targets(fs.utterances) if intensity_labels else None
         self.extractor = FeatureExtractor(pipeline.features)
         self.bins_mode = pipeline.features.normalize == "bins"
         self.speakers = speaker_stats(fs) if self.bins_mode and speaker_p > 0 else {}
@@ -165,10 +170,11 @@ class BatchMaker:
             stats = _stacked(refs)
             groups = group_ids(self.fs, idx) if self.speaker_groups else None
             speakers = self.speaker_ids[torch.from_numpy(idx)] if self.speaker_ids is not None else None
+            intensity = self.intensities[torch.from_numpy(idx)] if self.intensities is not None else None
             if self.paired:
                 clean, clean_refs = zip(*(self._window(int(i), rng, clean=True) for i in idx))
                 yield Batch(windows, y, stats, soft=soft, clean=torch.stack(clean), clean_stats=_stacked(clean_refs),
-                            groups=groups, speakers=speakers)
+                            groups=groups, speakers=speakers, intensity=intensity)
             elif self.mixup is not None:  # windows and references blended alike, as dB
                 lam, perm = self.mixup.draw(len(windows), rng)
                 mixed = lam * windows + (1.0 - lam) * windows[perm]
@@ -179,7 +185,7 @@ class BatchMaker:
                     soft = lam * soft + (1 - lam) * soft[perm]
                 yield Batch(mixed, y, stats, y[perm], lam, soft)
             else:
-                yield Batch(windows, y, stats, soft=soft, groups=groups, speakers=speakers)
+                yield Batch(windows, y, stats, soft=soft, groups=groups, speakers=speakers, intensity=intensity)
 
     def _order(self, rng: np.random.Generator) -> np.ndarray:
         """The clips of an epoch in the order its batches take them."""

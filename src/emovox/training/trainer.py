@@ -40,13 +40,13 @@ from ..models.resnet import load_torchvision_weights
 from ..pipeline import ClipClassifier, clip_probabilities, predict_clips
 from ..safeio import atomic_path, atomic_write_text
 from ..threads import step_threads, torch_threads
-from .adversary import SpeakerAdversary
 from .batches import Batch, BatchMaker, speaker_index
 from .centring import centre_by_group
 from .consistency import js_divergence
 from .data import FeatureSet
 from .distill import Distillation, distillation_loss
 from .distributed import current as distributed_context
+from .heads import UNKNOWN, TrainingHeads, intensity_targets
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
 
@@ -84,7 +84,7 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
               class_weights: torch.Tensor | None = None, distill: Distillation | None = None,
-              consistency: float = 0.0, adversary: SpeakerAdversary | None = None,
+              consistency: float = 0.0, heads: TrainingHeads | None = None,
               centred_weight: float = 0.5) -> Callable:
     """One optimisation step ``(model, optimizer, batch) -> (loss, n_correct)``; ``batch`` is a
     :class:`~emovox.training.batches.Batch` or a plain ``(windows, y)``. With ``distill`` the
@@ -93,8 +93,8 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
     the two cross-entropies plus ``consistency`` × their answers' Jensen-Shannon divergence
     (:mod:`.consistency`). A batch with speaker groups (``batch.groups``) also scores each answer
     centred on its group's mean (:mod:`.centring`; ``centred_weight`` its share of the loss). With
-    ``adversary`` (wrapping ``model``) its speaker head's cross-entropy on ``batch.speakers`` is
-    added, its gradient reversed into the network (:mod:`.adversary`). ``n_correct`` counts the
+    ``heads`` (wrapping ``model``) their losses on ``batch.speakers`` and ``batch.intensity`` are
+    added (:mod:`.heads`: the speaker head's gradient reversed into the network). ``n_correct`` counts the
     augmented view's answers (centred ones with speaker groups)."""
     loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -119,8 +119,8 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             return own + centred_weight * loss_fn(centred, y), centred
 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            if adversary is not None:
-                logits, speaker_logits = adversary(x)
+            if heads is not None:
+                logits, head_logits = heads(x)
             else:
                 logits = model(x)
             if paired:
@@ -135,9 +135,9 @@ def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, c
             if distill is not None and isinstance(batch, Batch) and batch.soft is not None:
                 kd = distillation_loss(logits.float(), batch.soft, distill.temperature)
                 loss = (1 - distill.weight) * loss + distill.weight * kd
-            if adversary is not None:  # both views of a clip come from its speaker
-                who = batch.speakers.repeat(2) if paired else batch.speakers
-                loss = loss + nn.functional.cross_entropy(speaker_logits.float(), who)
+            if heads is not None:  # both views of a clip come from its speaker, at its intensity
+                twice = (lambda t: t.repeat(2) if paired and t is not None else t)
+                loss = loss + heads.loss(head_logits, twice(batch.speakers), twice(batch.intensity))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -177,7 +177,7 @@ def batch_maker(cfg: RunConfig, train_set: FeatureSet, waves: list[np.ndarray] |
                       augment=augment_from_config(acfg), mixup=mixup_from_config(acfg), waves=waves,
                       wave_augment=wave_aug, speaker_p=float(tcfg.speaker_p), balance=tcfg.balance, soft=soft,
                       paired=tcfg.consistency > 0, speaker_groups=int(tcfg.speaker_groups),
-                      speaker_labels=bool(tcfg.speaker_adversary))
+                      speaker_labels=bool(tcfg.speaker_adversary), intensity_labels=bool(tcfg.intensity_head))
 
 
 def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True) -> list[np.ndarray] | None:
@@ -193,7 +193,7 @@ def training_waves(cfg: RunConfig, train_set: FeatureSet, progress: bool = True)
 def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
             waves: list[np.ndarray] | None = None, soft: torch.Tensor | None = None) -> RangeTest:
     """Smith's LR range test on the training data of ``cfg`` (with its loss: ``soft`` for distillation;
-    a speaker adversary is left out: the range is that of the emotion loss)."""
+    the training heads are left out: the range is that of the emotion loss)."""
     torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
     tcfg, lcfg = cfg.training, cfg.lr_find
@@ -295,12 +295,17 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
-    adversary = None
-    if tcfg.speaker_adversary:
+    heads = None
+    if tcfg.speaker_adversary or tcfg.intensity_head:
         if dist.distributed:
-            raise ValueError("training.speaker_adversary runs in one process: run it without torchrun")
-        adversary = SpeakerAdversary(model, len(speaker_index(train_set)), tcfg.speaker_adversary)
-    optimizer = make_optimizer(tcfg)(adversary if adversary is not None else model)  # the head learns too
+            raise ValueError("training.speaker_adversary and training.intensity_head run in one process: "
+                             "run them without torchrun")
+        if tcfg.intensity_head and not bool((intensity_targets(train_set.utterances) != UNKNOWN).any()):
+            raise ValueError("training.intensity_head needs training clips with an intensity (RAVDESS); "
+                             "none of these has one")
+        heads = TrainingHeads(model, n_speakers=len(speaker_index(train_set)), adversary=tcfg.speaker_adversary,
+                              intensity=tcfg.intensity_head)
+    optimizer = make_optimizer(tcfg)(heads if heads is not None else model)  # the heads learn too
     steps_per_epoch = max(1, len(train_set) // tcfg.batch_size)
     epochs = int(tcfg.epochs)
 
@@ -332,8 +337,8 @@ def train(
     best_row, start_epoch = None, 1
     if state is not None:
         model.load_state_dict(state["model"])
-        if adversary is not None:
-            adversary.head.load_state_dict(state["adversary"])
+        if heads is not None:
+            heads.load_head_state(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -345,7 +350,7 @@ def train(
     batches = dist.shard(batch_maker(cfg, train_set, waves, soft))  # torchrun: this rank's share of each batch
     step = make_step(classifier.extractor, bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)), distill, tcfg.consistency,
-                     adversary, float(tcfg.centred_weight))
+                     heads, float(tcfg.centred_weight))
     n_classes = len(bundle.labels)
     select_on = tcfg.select_on
     adapted = bool(tcfg.speaker_groups)  # validation reads the answers the way the model is trained to be read
@@ -386,7 +391,7 @@ def train(
             save_bundle(_with_model(bundle, model, cfg, provenance, row), run_dir / "last")
             _write_metrics(run_dir / "metrics.csv", history)
             _save_checkpoint(ckpt_path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr,
-                             div_factor, adversary)
+                             div_factor, heads)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
@@ -455,11 +460,11 @@ def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenanc
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor,
-                     adversary=None):
+                     heads=None):
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history, "lr_trace": lr_trace, "best_row": best_row or {},
              "max_lr": max_lr, "div_factor": div_factor, "torch_rng": torch.get_rng_state(),
-             "adversary": adversary.head.state_dict() if adversary is not None else None}
+             "heads": heads.head_state() if heads is not None else None}
     with atomic_path(path) as tmp:  # temporary file, fsync, rename: a kill leaves the previous checkpoint
         torch.save(state, tmp)
 
