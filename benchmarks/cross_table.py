@@ -103,6 +103,10 @@ def recipe(d: dict) -> str:
                      + "; validation UA of adapted answers)")
     if t.get("speaker_adversary"):
         parts.append(f"**speaker-adversarial training** (weight {t['speaker_adversary']:g})")
+    if t.get("intensity_head"):
+        parts.append(f"**intensity head** (RAVDESS normal / strong, weight {t['intensity_head']:g})")
+    if cfg["model"].get("pooling", "avg") != "avg":
+        parts.append(f"**{cfg['model']['pooling']} pooling** over time (mean and spread)")
     if t.get("epochs", 40) != 40:
         parts.append(f"{t['epochs']} epochs")
     if cfg["model"].get("width", 32) != 32:  # the table's networks are ResNet18 w32 unless named
@@ -111,6 +115,8 @@ def recipe(d: dict) -> str:
         parts.append("Intel AMX")
     elif "AMD" in (d.get("machine") or "") and "family 26 " in d["machine"]:
         parts.append("AMD Zen 5")
+    elif "AMD" in (d.get("machine") or "") and "family 25 " in d["machine"]:  # named since the Zen 5 rows
+        parts.append("AMD Zen 4")
     if cfg.get("seed"):
         parts.append(f"seed {cfg['seed']}")
     if d.get("note"):  # e.g. a run made before a fix, with the commit that reproduces it

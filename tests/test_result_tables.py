@@ -55,6 +55,19 @@ def test_rows_name_the_machine_kind(cross_table):
     amx = {"config": cfg, "machine": "Intel(R) Xeon(R) Processor family 6 model 143 (avx2 avx512f avx512_bf16 amx_bf16)"}
     zen4 = {"config": cfg, "machine": "AMD EPYC family 25 model 17 (avx2 avx512f avx512_bf16)"}
     assert cross_table.recipe(zen5).endswith("AMD Zen 5") and cross_table.recipe(amx).endswith("Intel AMX")
-    assert "Zen" not in cross_table.recipe(zen4) and "AMX" not in cross_table.recipe(zen4)
+    assert cross_table.recipe(zen4).endswith("AMD Zen 4") and "AMX" not in cross_table.recipe(zen4)
+    unnamed = {**zen4, "machine": "AMD EPYC (avx2 avx512f avx512_bf16)"}  # recorded before family / model were
+    assert "Zen" not in cross_table.recipe(unnamed)
     narrow = {**zen4, "config": {**cfg, "model": {**cfg["model"], "width": 16}}}
     assert "**ResNet18 w16**" in cross_table.recipe(narrow) and "w16" not in cross_table.recipe(zen4)
+
+
+def test_rows_name_the_pooling_and_the_intensity_head(cross_table):
+    from emovox.config import load_config
+
+    cfg = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc-consistent.yaml",
+                      ["model.pooling=attention", "training.intensity_head=0.3"]).to_dict()
+    label = cross_table.recipe({"config": cfg, "machine": ""})
+    assert "**attention pooling** over time" in label and "**intensity head** (RAVDESS normal / strong, weight 0.3)" in label
+    plain = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc-consistent.yaml").to_dict()
+    assert "pooling" not in cross_table.recipe({"config": plain, "machine": ""})
