@@ -83,6 +83,7 @@ class TrainingConfig:
     speaker_adversary: float = 0.0 # networks: a head guesses the training speaker from the embedding, its gradient reversed × this into the network (emovox.training.adversary; 0: off)
     centred_weight: float = 0.5    # with speaker_groups: the centred answers' share of the loss, the rest the clips' own (1: centred only, answers on their own untrained)
     intensity_head: float = 0.0    # networks: a head guesses each clip's intensity (RAVDESS normal / strong) from the embedding, × this in the loss; clips without one are left out (emovox.training.heads; 0: off)
+    mixstyle: float = 0.0          # networks (resnet): chance per batch that the first two stages' per-channel statistics are blended between clips (MixStyle: emovox.training.mixstyle; 0: off)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -199,6 +200,10 @@ class RunConfig:
         if intensity and (self.model.name == "functionals" or self.augment.mixup):
             raise ValueError("training.intensity_head trains a network's embedding on unblended clips: not with the "
                              "functionals model or augment.mixup")
+        mix = self.training.mixstyle
+        _require_number("training.mixstyle", mix, "a chance in [0, 1]", ok=lambda v: 0 <= v <= 1)
+        if mix and self.model.name != "resnet18":
+            raise ValueError("training.mixstyle mixes a ResNet's stage outputs: model.name must be resnet18")
         from .models.resnet import POOLINGS
 
         if self.model.pooling not in POOLINGS or (self.model.pooling != "avg" and self.model.name != "resnet18"):

@@ -47,6 +47,7 @@ from .data import FeatureSet
 from .distill import Distillation, distillation_loss
 from .distributed import current as distributed_context
 from .heads import UNKNOWN, TrainingHeads, intensity_targets
+from .mixstyle import MixStyle
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
 
@@ -200,6 +201,8 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     bf16 = tcfg.bf16 and bf16_available()
     model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
     model.train()
+    if tcfg.mixstyle:  # the range of the loss the run will train on
+        MixStyle(model, tcfg.mixstyle)
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
                      Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency,
@@ -293,6 +296,8 @@ def train(
     model = bundle.model
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if tcfg.mixstyle:  # hooks on the network: training mode only, never saved
+        MixStyle(model, tcfg.mixstyle)
     train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
     heads = None

@@ -1,0 +1,68 @@
+"""MixStyle (Zhou et al. 2021, "Domain generalization with MixStyle"): new speakers and channels
+made from the ones in a batch, inside the network.
+
+A convolution's early feature maps carry "style" in each channel's mean and spread over the
+image (for a spectrogram CNN: the voice's and the microphone's colouring) and "content" in the
+normalised pattern. During training, with chance ``p`` per batch, the maps after the first
+stages are normalised per clip and channel and re-scaled with statistics blended between the
+clip and another clip of the batch (weight ~ Beta(0.1, 0.1): mostly one or the other, sometimes
+between). The network sees the same content in voices and channels no training clip had. The
+hooks act only in training mode: evaluation, saving and export see the plain network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: the Beta distribution's concentration (the paper's default)
+ALPHA = 0.1
+#: which stages' outputs are mixed (the paper: the early ones, where style lives)
+STAGES = (0, 1)
+
+
+def mix_styles(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``x`` ``[B, C, H, W]`` with each clip's per-channel mean and spread replaced by ``lam`` ×
+    its own + (1 - ``lam``) × clip ``perm``'s (``lam`` ``[B]``); statistics in float32, not
+    back-propagated through (as in the paper)."""
+    xf = x.float()
+    mu = xf.mean(dim=(2, 3), keepdim=True).detach()
+    sig = (xf.var(dim=(2, 3), keepdim=True) + eps).sqrt().detach()
+    lam = lam.view(-1, 1, 1, 1).to(xf)
+    mixed_mu = lam * mu + (1 - lam) * mu[perm]
+    mixed_sig = lam * sig + (1 - lam) * sig[perm]
+    return ((xf - mu) / sig * mixed_sig + mixed_mu).to(x.dtype)
+
+
+class MixStyle:
+    """Forward hooks on a ResNet's early stages (``model.stages()``) that mix styles with chance
+    ``p`` per batch in training mode; :meth:`remove` takes them off."""
+
+    def __init__(self, model: nn.Module, p: float) -> None:
+        if not hasattr(model, "stages"):
+            raise ValueError(f"training.mixstyle mixes a ResNet's stage outputs, not {type(model).__name__}'s")
+        self.p = float(p)
+        self._beta = torch.distributions.Beta(ALPHA, ALPHA)
+        self._active = False
+        stages = model.stages()
+        self._handles = [stages[i].register_forward_hook(self._hook) for i in STAGES if i < len(stages)]
+        self._first = stages[STAGES[0]]
+        self._handles.append(self._first.register_forward_pre_hook(self._draw))
+
+    def _draw(self, module, inputs):
+        """Once per forward pass: mix this batch or not, and with whom (torch's generator: a
+        resumed run draws as an uninterrupted one)."""
+        x = inputs[0]
+        self._active = module.training and x.shape[0] > 1 and float(torch.rand(())) < self.p
+        if self._active:
+            self._perm = torch.randperm(x.shape[0])
+            self._lam = self._beta.sample((x.shape[0],))
+
+    def _hook(self, module, inputs, output):
+        if not (self._active and module.training):
+            return output
+        return mix_styles(output, self._perm, self._lam)
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
