@@ -62,12 +62,13 @@ def test_rows_name_the_machine_kind(cross_table):
     assert "**ResNet18 w16**" in cross_table.recipe(narrow) and "w16" not in cross_table.recipe(zen4)
 
 
-def test_rows_name_the_pooling_and_the_intensity_head(cross_table):
+def test_rows_name_the_pooling_the_intensity_head_and_mixstyle(cross_table):
     from emovox.config import load_config
 
     cfg = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc-consistent.yaml",
-                      ["model.pooling=attention", "training.intensity_head=0.3"]).to_dict()
+                      ["model.pooling=attention", "training.intensity_head=0.3", "training.mixstyle=0.5"]).to_dict()
     label = cross_table.recipe({"config": cfg, "machine": ""})
+    assert "**MixStyle** (p=0.5 per batch, stages 1-2)" in label
     assert "**attention pooling** over time" in label and "**intensity head** (RAVDESS normal / strong, weight 0.3)" in label
     plain = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc-consistent.yaml").to_dict()
     assert "pooling" not in cross_table.recipe({"config": plain, "machine": ""})
