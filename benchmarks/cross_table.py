@@ -106,7 +106,8 @@ def recipe(d: dict) -> str:
     if t.get("intensity_head"):
         parts.append(f"**intensity head** (RAVDESS normal / strong, weight {t['intensity_head']:g})")
     if t.get("mixstyle"):
-        parts.append(f"**MixStyle** (p={t['mixstyle']:g} per batch, stages 1-2)")
+        parts.append(f"**Freq-MixStyle** (p={t['mixstyle']:g} per batch, input bins)" if t.get("mixstyle_on") == "bins"
+                     else f"**MixStyle** (p={t['mixstyle']:g} per batch, stages 1-2)")
     if cfg["model"].get("pooling", "avg") != "avg":
         parts.append(f"**{cfg['model']['pooling']} pooling** over time (mean and spread)")
     if t.get("epochs", 40) != 40:

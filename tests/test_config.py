@@ -22,7 +22,7 @@ def test_defaults_are_the_dataclasses_in_the_layout_run_folders_hold():
     assert list(d["training"]) == ["epochs", "batch_size", "max_lr", "div_factor", "final_div_factor", "pct_start",
                                    "weight_decay", "label_smoothing", "bf16", "channels_last", "val_speakers",
                                    "select_on", "balance", "speaker_p", "cv_folds", "c_grid", "copies", "distill",
-                                   "speaker_groups", "speaker_adversary", "centred_weight", "intensity_head", "mixstyle", "consistency"]
+                                   "speaker_groups", "speaker_adversary", "centred_weight", "intensity_head", "mixstyle", "mixstyle_on", "consistency"]
     assert d["lr_find"] == {"start_lr": 1e-6, "end_lr": 1.0, "steps": 100}
     assert d["augment"] == {"spec_augment": None, "mixup": None, "wave": None}
     assert load_config() == RunConfig() and RunConfig.from_dict(d) == RunConfig()

@@ -79,3 +79,31 @@ def test_a_run_with_mixstyle_saves_the_plain_network(tiny_config, tmp_path):
     saved = load_bundle(tmp_path / "run" / "best").model
     assert saved.state_dict().keys() == bundle_from(cfg, data.label_names).model.state_dict().keys()
     assert not any(stage._forward_hooks for stage in saved.stages())
+
+
+def test_freq_mixstyle_trades_each_bins_mean_and_spread_between_clips():
+    from emovox.training.mixstyle import mix_styles as mix
+
+    x = _maps(2)  # [B, C, F, T]: per-bin statistics over channels and time
+    perm = torch.tensor([3, 2, 1, 0])
+    y = mix(x.transpose(1, 2), perm, torch.zeros(4)).transpose(1, 2)
+    torch.testing.assert_close(y.mean(dim=(1, 3)), x.mean(dim=(1, 3))[perm], atol=1e-4, rtol=1e-4)
+
+
+def test_freq_mixstyle_mixes_the_input_in_training_mode_only_even_through_embed():
+    torch.manual_seed(0)
+    model = resnet18(num_classes=8, width=8)
+    x = torch.randn(6, 1, 40, 64, generator=torch.Generator().manual_seed(1)) * 3 + 1
+    seen = []
+    MixStyle(model, p=1.0, on="bins")
+    model.conv1.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].clone()))  # runs after the mixing hook
+    with torch.no_grad():
+        model.eval()
+        model.embed(x)
+        model.train()
+        torch.manual_seed(3)
+        model.embed(x)
+    torch.testing.assert_close(seen[0], x)
+    assert not torch.allclose(seen[1], x, atol=1e-3)
+    with pytest.raises(ValueError, match="mixstyle_on must be one of"):
+        load_config(None, ["training.mixstyle=0.5", "training.mixstyle_on=time"])

@@ -70,5 +70,7 @@ def test_rows_name_the_pooling_the_intensity_head_and_mixstyle(cross_table):
     label = cross_table.recipe({"config": cfg, "machine": ""})
     assert "**MixStyle** (p=0.5 per batch, stages 1-2)" in label
     assert "**attention pooling** over time" in label and "**intensity head** (RAVDESS normal / strong, weight 0.3)" in label
+    cfg["training"]["mixstyle_on"] = "bins"
+    assert "**Freq-MixStyle** (p=0.5 per batch, input bins)" in cross_table.recipe({"config": cfg, "machine": ""})
     plain = load_config(SCRIPT.parents[1] / "configs" / "resnet18-mfcc-consistent.yaml").to_dict()
     assert "pooling" not in cross_table.recipe({"config": plain, "machine": ""})

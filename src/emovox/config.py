@@ -84,6 +84,7 @@ class TrainingConfig:
     centred_weight: float = 0.5    # with speaker_groups: the centred answers' share of the loss, the rest the clips' own (1: centred only, answers on their own untrained)
     intensity_head: float = 0.0    # networks: a head guesses each clip's intensity (RAVDESS normal / strong) from the embedding, × this in the loss; clips without one are left out (emovox.training.heads; 0: off)
     mixstyle: float = 0.0          # networks (resnet): chance per batch that the first two stages' per-channel statistics are blended between clips (MixStyle: emovox.training.mixstyle; 0: off)
+    mixstyle_on: str = "stages"    # where MixStyle mixes: stages (per channel after the first two stages) | bins (Freq-MixStyle: per frequency bin of the input)
     consistency: float = 0.0       # networks with augment.wave: each clip also clean, + this × JS divergence of the two answers (emovox.training.consistency; 0: off)
 
 
@@ -203,7 +204,11 @@ class RunConfig:
         mix = self.training.mixstyle
         _require_number("training.mixstyle", mix, "a chance in [0, 1]", ok=lambda v: 0 <= v <= 1)
         if mix and self.model.name != "resnet18":
-            raise ValueError("training.mixstyle mixes a ResNet's stage outputs: model.name must be resnet18")
+            raise ValueError("training.mixstyle mixes a ResNet's statistics: model.name must be resnet18")
+        from .training.mixstyle import PLACES
+
+        if self.training.mixstyle_on not in PLACES:
+            raise ValueError(f"training.mixstyle_on must be one of {', '.join(PLACES)}, not {self.training.mixstyle_on!r}")
         from .models.resnet import POOLINGS
 
         if self.model.pooling not in POOLINGS or (self.model.pooling != "avg" and self.model.name != "resnet18"):

@@ -8,6 +8,11 @@ stages are normalised per clip and channel and re-scaled with statistics blended
 clip and another clip of the batch (weight ~ Beta(0.1, 0.1): mostly one or the other, sometimes
 between). The network sees the same content in voices and channels no training clip had. The
 hooks act only in training mode: evaluation, saving and export see the plain network.
+
+``on="bins"`` is Freq-MixStyle (Kim et al. 2022, for devices never heard in acoustic scene
+classification): the network's input is normalised per frequency bin (over time) instead, and
+re-coloured with a blend of two clips' per-bin mean and spread — a microphone's and a voice's
+average spectrum (for MFCC: the cepstral means a channel sets) traded between clips.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from torch import nn
 ALPHA = 0.1
 #: which stages' outputs are mixed (the paper: the early ones, where style lives)
 STAGES = (0, 1)
+#: where the statistics are mixed: after the early stages (per channel), or at the input (per frequency bin)
+PLACES = ("stages", "bins")
 
 
 def mix_styles(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -35,19 +42,31 @@ def mix_styles(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, eps: floa
 
 
 class MixStyle:
-    """Forward hooks on a ResNet's early stages (``model.stages()``) that mix styles with chance
-    ``p`` per batch in training mode; :meth:`remove` takes them off."""
+    """Hooks on a ResNet that mix styles with chance ``p`` per batch in training mode: ``on``
+    ``"stages"`` after its early stages (``model.stages()``), ``"bins"`` on its input per
+    frequency bin; :meth:`remove` takes them off."""
 
-    def __init__(self, model: nn.Module, p: float) -> None:
+    def __init__(self, model: nn.Module, p: float, on: str = "stages") -> None:
         if not hasattr(model, "stages"):
-            raise ValueError(f"training.mixstyle mixes a ResNet's stage outputs, not {type(model).__name__}'s")
+            raise ValueError(f"training.mixstyle mixes a ResNet's statistics, not {type(model).__name__}'s")
+        if on not in PLACES:
+            raise ValueError(f"training.mixstyle_on must be one of {', '.join(PLACES)}, not {on!r}")
         self.p = float(p)
         self._beta = torch.distributions.Beta(ALPHA, ALPHA)
         self._active = False
+        if on == "bins":  # [B, C, F, T] seen as [B, F, C, T]: statistics per bin over channels and time
+            self._handles = [model.conv1.register_forward_pre_hook(self._mix_input)]  # embed() too passes it
+            return
         stages = model.stages()
         self._handles = [stages[i].register_forward_hook(self._hook) for i in STAGES if i < len(stages)]
-        self._first = stages[STAGES[0]]
-        self._handles.append(self._first.register_forward_pre_hook(self._draw))
+        self._handles.append(stages[STAGES[0]].register_forward_pre_hook(self._draw))
+
+    def _mix_input(self, module, inputs):
+        self._draw(module, inputs)
+        if not self._active:
+            return None
+        x = inputs[0]
+        return (mix_styles(x.transpose(1, 2), self._perm, self._lam).transpose(1, 2), *inputs[1:])
 
     def _draw(self, module, inputs):
         """Once per forward pass: mix this batch or not, and with whom (torch's generator: a

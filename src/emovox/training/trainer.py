@@ -202,7 +202,7 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
     model.train()
     if tcfg.mixstyle:  # the range of the loss the run will train on
-        MixStyle(model, tcfg.mixstyle)
+        MixStyle(model, tcfg.mixstyle, tcfg.mixstyle_on)
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
                      Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency,
@@ -297,7 +297,7 @@ def train(
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if tcfg.mixstyle:  # hooks on the network: training mode only, never saved
-        MixStyle(model, tcfg.mixstyle)
+        MixStyle(model, tcfg.mixstyle, tcfg.mixstyle_on)
     train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
     heads = None
