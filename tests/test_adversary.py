@@ -90,3 +90,15 @@ def test_the_adversary_refuses_the_functionals_model():
     config = Path(__file__).resolve().parents[1] / "configs" / "functionals-prosody.yaml"
     with pytest.raises(ValueError, match="has none"):
         load_config(config, ["training.speaker_adversary=0.1"])
+
+
+def test_a_checkpoint_from_before_the_intensity_head_resumes_its_speaker_head(tiny_config):
+    from emovox.training.trainer import checkpoint_heads
+
+    model = bundle_from(tiny_config).model
+    old = TrainingHeads(model, n_speakers=3, adversary=0.2)
+    legacy = {"adversary": old.speaker_head.state_dict()}  # what checkpoints held before the heads module
+    new = TrainingHeads(model, n_speakers=3, adversary=0.2)
+    new.load_head_state(checkpoint_heads(legacy))
+    assert all(torch.equal(a, b) for a, b in zip(old.speaker_head.parameters(), new.speaker_head.parameters()))
+    assert checkpoint_heads({"heads": new.head_state(), "adversary": None}).keys() == new.head_state().keys()

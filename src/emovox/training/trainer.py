@@ -343,7 +343,7 @@ def train(
     if state is not None:
         model.load_state_dict(state["model"])
         if heads is not None:
-            heads.load_head_state(state["heads"])
+            heads.load_head_state(checkpoint_heads(state))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -462,6 +462,14 @@ def _with_model(bundle: ModelBundle, model: nn.Module, cfg: RunConfig, provenanc
     if cfg.training.speaker_groups:
         extra["validation"]["speaker_adaptive"] = True  # the scores of answers judged against each speaker's mean
     return ModelBundle(model, bundle.pipeline, bundle.labels, bundle.model_name, bundle.model_options, extra)
+
+
+def checkpoint_heads(state: dict) -> dict:
+    """The training heads' weights in a checkpoint; one written before the intensity head existed
+    kept the speaker head alone, under ``adversary``."""
+    if state.get("heads") is None and state.get("adversary"):
+        return {f"speaker_head.{k}": v for k, v in state["adversary"].items()}
+    return state["heads"]
 
 
 def _save_checkpoint(path, model, optimizer, scheduler, epoch, history, lr_trace, best_row, max_lr, div_factor,
