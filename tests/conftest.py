@@ -46,17 +46,23 @@ def tiny_config(tiny_ravdess, tmp_path_factory) -> dict:
     ])
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tiny_config, tmp_path_factory) -> Path:
-    """A model folder from a 3-epoch run on two actors (validation on the third)."""
+def train_tiny(cfg, run_dir: Path):
+    """Train ``cfg`` on the tiny corpus's actors 01 and 02, choosing the epoch on actor 03:
+    ``(the dataset, the TrainResult)``."""
     from emovox.training.data import load_dataset
     from emovox.training.trainer import train
 
-    data = load_dataset(tiny_config, progress=False)
+    data = load_dataset(cfg, progress=False)
     train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
     val_idx = [i for i, u in enumerate(data.utterances) if u.speaker == "03"]
+    return data, train(cfg, run_dir, data.subset(train_idx), data.subset(val_idx), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config, tmp_path_factory) -> Path:
+    """A model folder from a 3-epoch run on two actors (validation on the third)."""
     run = tmp_path_factory.mktemp("run") / "tiny"
-    train(tiny_config, run, data.subset(train_idx), data.subset(val_idx), progress=False)
+    train_tiny(tiny_config, run)
     return run / "best"
 
 

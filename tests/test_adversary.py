@@ -1,4 +1,4 @@
-"""Speaker-adversarial training: a reversed gradient from a speaker head on the embedding."""
+"""The training heads: a reversed gradient from a speaker head on the embedding; a run keeps its heads out of the model."""
 
 import pytest
 import torch
@@ -60,19 +60,19 @@ def test_the_network_learns_from_the_speaker_loss_reversed(tiny_config):
     assert torch.allclose(conv_grad(1.0), 2 * g, atol=1e-6)  # and scales with it
 
 
-def test_a_run_keeps_the_head_out_of_the_model(tiny_config, tmp_path):
+@pytest.mark.parametrize("setting, head", [("training.speaker_adversary=0.1", "speaker_head."),
+                                           ("training.intensity_head=0.3", "intensity_head.")])
+def test_a_run_keeps_the_head_out_of_the_model_and_in_the_checkpoint(tiny_config, tmp_path, setting, head):
     from emovox.models.folder import load_bundle
-    from emovox.training.trainer import train
 
-    cfg = tiny_config.override("training.speaker_adversary=0.1", "training.epochs=1")
-    data = load_dataset(cfg, progress=False)
-    train_idx = [i for i, u in enumerate(data.utterances) if u.speaker != "03"]
-    val_idx = [i for i, u in enumerate(data.utterances) if u.speaker == "03"]
-    train(cfg, tmp_path / "run", data.subset(train_idx), data.subset(val_idx), progress=False)
+    from .conftest import train_tiny
+
+    cfg = tiny_config.override(setting, "training.epochs=1")
+    data, _ = train_tiny(cfg, tmp_path / "run")
     plain = bundle_from(cfg, data.label_names).model.state_dict().keys()
     assert load_bundle(tmp_path / "run" / "best").model.state_dict().keys() == plain
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert state["heads"]  # a resumed run gets its head back
+    assert any(k.startswith(head) for k in state["heads"])  # a resumed run gets its head back
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -102,3 +102,7 @@ def test_a_checkpoint_from_before_the_intensity_head_resumes_its_speaker_head(ti
     new.load_head_state(checkpoint_heads(legacy))
     assert all(torch.equal(a, b) for a, b in zip(old.speaker_head.parameters(), new.speaker_head.parameters()))
     assert checkpoint_heads({"heads": new.head_state(), "adversary": None}).keys() == new.head_state().keys()
+    with pytest.raises(ValueError, match="holds no training heads"):
+        checkpoint_heads({"heads": None, "adversary": None})
+    with pytest.raises(ValueError, match="do not match"):  # an intensity head's weights into a speaker head
+        new.load_head_state(TrainingHeads(model, intensity=0.3).head_state())

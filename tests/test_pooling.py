@@ -67,17 +67,32 @@ def test_an_unknown_pooling_is_refused_by_the_model_and_the_config():
         load_config(None, ["model.pooling=max"])
 
 
+def test_a_model_folder_with_an_unknown_or_misplaced_pooling_is_refused(tmp_path):
+    import json
+
+    from emovox.models.folder import ModelFolderError
+
+    torch.manual_seed(0)
+    folder = save_bundle(new_bundle(load_config(None, []).preprocessing, "resnet18", width=8), tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    for model in ({**cfg["model"], "pooling": "max"}, {"name": "functionals", "pooling": "stats"}):
+        (folder / "config.json").write_text(json.dumps({**cfg, "model": model}))
+        with pytest.raises(ModelFolderError, match="pooling must be one of"):
+            load_bundle(folder)
+
+
 def test_the_default_pooling_leaves_model_folders_as_they_were():
     assert "pooling" not in load_config(None, []).model.options  # earlier folders' config.json unchanged
     assert load_config(None, ["model.pooling=attention"]).model.options["pooling"] == "attention"
 
 
-def test_an_attention_pooled_model_saves_loads_and_exports_to_onnx_alike(tiny_config, tmp_path):
-    cfg = tiny_config.override("model.pooling=attention")
+@pytest.mark.parametrize("pooling", ["stats", "attention"])
+def test_a_pooled_model_saves_loads_and_exports_to_onnx_alike(tiny_config, tmp_path, pooling):
+    cfg = tiny_config.override(f"model.pooling={pooling}")
     torch.manual_seed(0)
     bundle = new_bundle(cfg.preprocessing, cfg.model.name, **cfg.model.options)
     folder = save_bundle(bundle, tmp_path / "model")
-    assert load_bundle(folder).model_options["pooling"] == "attention"
+    assert load_bundle(folder).model_options["pooling"] == pooling
     onnx_path = export_onnx(folder, tmp_path / "model.onnx")
     clip = SPEECH / "Actor_09" / "03-01-05-02-01-01-09.flac"
     a = Recognizer.load(folder, threads=2).predict(clip)

@@ -205,15 +205,15 @@ class RunConfig:
         _require_number("training.mixstyle", mix, "a chance in [0, 1]", ok=lambda v: 0 <= v <= 1)
         if mix and self.model.name != "resnet18":
             raise ValueError("training.mixstyle mixes a ResNet's statistics: model.name must be resnet18")
-        from .training.mixstyle import PLACES
+        from .training.mixstyle import check_place
 
-        if self.training.mixstyle_on not in PLACES:
-            raise ValueError(f"training.mixstyle_on must be one of {', '.join(PLACES)}, not {self.training.mixstyle_on!r}")
-        from .models.resnet import POOLINGS
+        check_place(self.training.mixstyle_on)
+        from .models.resnet import check_pooling
 
-        if self.model.pooling not in POOLINGS or (self.model.pooling != "avg" and self.model.name != "resnet18"):
-            raise ValueError(f"model.pooling must be one of {', '.join(POOLINGS)} (other than avg: resnet18 only), "
-                             f"not {self.model.pooling!r}")
+        try:
+            check_pooling(self.model.pooling, self.model.name)
+        except ValueError as err:
+            raise ValueError(f"model.{err}") from None
         groups = self.training.speaker_groups
         _require_number("training.speaker_groups", groups, "0 (off) or a whole number >= 2", whole=True,
                         ok=lambda g: g == 0 or g >= 2)

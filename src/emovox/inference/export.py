@@ -42,7 +42,8 @@ def static_quantize(src: Path, out: Path, calibration: Iterable[np.ndarray], *, 
     """int8 convolutions with input ranges fixed by ``calibration`` waveforms (min/max of each
     convolution's input over them), weights per output channel; onnxruntime runs them as
     ``QLinearConv``. Everything else — the spectrum, mel and dB, the windows, the pooling and
-    the classifier — stays float32.
+    the classifier — stays float32 (but for attention pooling's two 1x1 score convolutions,
+    which are convolutions too).
 
     ``reduce_range``: 7-bit weights. On x86 CPUs without VNNI (AVX2-only, like some of this
     project's machines) onnxruntime multiplies uint8 inputs by int8 weights in pairs summed to

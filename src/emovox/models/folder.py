@@ -214,13 +214,14 @@ def _check_config(cfg: dict, where: Path, Preprocessing):
         raise ModelFolderError(f"{where}: 'model' must be an object with a 'name'")
     model_cfg = dict(model_cfg)
     name = model_cfg.pop("name")
-    from .resnet import POOLINGS
+    from .resnet import check_pooling
 
-    if "pooling" in model_cfg and model_cfg["pooling"] not in POOLINGS:  # the one setting that is a name
-        raise ModelFolderError(f"{where}: model pooling must be one of {', '.join(POOLINGS)}, "
-                               f"got {model_cfg['pooling']!r}")
+    try:  # the one setting that is a name
+        check_pooling(model_cfg.get("pooling", "avg"), name)
+    except ValueError as err:
+        raise ModelFolderError(f"{where}: model {err}") from None
     for key, value in model_cfg.items():
-        if key == "pooling":
+        if key == "pooling":  # checked above, kept for the builder
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ModelFolderError(f"{where}: model setting {key!r} must be a finite number, got {value!r}")

@@ -51,16 +51,24 @@ class StatsPooling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.float().mean(2)  # [B, C, T]
         if self.score is None:
-            w = torch.full_like(h[:, :1], 1.0 / h.shape[-1])
+            mean, var = h.mean(-1), h.var(-1, unbiased=False)
         else:
             w = torch.softmax(self.score(h).float(), dim=-1)  # [B, 1, T]
-        mean = (h * w).sum(-1)
-        var = ((h - mean.unsqueeze(-1)) ** 2 * w).sum(-1)
-        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], 1)
+            mean = (h * w).sum(-1)
+            var = ((h - mean.unsqueeze(-1)) ** 2 * w).sum(-1)
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], 1)  # the floor keeps sqrt's gradient finite
 
 
 #: how the last maps become one embedding: ``avg`` (torchvision's), ``stats``, ``attention``
 POOLINGS = ("avg", "stats", "attention")
+
+
+def check_pooling(pooling, model_name: str = "resnet18") -> None:
+    """ValueError unless ``pooling`` is one of :data:`POOLINGS` and fits ``model_name`` (only
+    resnet18 pools other than by one average)."""
+    if pooling not in POOLINGS or (pooling != "avg" and model_name != "resnet18"):
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (other than avg: resnet18 only), "
+                         f"not {pooling!r} for {model_name}")
 
 
 class ResNet(nn.Module):
@@ -88,8 +96,7 @@ class ResNet(nn.Module):
         pooling: str = "avg",
     ) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+        check_pooling(pooling)
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)

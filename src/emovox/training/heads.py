@@ -34,6 +34,11 @@ def intensity_targets(utterances) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.long)
 
 
+def has_intensity(targets: torch.Tensor | None) -> bool:
+    """Whether any of ``targets`` (:func:`intensity_targets`) is known."""
+    return targets is not None and bool((targets != UNKNOWN).any())
+
+
 def _head(n_in: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, 128), nn.ReLU(), nn.Linear(128, n_out))
 
@@ -73,7 +78,7 @@ class TrainingHeads(nn.Module):
         total = torch.zeros(())
         if "speaker" in logits:
             total = total + nn.functional.cross_entropy(logits["speaker"].float(), speakers)
-        if "intensity" in logits and bool((intensity != UNKNOWN).any()):
+        if "intensity" in logits and has_intensity(intensity):
             total = total + self.intensity * nn.functional.cross_entropy(
                 logits["intensity"].float(), intensity, ignore_index=UNKNOWN)
         return total
@@ -83,5 +88,9 @@ class TrainingHeads(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
 
     def load_head_state(self, state: dict) -> None:
-        own = {k: v for k, v in self.state_dict().items() if k.startswith("model.")}
-        self.load_state_dict({**own, **state})
+        """The heads' weights from :meth:`head_state` (the network's are loaded on their own)."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("model.")]
+        if missing or unexpected:
+            raise ValueError(f"the checkpoint's training heads do not match this run's: missing {missing}, "
+                             f"unexpected {unexpected}")

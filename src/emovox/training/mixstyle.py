@@ -7,7 +7,9 @@ normalised pattern. During training, with chance ``p`` per batch, the maps after
 stages are normalised per clip and channel and re-scaled with statistics blended between the
 clip and another clip of the batch (weight ~ Beta(0.1, 0.1): mostly one or the other, sometimes
 between). The network sees the same content in voices and channels no training clip had. The
-hooks act only in training mode: evaluation, saving and export see the plain network.
+hooks act only in training mode: evaluation, saving and export see the plain network. With
+consistency training a batch holds each clip's augmented and clean views, and both are mixed
+alike (partners drawn from either half): that is the combination the twelfth session measured.
 
 ``on="bins"`` is Freq-MixStyle (Kim et al. 2022, for devices never heard in acoustic scene
 classification): the network's input is normalised per frequency bin (over time) instead, and
@@ -26,6 +28,11 @@ ALPHA = 0.1
 STAGES = (0, 1)
 #: where the statistics are mixed: after the early stages (per channel), or at the input (per frequency bin)
 PLACES = ("stages", "bins")
+
+
+def check_place(on) -> None:
+    if on not in PLACES:
+        raise ValueError(f"training.mixstyle_on must be one of {', '.join(PLACES)}, not {on!r}")
 
 
 def mix_styles(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -49,8 +56,7 @@ class MixStyle:
     def __init__(self, model: nn.Module, p: float, on: str = "stages") -> None:
         if not hasattr(model, "stages"):
             raise ValueError(f"training.mixstyle mixes a ResNet's statistics, not {type(model).__name__}'s")
-        if on not in PLACES:
-            raise ValueError(f"training.mixstyle_on must be one of {', '.join(PLACES)}, not {on!r}")
+        check_place(on)
         self.p = float(p)
         self._beta = torch.distributions.Beta(ALPHA, ALPHA)
         self._active = False

@@ -46,7 +46,7 @@ from .consistency import js_divergence
 from .data import FeatureSet
 from .distill import Distillation, distillation_loss
 from .distributed import current as distributed_context
-from .heads import UNKNOWN, TrainingHeads, intensity_targets
+from .heads import TrainingHeads, has_intensity, intensity_targets
 from .mixstyle import MixStyle
 from .metrics import confusion, scores
 from .schedule import RangeTest, lr_range_test, one_cycle
@@ -81,6 +81,15 @@ def bundle_from(cfg: RunConfig, labels=EMOTIONS) -> ModelBundle:
     if cfg.model.pretrained:
         load_torchvision_weights(bundle.model, cfg.model.pretrained)
     return bundle
+
+
+def training_network(bundle: ModelBundle, tcfg: TrainingConfig) -> nn.Module:
+    """``bundle``'s network as training takes it: channels-last if set, with MixStyle's hooks
+    (training mode only, never saved) if ``training.mixstyle`` is on."""
+    model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
+    if tcfg.mixstyle:
+        MixStyle(model, tcfg.mixstyle, tcfg.mixstyle_on)
+    return model
 
 
 def make_step(extractor: FeatureExtractor, bf16: bool, label_smoothing: float, channels_last: bool,
@@ -199,10 +208,8 @@ def find_lr(cfg: RunConfig, train_set: FeatureSet, *, progress: bool = True,
     bundle = bundle_from(cfg, train_set.label_names)
     tcfg, lcfg = cfg.training, cfg.lr_find
     bf16 = tcfg.bf16 and bf16_available()
-    model = bundle.model.to(memory_format=torch.channels_last) if tcfg.channels_last else bundle.model
+    model = training_network(bundle, tcfg)  # the range of the loss the run will train on
     model.train()
-    if tcfg.mixstyle:  # the range of the loss the run will train on
-        MixStyle(model, tcfg.mixstyle, tcfg.mixstyle_on)
     step = make_step(cfg.preprocessing.extractor(), bf16, tcfg.label_smoothing, tcfg.channels_last,
                      class_weights(train_set, tcfg.balance, len(bundle.labels)),
                      Distillation.from_config(tcfg.distill) if soft is not None else None, tcfg.consistency,
@@ -293,11 +300,7 @@ def train(
         raise ValueError(f"training.select_on must be one of {', '.join(SELECTION_METRICS)}, not {tcfg.select_on!r}")
     torch.manual_seed(cfg.seed)
     bundle = bundle_from(cfg, train_set.label_names)
-    model = bundle.model
-    if tcfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if tcfg.mixstyle:  # hooks on the network: training mode only, never saved
-        MixStyle(model, tcfg.mixstyle, tcfg.mixstyle_on)
+    model = training_network(bundle, tcfg)
     train_model = dist.wrap(model)  # one process: model itself; torchrun: DistributedDataParallel
     bf16 = bool(tcfg.bf16) and bf16_available()
     heads = None
@@ -305,7 +308,7 @@ def train(
         if dist.distributed:
             raise ValueError("training.speaker_adversary and training.intensity_head run in one process: "
                              "run them without torchrun")
-        if tcfg.intensity_head and not bool((intensity_targets(train_set.utterances) != UNKNOWN).any()):
+        if tcfg.intensity_head and not has_intensity(intensity_targets(train_set.utterances)):
             raise ValueError("training.intensity_head needs training clips with an intensity (RAVDESS); "
                              "none of these has one")
         heads = TrainingHeads(model, n_speakers=len(speaker_index(train_set)), adversary=tcfg.speaker_adversary,
@@ -469,6 +472,9 @@ def checkpoint_heads(state: dict) -> dict:
     kept the speaker head alone, under ``adversary``."""
     if state.get("heads") is None and state.get("adversary"):
         return {f"speaker_head.{k}": v for k, v in state["adversary"].items()}
+    if state.get("heads") is None:
+        raise ValueError("this checkpoint holds no training heads, but the run's settings have some: "
+                         "resume it with the settings it started with")
     return state["heads"]
 
 
