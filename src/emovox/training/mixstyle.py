@@ -60,14 +60,14 @@ class MixStyle:
         self.p = float(p)
         self._beta = torch.distributions.Beta(ALPHA, ALPHA)
         self._active = False
-        if on == "bins":  # [B, C, F, T] seen as [B, F, C, T]: statistics per bin over channels and time
-            self._handles = [model.conv1.register_forward_pre_hook(self._mix_input)]  # embed() too passes it
-            return
-        stages = model.stages()
-        self._handles = [stages[i].register_forward_hook(self._hook) for i in STAGES if i < len(stages)]
-        self._handles.append(stages[STAGES[0]].register_forward_pre_hook(self._draw))
+        # every pass (forward or embed) starts at the stem: the one place a batch's draw is made
+        self._handles = [model.conv1.register_forward_pre_hook(self._mix_input if on == "bins" else self._draw)]
+        if on == "stages":
+            stages = model.stages()
+            self._handles += [stages[i].register_forward_hook(self._hook) for i in STAGES if i < len(stages)]
 
     def _mix_input(self, module, inputs):
+        """``bins``: the input ``[B, C, F, T]`` seen as ``[B, F, C, T]``: statistics per bin over channels and time."""
         self._draw(module, inputs)
         if not self._active:
             return None
